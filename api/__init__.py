@@ -1,0 +1,1 @@
+"""The read side: submission status, leaderboards, live counts, admin, health and metrics."""

@@ -1,0 +1,24 @@
+"""What the read side needs from a runtime; the embedded and distributed runtimes both provide it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from core.registry import Registry
+from core.ports import Store
+from schemas.campaign import CampaignDefinition
+
+
+@dataclass
+class Services:
+    registry: Registry
+    store: Store
+    admin_token: str
+    # Publishes a definition as a registry event and returns once it is in force here.
+    define_campaign: Callable[[CampaignDefinition], Awaitable[None]]
+    ready: Callable[[], bool]
+    # Whether a submission was taken by the log but has no verdict yet (best effort).
+    is_pending: Callable[[str, str], bool] = lambda campaign, submission_id: False
+    live_interval_s: float = 1.0
+    extra: dict[str, object] = field(default_factory=dict)

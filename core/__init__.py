@@ -1,0 +1,1 @@
+"""The domain core: pure judging, attribution and counting logic. No I/O imports here."""

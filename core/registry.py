@@ -1,0 +1,115 @@
+"""The registry: campaigns, links, units, provinces and work regions as folded from registry events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+
+from schemas.campaign import CampaignDefinition, Phase, Province, Questionnaire, Unit, WorkRegion
+from schemas.events import CampaignDefined, LinkRevoked
+
+
+@dataclass(frozen=True)
+class Attribution:
+    link_code: str
+    unit: str
+    province: str
+    work_region: str
+    channel: str
+
+
+@dataclass
+class LinkState:
+    code: str
+    unit: str
+    channel: str
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass
+class CampaignState:
+    definition: CampaignDefinition
+    tz: zoneinfo.ZoneInfo
+    links: dict[str, LinkState]
+    # Every questionnaire version ever defined stays valid for answers already in flight.
+    questionnaires: dict[str, Questionnaire]
+    units: dict[str, Unit] = field(default_factory=dict)
+    provinces: dict[str, Province] = field(default_factory=dict)
+    work_regions: dict[str, WorkRegion] = field(default_factory=dict)
+
+    def attribute(self, link_code: str) -> Attribution | None:
+        link = self.links.get(link_code)
+        if link is None:
+            return None
+        unit = self.units[link.unit]
+        province = self.provinces[unit.province]
+        return Attribution(link.code, unit.id, province.id, province.work_region, link.channel)
+
+    def phase_at(self, received_at: dt.datetime) -> Phase | None:
+        """The phase whose dates (inclusive, campaign timezone) hold the receive time."""
+        day = received_at.astimezone(self.tz).date()
+        for phase in self.definition.phases:
+            if phase.start <= day <= phase.end:
+                return phase
+        return None
+
+    def link_revoked_at(self, link_code: str, at: dt.datetime) -> bool:
+        link = self.links.get(link_code)
+        return link is not None and link.revoked_at is not None and link.revoked_at <= at
+
+    def province_target(self, province_id: str) -> int:
+        return self.provinces[province_id].target
+
+    def work_region_target(self, region_id: str) -> int:
+        return sum(p.target for p in self.provinces.values() if p.work_region == region_id)
+
+
+class Registry:
+    """Folds registry events in log order; the same fold runs in every runtime and in a replay."""
+
+    def __init__(self) -> None:
+        self.campaigns: dict[str, CampaignState] = {}
+
+    def get(self, campaign: str) -> CampaignState | None:
+        return self.campaigns.get(campaign)
+
+    def apply(self, event: CampaignDefined | LinkRevoked) -> None:
+        if isinstance(event, CampaignDefined):
+            self._define(event)
+        else:
+            state = self.campaigns.get(event.campaign)
+            if state is None or event.link_code not in state.links:
+                return
+            link = state.links[event.link_code]
+            if link.revoked_at is None or event.revoked_at < link.revoked_at:
+                link.revoked_at = event.revoked_at
+
+    def _define(self, event: CampaignDefined) -> None:
+        defn = event.definition
+        old = self.campaigns.get(defn.campaign)
+        links: dict[str, LinkState] = dict(old.links) if old else {}
+        for lk in defn.links:
+            prior = links.get(lk.code)
+            revoked_at = prior.revoked_at if prior else None
+            if lk.revoked and revoked_at is None:
+                revoked_at = event.defined_at  # a revocation counts from when it was loaded on
+            links[lk.code] = LinkState(lk.code, lk.unit, lk.channel, revoked_at)
+        questionnaires = dict(old.questionnaires) if old else {}
+        questionnaires[defn.questionnaire.version] = defn.questionnaire
+        # An update adds and changes; units or provinces a link still points at are kept.
+        units = dict(old.units) if old else {}
+        units.update({u.id: u for u in defn.units})
+        provinces = dict(old.provinces) if old else {}
+        provinces.update({p.id: p for p in defn.provinces})
+        regions = dict(old.work_regions) if old else {}
+        regions.update({r.id: r for r in defn.work_regions})
+        self.campaigns[defn.campaign] = CampaignState(
+            definition=defn,
+            tz=zoneinfo.ZoneInfo(defn.timezone),
+            links=links,
+            questionnaires=questionnaires,
+            units=units,
+            provinces=provinces,
+            work_regions=regions,
+        )

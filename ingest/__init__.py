@@ -1,0 +1,1 @@
+"""The collector edge: envelope checks and a durable append to the raw log, nothing more."""

@@ -1,0 +1,230 @@
+"""POST /v1/submissions: check the envelope, append to the raw log, answer 202 once it is durable.
+
+Kept as a bare ASGI app on purpose: it is the hot path, benchmarked against a no-op app, and every
+layer here costs requests per second. Questionnaire-level judging happens after the 202.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from core.ports import LogUnavailableError, RawLog
+from core.privacy import keyed_hash
+from ingest import metrics
+from ingest.asgi import (
+    ASGIApp,
+    BodyTooLargeError,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_json,
+)
+from ingest.rate_limit import TokenBuckets
+from schemas.envelope import MAX_BODY_BYTES, SubmissionEnvelope, envelope_field_errors
+
+SUBMISSIONS_PATH = "/v1/submissions"
+_ENVELOPE = SubmissionEnvelope.__pydantic_validator__
+
+
+class Collector:
+    """The collector edge. `known_campaigns` is read on every request, so registry updates apply live."""
+
+    def __init__(
+        self,
+        log: RawLog,
+        known_campaigns: Callable[[], Any],
+        *,
+        hash_key: str,
+        fallback: ASGIApp | None = None,
+        ready: Callable[[], bool] | None = None,
+        on_received: Callable[[str, str], None] | None = None,
+        rate_limit_per_ip: float = 0.0,
+        rate_limit_per_link: float = 0.0,
+        max_in_flight: int = 4096,
+        trusted_proxies: list[str] | None = None,
+    ) -> None:
+        self.log = log
+        self.known_campaigns = known_campaigns
+        self.hash_key = hash_key
+        self.fallback = fallback
+        self.ready = ready or log.healthy
+        self.on_received = on_received
+        self.ip_buckets = TokenBuckets(rate_limit_per_ip) if rate_limit_per_ip > 0 else None
+        self.link_buckets = TokenBuckets(rate_limit_per_link) if rate_limit_per_link > 0 else None
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.trusted_proxies = set(trusted_proxies or ())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == SUBMISSIONS_PATH:
+                await self._submission(scope, receive, send)
+                return
+            if self.fallback is None:
+                await self._own_routes(path, scope, receive, send)
+                return
+        if self.fallback is not None:
+            await self.fallback(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan_noop(receive, send)
+
+    async def _own_routes(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if path == "/healthz":
+            await send_json(send, 200, {"status": "ok"})
+        elif path == "/readyz":
+            ok = self.ready()
+            await send_json(send, 200 if ok else 503, {"status": "ready" if ok else "not ready"})
+        elif path == "/metrics":
+            body = generate_latest()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await send_json(send, 404, {"detail": "not found"})
+
+    async def _submission(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = await self._handle(scope, receive, send)
+        metrics.count_response(status)
+        metrics.LATENCY.observe(time.perf_counter() - started)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
+        if scope["method"] != "POST":
+            await send_json(send, 405, {"detail": "use POST"}, [(b"allow", b"POST")])
+            return 405
+        ctype = header(scope, b"content-type") or b""
+        if ctype.split(b";", 1)[0].strip().lower() != b"application/json":
+            await send_json(send, 415, {"detail": "Content-Type must be application/json"})
+            return 415
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await send_json(send, 413, {"detail": f"body larger than {MAX_BODY_BYTES} bytes"})
+            return 413
+        try:
+            body = await read_body(receive, MAX_BODY_BYTES)
+        except BodyTooLargeError:
+            await send_json(send, 413, {"detail": f"body larger than {MAX_BODY_BYTES} bytes"})
+            return 413
+        except ConnectionError:
+            return 499
+
+        try:
+            envelope: SubmissionEnvelope = _ENVELOPE.validate_json(body)
+        except pydantic.ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            if any(e["type"] == "json_invalid" for e in errors):
+                await send_json(send, 400, {"detail": "body is not valid UTF-8 JSON"})
+                return 400
+            if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+                await send_json(send, 422, {"detail": "body must be a JSON object"})
+                return 422
+            await send_json(
+                send, 422, {"detail": "envelope invalid", "errors": envelope_field_errors(errors)}
+            )
+            return 422
+        if envelope.campaign not in self.known_campaigns():
+            await send_json(
+                send,
+                422,
+                {
+                    "detail": "envelope invalid",
+                    "errors": [{"loc": ["campaign"], "type": "unknown_campaign",
+                                "msg": f"unknown campaign {envelope.campaign!r}"}],
+                },
+            )
+            return 422
+
+        client = self._client_address(scope)
+        limited = self._rate_limited(client, envelope.link_code)
+        if limited:
+            await send_json(
+                send, 429, {"detail": "rate limited, retry later"},
+                [(b"retry-after", str(max(1, round(limited))).encode())],
+            )
+            return 429
+        if self.in_flight >= self.max_in_flight:
+            await send_json(
+                send, 503, {"detail": "overloaded, nothing stored; retry with the same submission_id"},
+                [(b"retry-after", b"1")],
+            )
+            return 503
+
+        record = b"".join(
+            (
+                b'{"v":1,"kind":"submission.received","received_at":"',
+                dt.datetime.now(dt.UTC).isoformat().encode(),
+                b'","client":"',
+                keyed_hash(self.hash_key, client).encode(),
+                b'","body":',
+                body,
+                b"}",
+            )
+        )
+        self.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        appended = time.perf_counter()
+        try:
+            await self.log.append(envelope.submission_id.encode(), record)
+        except LogUnavailableError:
+            await send_json(
+                send, 503, {"detail": "log unavailable, nothing stored; retry with the same submission_id"},
+                [(b"retry-after", b"1")],
+            )
+            return 503
+        finally:
+            self.in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+        metrics.APPEND_LATENCY.observe(time.perf_counter() - appended)
+        metrics.PAYLOAD_BYTES.inc(len(body))
+        if self.on_received is not None:
+            self.on_received(envelope.campaign, envelope.submission_id)
+        await send_json(
+            send, 202,
+            b'{"submission_id":"' + envelope.submission_id.encode() + b'","status":"received"}',
+        )
+        return 202
+
+    def _client_address(self, scope: Scope) -> str:
+        peer = scope.get("client")
+        host = peer[0] if peer else ""
+        if host in self.trusted_proxies:
+            forwarded = header(scope, b"x-forwarded-for")
+            if forwarded:
+                # The right-most address not added by one of our own proxies is the client.
+                hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
+                for hop in reversed(hops):
+                    if hop not in self.trusted_proxies:
+                        return hop
+        return str(host)
+
+    def _rate_limited(self, client: str, link_code: str) -> float:
+        wait = 0.0
+        if self.ip_buckets is not None:
+            wait = self.ip_buckets.take(client)
+        if not wait and self.link_buckets is not None:
+            wait = self.link_buckets.take(link_code)
+        return wait
+
+
+async def _lifespan_noop(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,254 @@
+"""The campaign definition an organiser writes (CONTRACT §1), and how a file becomes one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Phase(_Model):
+    name: Identifier
+    start: dt.date
+    end: dt.date
+    counts: bool
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Phase:
+        if self.end < self.start:
+            raise ValueError(f"phase {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class WorkRegion(_Model):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Province(_Model):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    work_region: Identifier
+    internet_users: int = Field(ge=0)
+    target_rate: float = Field(ge=0, le=1)
+
+    @property
+    def target(self) -> int:
+        return round(self.internet_users * self.target_rate)
+
+
+class Unit(_Model):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["initiating", "supporting", "volunteer"] = "initiating"
+    province: Identifier
+    planned_samples: int = Field(ge=0)
+
+
+class Link(_Model):
+    code: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    unit: Identifier
+    channel: str = Field(default="", max_length=64)
+    revoked: bool = False
+
+
+class ScaleQuestion(_Model):
+    id: Identifier
+    type: Literal["scale"]
+    min: int
+    max: int
+    required: bool = False
+    label: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScaleQuestion:
+        if self.max < self.min:
+            raise ValueError(f"question {self.id!r}: max ({self.max}) is below min ({self.min})")
+        return self
+
+
+class SingleQuestion(_Model):
+    id: Identifier
+    type: Literal["single"]
+    options: list[str] = Field(min_length=1)
+    required: bool = False
+    label: str = ""
+
+
+class MultiQuestion(_Model):
+    id: Identifier
+    type: Literal["multi"]
+    options: list[str] = Field(min_length=1)
+    max_choices: int | None = Field(default=None, ge=1)
+    required: bool = False
+    label: str = ""
+
+
+class TextQuestion(_Model):
+    id: Identifier
+    type: Literal["text"]
+    max_length: int = Field(default=2000, ge=1, le=20000)
+    required: bool = False
+    label: str = ""
+
+
+Question = Annotated[
+    ScaleQuestion | SingleQuestion | MultiQuestion | TextQuestion, Field(discriminator="type")
+]
+
+
+class Questionnaire(_Model):
+    version: str = Field(min_length=1, max_length=64)
+    min_seconds: float = Field(default=0, ge=0)
+    # Straight-lining needs enough scale items to be meaningful; below this it is not judged.
+    straight_lining_min_items: int = Field(default=5, ge=2)
+    questions: list[Question] = Field(min_length=1)
+
+    @field_validator("questions")
+    @classmethod
+    def _unique_ids(cls, questions: list[Question]) -> list[Question]:
+        seen: set[str] = set()
+        for q in questions:
+            if q.id in seen:
+                raise ValueError(f"question id {q.id!r} appears twice")
+            seen.add(q.id)
+        return questions
+
+
+class CampaignDefinition(_Model):
+    campaign: Identifier
+    timezone: str = "Asia/Shanghai"
+    phases: list[Phase] = Field(min_length=1)
+    work_regions: list[WorkRegion] = Field(default_factory=list)
+    provinces: list[Province] = Field(default_factory=list)
+    units: list[Unit] = Field(default_factory=list)
+    links: list[Link] = Field(default_factory=list)
+    questionnaire: Questionnaire
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> CampaignDefinition:
+        _unique("work_regions", [r.id for r in self.work_regions])
+        _unique("provinces", [p.id for p in self.provinces])
+        _unique("units", [u.id for u in self.units])
+        _unique("links", [lk.code for lk in self.links])
+        regions = {r.id for r in self.work_regions}
+        provinces = {p.id for p in self.provinces}
+        units = {u.id for u in self.units}
+        for p in self.provinces:
+            if p.work_region not in regions:
+                raise ValueError(f"province {p.id!r}: unknown work_region {p.work_region!r}")
+        for u in self.units:
+            if u.province not in provinces:
+                raise ValueError(f"unit {u.id!r}: unknown province {u.province!r}")
+        for lk in self.links:
+            if lk.unit not in units:
+                raise ValueError(f"link {lk.code!r}: unknown unit {lk.unit!r}")
+        ordered = sorted(self.phases, key=lambda p: p.start)
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            if after.start <= before.end:
+                raise ValueError(f"phases {before.name!r} and {after.name!r} overlap")
+        return self
+
+
+def _unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"{what}: id {i!r} appears twice")
+        seen.add(i)
+
+
+class CampaignFileError(ValueError):
+    """A campaign file that cannot be used; the message names file, line, path and field."""
+
+
+def parse_campaign_text(text: str, source: str = "<input>") -> CampaignDefinition:
+    """Parse YAML or JSON text into a definition, or raise CampaignFileError naming the spot."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise CampaignFileError(f"{where}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CampaignFileError(f"{source}: expected a mapping at the top level")
+    try:
+        return CampaignDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignFileError(_describe(exc, text, source)) from exc
+
+
+def load_campaign_file(path: str | Path) -> CampaignDefinition:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignFileError(f"{p}: cannot read: {exc}") from exc
+    return parse_campaign_text(text, str(p))
+
+
+def _describe(exc: ValidationError, text: str, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        path = ".".join(loc) if loc else "(top level)"
+        field = loc[-1] if loc else "(top level)"
+        line = _line_of(text, err["loc"])
+        where = f"{source}:{line}" if line else source
+        lines.append(f"{where}: at {path}: field {field!r}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best effort: the line where the deepest located key or list item is written."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line: int | None = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, _ in node.value if k.value == part), None)
+            if match is None or key is None:
+                break
+            line, node = key.start_mark.line + 1, match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def definition_to_json(defn: CampaignDefinition) -> str:
+    return json.dumps(defn.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)

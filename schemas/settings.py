@@ -1,0 +1,48 @@
+"""All configuration in one object, read from SURVEY_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SURVEY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./data")
+    # Empty token: the admin endpoint refuses every request (401) rather than being open.
+    admin_token: str = ""
+    # Key for the keyed hashes of client addresses and device ids; set it in production.
+    hash_key: str = "survey-ingest-development-key"
+    public_base_url: str = "http://127.0.0.1:8080"
+    cors_origins: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    clickhouse_url: str = "clickhouse://127.0.0.1:9000/survey"
+    topic_prefix: str = "survey"
+    raw_partitions: int = 8
+
+    rate_limit_per_ip: float = 0.0  # requests/s per client address; 0 = off
+    rate_limit_per_link: float = 0.0  # requests/s per link code; 0 = off
+    max_in_flight: int = 4096  # concurrent submissions awaiting the log before shedding with 503
+
+    sink_batch_rows: int = 5000
+    sink_batch_seconds: float = 0.5
+    log_fsync: bool = True
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix)
+
+
+class Topics:
+    def __init__(self, prefix: str) -> None:
+        self.raw = f"{prefix}.submissions.raw"
+        self.judged = f"{prefix}.submissions.judged"
+        self.registry = f"{prefix}.registry"
+        self.counts = f"{prefix}.counts"

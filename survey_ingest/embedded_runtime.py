@@ -1,0 +1,110 @@
+"""Everything in one process: file logs, the embedded processor, chDB, the collector and the API."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from api.app import build_api
+from api.services import Services
+from core.registry import Registry
+from eventlog.file_log import FileLog
+from eventlog.offsets import OffsetStore
+from ingest.asgi import ASGIApp
+from ingest.collector import Collector
+from schemas.campaign import CampaignDefinition
+from schemas.events import (
+    CampaignDefined,
+    LinkRevoked,
+    SubmissionJudged,
+    decode_event,
+    encode_event,
+)
+from schemas.settings import Settings
+from storage import open_store
+from stream_processors.embedded import EmbeddedProcessor
+from stream_processors.pending import PendingSubmissions
+
+log = logging.getLogger(__name__)
+
+
+def read_registry(registry_log: FileLog, registry: Registry) -> int:
+    """Fold the whole registry log, in order; returns how many events were applied."""
+    n, position = 0, 0
+    while True:
+        records = registry_log.read(position, 1000)
+        if not records:
+            return n
+        for record in records:
+            event = decode_event(record.value)
+            if isinstance(event, CampaignDefined | LinkRevoked):
+                registry.apply(event)
+                n += 1
+        position = records[-1].offset + 1
+
+
+class EmbeddedRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data = Path(settings.data_dir).resolve()
+        data.mkdir(parents=True, exist_ok=True)
+        self.raw = FileLog(data / "raw", fsync=settings.log_fsync)
+        self.registry_log = FileLog(data / "registry", fsync=True)
+        self.store = open_store(f"chdb://{data / 'chdb'}")
+        self.store.migrate()
+        self.registry = Registry()
+        read_registry(self.registry_log, self.registry)
+        self.pending = PendingSubmissions()
+        self.processor = EmbeddedProcessor(
+            self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
+            hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
+            on_judged=self._judged,
+        )
+        remembered = self.processor.rebuild_state()
+        log.info("embedded runtime at %s: %d verdicts remembered, resuming at raw offset %d",
+                 data, remembered, self.processor.position)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        services = Services(
+            registry=self.registry, store=self.store, admin_token=settings.admin_token,
+            define_campaign=self.define_campaign, ready=self.ready,
+            is_pending=lambda c, s: (c, s) in self.pending,
+        )
+        self.api = build_api(services)
+        self.app: ASGIApp = Collector(
+            self.raw, self.registry.campaigns.keys, hash_key=settings.hash_key,
+            fallback=self.api, ready=self.ready, on_received=self.pending.add,
+            rate_limit_per_ip=settings.rate_limit_per_ip,
+            rate_limit_per_link=settings.rate_limit_per_link,
+            max_in_flight=settings.max_in_flight, trusted_proxies=settings.trusted_proxies,
+        )
+
+    def _judged(self, rows: Sequence[SubmissionJudged]) -> None:
+        for row in rows:
+            self.pending.discard(row.campaign, row.submission_id)
+
+    def ready(self) -> bool:
+        running = self._task is not None and not self._task.done()
+        return running and self.raw.healthy() and self.processor.healthy
+
+    async def define_campaign(self, definition: CampaignDefinition) -> None:
+        event = CampaignDefined(
+            campaign=definition.campaign, defined_at=dt.datetime.now(dt.UTC), definition=definition
+        )
+        await self.registry_log.append(definition.campaign.encode(), encode_event(event))
+        self.registry.apply(event)
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self.processor.run(self._stop))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        self.raw.close()
+        self.registry_log.close()
+        self.store.close()

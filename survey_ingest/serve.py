@@ -1,0 +1,104 @@
+"""Running the embedded runtime under uvicorn: `serve`, `demo`, and offline campaign loads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+
+from schemas.campaign import CampaignDefinition, load_campaign_file
+from schemas.settings import Settings
+from survey_ingest.embedded_runtime import EmbeddedRuntime
+
+log = logging.getLogger(__name__)
+
+
+def _server(app: object, settings: Settings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host, port=settings.port, lifespan="off", log_level="warning",
+        access_log=False, timeout_keep_alive=30,
+    )
+    return uvicorn.Server(config)
+
+
+async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> None:
+    runtime = EmbeddedRuntime(settings)
+    await runtime.start()
+    server = _server(runtime.app, settings)
+    print(f"survey-ingest serving on http://{settings.host}:{settings.port} "
+          f"(data in {settings.data_dir})", flush=True)
+    try:
+        await server.serve()
+    finally:
+        await runtime.stop()
+
+
+async def demo(settings: Settings, campaign_file: object, rate: float, duration: float | None) -> None:
+    from survey_ingest.generator import run_generator
+
+    definition = load_campaign_file(str(campaign_file))
+    runtime = EmbeddedRuntime(settings)
+    await runtime.define_campaign(definition)
+    await runtime.start()
+    server = _server(runtime.app, settings)
+    base = f"http://{settings.host}:{settings.port}"
+    camp = definition.campaign
+    print(
+        "\nsurvey-ingest demo — generated answer sheets are flowing in (placeholder figures).\n"
+        f"  live display:    {base}/display/{camp}\n"
+        f"  leaderboard:     {base}/v1/campaigns/{camp}/leaderboard?level=unit&limit=10\n"
+        f"  by province:     {base}/v1/campaigns/{camp}/leaderboard?level=province\n"
+        f"  by work region:  {base}/v1/campaigns/{camp}/leaderboard?level=work_region\n"
+        f"  live events:     {base}/v1/campaigns/{camp}/live\n"
+        f"  API docs:        {base}/docs\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    server_task = asyncio.create_task(server.serve())
+    while not server.started and not server_task.done():
+        await asyncio.sleep(0.05)
+    generator = asyncio.create_task(
+        run_generator(base, definition, rate_per_s=rate, duration_s=duration,
+                      concurrency=16, stop_event=stop)
+    )
+    board = asyncio.create_task(_print_leaderboard(runtime, camp, stop))
+    try:
+        await asyncio.wait({server_task, generator}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        server.should_exit = True
+        for task in (generator, board):
+            with contextlib.suppress(Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await server_task
+        await runtime.stop()
+
+
+async def _print_leaderboard(runtime: EmbeddedRuntime, campaign: str, stop: asyncio.Event) -> None:
+    from core.counting import leaderboard
+
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=5)
+        state = runtime.registry.get(campaign)
+        if state is None:
+            continue
+        counts = await asyncio.to_thread(runtime.store.unit_counts, campaign)
+        rows = leaderboard(state, counts, "unit", 5)
+        total = sum(c.valid for c in counts.values())
+        rejected = sum(c.rejected for c in counts.values())
+        print(f"[leaderboard] valid={total} rejected={rejected} top units: "
+              + "; ".join(f"{r.rank}. {r.name} {r.valid}" for r in rows), flush=True)
+
+
+async def load_offline(settings: Settings, definition: CampaignDefinition) -> None:
+    runtime = EmbeddedRuntime(settings)
+    try:
+        await runtime.define_campaign(definition)
+    finally:
+        await runtime.stop()
