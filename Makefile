@@ -24,6 +24,7 @@ serve: install
 # Installs the real services the tests use (Kafka jars, ClickHouse server); the test session
 # starts each once and stops it at the end.
 services-install:
+	bash infra/monitoring/install.sh
 	bash infra/kafka/install.sh
 	bash infra/clickhouse/install.sh
 

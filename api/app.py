@@ -9,13 +9,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
 from api.live import LiveCounts
+from api.pages import build_pages_router
 from api.services import Services
 from core.counting import leaderboard
 from schemas.campaign import CampaignFileError, parse_campaign_text
 from schemas.envelope import SubmissionEnvelope
+from survey_ingest import metrics_server
 
 QUERY_LATENCY = Histogram(
     "survey_api_query_duration_seconds", "Read-side query latency", ["endpoint"],
@@ -51,7 +53,10 @@ def build_api(services: Services) -> FastAPI:
 
     @app.get("/metrics", tags=["health"])
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = await asyncio.to_thread(
+            metrics_server.exposition, ready=services.ready, campaigns=services
+        )
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
         "/v1/submissions",
@@ -158,6 +163,7 @@ def build_api(services: Services) -> FastAPI:
             "questionnaire_version": definition.questionnaire.version,
         }
 
+    app.include_router(build_pages_router(services))
     return app
 
 

@@ -193,6 +193,9 @@ def judge(
     state.fingerprints[key] = assessment.fingerprints
     dk = device_key(assessment.judged)
     judged, first = settle_respondent(assessment.judged, state.device_first.get(dk) if dk else None)
-    if dk and first is not None:
+    # A resend is not counted, so it must not claim the device either: a retry received in a
+    # later phase (test -> collection, or before the window -> in it) would otherwise block
+    # the device's next, counted answer.
+    if dk and first is not None and not assessment.resend:
         state.device_first[dk] = first
     return judged, assessment.resend

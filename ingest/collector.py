@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pydantic
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.ports import LogUnavailableError, RawLog
 from core.privacy import keyed_hash
@@ -28,6 +28,7 @@ from ingest.asgi import (
     send_json,
 )
 from ingest.rate_limit import TokenBuckets
+from survey_ingest import metrics_server
 from schemas.envelope import MAX_BODY_BYTES, SubmissionEnvelope, envelope_field_errors
 
 SUBMISSIONS_PATH = "/v1/submissions"
@@ -84,7 +85,7 @@ class Collector:
             ok = self.ready()
             await send_json(send, 200 if ok else 503, {"status": "ready" if ok else "not ready"})
         elif path == "/metrics":
-            body = generate_latest()
+            body = metrics_server.exposition(ready=self.ready)
             await send(
                 {
                     "type": "http.response.start",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import zoneinfo
 from pathlib import Path
@@ -154,34 +155,53 @@ class CampaignDefinition(_Model):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> CampaignDefinition:
-        _unique("work_regions", [r.id for r in self.work_regions])
-        _unique("provinces", [p.id for p in self.provinces])
-        _unique("units", [u.id for u in self.units])
-        _unique("links", [lk.code for lk in self.links])
+        _unique("work_regions", "id", [r.id for r in self.work_regions])
+        _unique("provinces", "id", [p.id for p in self.provinces])
+        _unique("units", "id", [u.id for u in self.units])
+        _unique("links", "code", [lk.code for lk in self.links])
         regions = {r.id for r in self.work_regions}
         provinces = {p.id for p in self.provinces}
         units = {u.id for u in self.units}
-        for p in self.provinces:
+        for i, p in enumerate(self.provinces):
             if p.work_region not in regions:
-                raise ValueError(f"province {p.id!r}: unknown work_region {p.work_region!r}")
-        for u in self.units:
+                raise _LocatedError(
+                    ("provinces", i, "work_region"),
+                    f"province {p.id!r}: unknown work_region {p.work_region!r}",
+                )
+        for i, u in enumerate(self.units):
             if u.province not in provinces:
-                raise ValueError(f"unit {u.id!r}: unknown province {u.province!r}")
-        for lk in self.links:
+                raise _LocatedError(
+                    ("units", i, "province"), f"unit {u.id!r}: unknown province {u.province!r}"
+                )
+        for i, lk in enumerate(self.links):
             if lk.unit not in units:
-                raise ValueError(f"link {lk.code!r}: unknown unit {lk.unit!r}")
-        ordered = sorted(self.phases, key=lambda p: p.start)
-        for before, after in zip(ordered, ordered[1:], strict=False):
-            if after.start <= before.end:
-                raise ValueError(f"phases {before.name!r} and {after.name!r} overlap")
+                raise _LocatedError(
+                    ("links", i, "unit"), f"link {lk.code!r}: unknown unit {lk.unit!r}"
+                )
+        ordered = sorted(range(len(self.phases)), key=lambda i: self.phases[i].start)
+        for before, after in itertools.pairwise(ordered):
+            if self.phases[after].start <= self.phases[before].end:
+                raise _LocatedError(
+                    ("phases", after, "start"),
+                    f"phases {self.phases[before].name!r} and {self.phases[after].name!r} overlap",
+                )
         return self
 
 
-def _unique(what: str, ids: list[str]) -> None:
+class _LocatedError(ValueError):
+    """A cross-reference error that knows where in the file it is (a model validator's own
+    location is the top level, which would name neither line nor field)."""
+
+    def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _unique(what: str, key: str, ids: list[str]) -> None:
     seen: set[str] = set()
-    for i in ids:
+    for index, i in enumerate(ids):
         if i in seen:
-            raise ValueError(f"{what}: id {i!r} appears twice")
+            raise _LocatedError((what, index, key), f"{what}: id {i!r} appears twice")
         seen.add(i)
 
 
@@ -189,10 +209,23 @@ class CampaignFileError(ValueError):
     """A campaign file that cannot be used; the message names file, line, path and field."""
 
 
+def _timestamp_or_text(loader: Any, node: Any) -> Any:
+    """An impossible date (2023-09-31) stays text, so that validation reports it with its line
+    and field instead of the YAML library raising a bare ValueError."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader: Any = type("_Loader", (yaml.SafeLoader,), {})
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 def parse_campaign_text(text: str, source: str = "<input>") -> CampaignDefinition:
     """Parse YAML or JSON text into a definition, or raise CampaignFileError naming the spot."""
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = yaml.load(text, Loader=_Loader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -217,10 +250,12 @@ def load_campaign_file(path: str | Path) -> CampaignDefinition:
 def _describe(exc: ValidationError, text: str, source: str) -> str:
     lines = []
     for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
+        # A cross-reference check carries its own location below the model it validates.
+        located = (*err["loc"], *getattr(err.get("ctx", {}).get("error"), "loc", ()))
+        loc = [str(part) for part in located]
         path = ".".join(loc) if loc else "(top level)"
         field = loc[-1] if loc else "(top level)"
-        line = _line_of(text, err["loc"])
+        line = _line_of(text, located)
         where = f"{source}:{line}" if line else source
         lines.append(f"{where}: at {path}: field {field!r}: {err['msg']}")
     return "\n".join(lines)
@@ -238,7 +273,7 @@ def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
             match = next((v for k, v in node.value if k.value == part), None)
             key = next((k for k, _ in node.value if k.value == part), None)
             if match is None or key is None:
-                break
+                continue  # not a key in the file, e.g. a union's tag ("scale"): look past it
             line, node = key.start_mark.line + 1, match
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):

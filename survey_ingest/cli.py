@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", dest="data_dir", type=Path,
                    help="without --url: the embedded data dir to write to (instance stopped)")
 
-    from survey_ingest import distributed_cli
+    from survey_ingest import distributed_cli, qr
 
+    qr.add_commands(sub)
     distributed_cli.add_commands(sub)
     return parser
 
@@ -101,6 +102,10 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         return 0
     if args.command == "campaign":
         return _campaign(args)
+    if args.command == "links":
+        from survey_ingest import qr
+
+        return qr.dispatch(args)
     from survey_ingest import distributed_cli
 
     return distributed_cli.dispatch(args, _settings(args))

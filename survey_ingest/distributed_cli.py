@@ -1,24 +1,90 @@
-"""Distributed roles: collector, worker, api, migrate, replay, reconcile."""
+"""Distributed roles: collector, worker, api, migrate, replay, reconcile (Kafka + ClickHouse)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 from schemas.settings import Settings
 
+COLLECTOR_PORT = 8080
+API_PORT = 8081
+
+
+def _connection_flags(p: argparse.ArgumentParser, *, clickhouse: bool = True) -> None:
+    p.add_argument("--kafka-bootstrap", dest="kafka_bootstrap",
+                   help="Kafka bootstrap servers, host:port[,...] (env SURVEY_KAFKA_BOOTSTRAP)")
+    p.add_argument("--topic-prefix", dest="topic_prefix",
+                   help="prefix of every topic and consumer group (env SURVEY_TOPIC_PREFIX)")
+    if clickhouse:
+        p.add_argument("--clickhouse-url", dest="clickhouse_url",
+                       help="clickhouse://host:port/database (env SURVEY_CLICKHOUSE_URL)")
+
+
+def _http_flags(p: argparse.ArgumentParser, port: int) -> None:
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1, env SURVEY_HOST)")
+    p.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+
 
 def add_commands(sub: Any) -> None:
-    for name, text in (
-        ("collector", "HTTP collector appending to Kafka"),
-        ("worker", "faust worker: judge, count, sink to ClickHouse"),
-        ("api", "read-side API over ClickHouse"),
-        ("migrate", "create Kafka topics and apply ClickHouse migrations"),
-        ("replay", "re-judge the raw log into fresh projections"),
-        ("reconcile", "compare live counts with ClickHouse"),
-    ):
-        sub.add_parser(name, help=text)
+    p = sub.add_parser("collector", help="HTTP collector appending to Kafka")
+    _http_flags(p, COLLECTOR_PORT)
+    _connection_flags(p, clickhouse=False)
+
+    p = sub.add_parser("worker", help="faust worker: judge, then sink verdicts to ClickHouse")
+    _connection_flags(p)
+    p.add_argument("--instance-id", dest="instance_id",
+                   help="stable id of this worker (static group membership: a restart takes "
+                        "its partitions back without a rebalance)")
+    p.add_argument("--metrics-port", dest="metrics_port", type=int, default=8082,
+                   help="port for /metrics (default 8082; 0: none)")
+
+    p = sub.add_parser("api", help="read-side API over ClickHouse")
+    _http_flags(p, API_PORT)
+    _connection_flags(p)
+
+    p = sub.add_parser("migrate", help="create Kafka topics and apply ClickHouse migrations")
+    _connection_flags(p)
+
+    p = sub.add_parser("replay", help="re-judge the raw log into a fresh ClickHouse database")
+    _connection_flags(p)
+    p.add_argument("--into-database", dest="into_database",
+                   help="database for the fresh projections (default: <live>_replay_<time>)")
+
+    p = sub.add_parser("reconcile", help="compare the counts view with the stored verdicts")
+    _connection_flags(p)
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    raise SystemExit(f"survey-ingest {args.command}: not available in this build")
+    if getattr(args, "topic_prefix", None):
+        settings = settings.model_copy(update={"topic_prefix": args.topic_prefix})
+    command = args.command
+    if command == "collector":
+        from survey_ingest.distributed.collector import run_collector
+
+        asyncio.run(run_collector(settings))
+        return 0
+    if command == "api":
+        from survey_ingest.distributed.api import run_api
+
+        asyncio.run(run_api(settings))
+        return 0
+    if command == "worker":
+        from survey_ingest.distributed.worker import run_worker
+
+        run_worker(settings, instance_id=args.instance_id, metrics_port=args.metrics_port)
+        return 0
+    if command == "migrate":
+        from survey_ingest.distributed.migrate import migrate
+
+        return migrate(settings)
+    if command == "replay":
+        from survey_ingest.distributed.replay import replay
+
+        return replay(settings, args.into_database)
+    if command == "reconcile":
+        from survey_ingest.distributed.reconcile import reconcile
+
+        return reconcile(settings)
+    raise SystemExit(f"survey-ingest {command}: unknown command")

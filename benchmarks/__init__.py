@@ -1,0 +1,1 @@
+"""Reproducible load and latency measurements; `make bench` runs them all."""

@@ -1,0 +1,766 @@
+"""The embedded durable log: append-only segment files with group commit (one write + one fsync
+per batch) and a sparse offset index, the single-process stand-in for a Kafka topic.
+
+On-disk layout: `<directory>/<base offset, 20 digits>.log` segments; each record is
+
+    magic u8 | length u32 | crc32 u32 | key length u16 | key | value      (big-endian)
+
+where `length` and the zlib crc32 cover everything after the crc (key length, key, value).
+Offsets are not stored: a record's offset is its segment's base offset plus its position in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import concurrent.futures
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import struct
+import threading
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from core.ports import LogUnavailableError
+
+log = logging.getLogger(__name__)
+
+MAGIC = 0xA7
+_FRAME = struct.Struct(">BII")  # magic, length, crc32 of the payload
+_KEY_LEN = struct.Struct(">H")
+FRAME_OVERHEAD = _FRAME.size  # 9 bytes before the payload
+MAX_KEY_BYTES = 0xFFFF
+SEGMENT_SUFFIX = ".log"
+LOCK_NAME = "LOCK"
+
+MiB = 1 << 20
+DEFAULT_SEGMENT_BYTES = 256 * MiB
+DEFAULT_MAX_QUEUED_BYTES = 64 * MiB
+# One index entry per this many bytes: a random read skips at most this much; 20 GB of log costs
+# ~320k entries (5 MB in two arrays). Sequential consumers skip nothing thanks to the read hint.
+DEFAULT_INDEX_INTERVAL_BYTES = 64 * 1024
+# append_many_sync hands the writer chunks of at most this size, so one call cannot hog the queue.
+_MANY_CHUNK_BYTES = 1 * MiB
+_READ_CHUNK_BYTES = 256 * 1024
+# While unhealthy and idle, the writer checks this often whether the disk takes writes again, so
+# readiness recovers even when the load balancer has stopped sending traffic.
+_PROBE_INTERVAL_S = 1.0
+_PROBE_BYTES = 64 * 1024
+
+# fdatasync is enough (the file size is data for it); macOS has only fsync.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One write call; loops only on a short write (e.g. a signal or a huge batch)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class Record(NamedTuple):
+    offset: int
+    key: bytes
+    value: bytes
+
+
+class LogCorruptionError(Exception):
+    """A record that was durable no longer reads back (disk corruption, or files edited by hand)."""
+
+
+class LogInUseError(Exception):
+    """Another FileLog (in this or another process) has the directory open."""
+
+
+@dataclass
+class FileLogStats:
+    """Counters kept by the writer thread (read them for tests and metrics, never write)."""
+
+    records: int = 0
+    batches: int = 0
+    fsyncs: int = 0
+    bytes_written: int = 0
+    max_batch_records: int = 0
+    write_errors: int = 0
+    segments_rolled: int = 0
+    truncated_bytes_on_open: int = 0
+
+
+def encode_record(key: bytes, value: bytes) -> bytes:
+    if len(key) > MAX_KEY_BYTES:
+        raise ValueError(f"key is {len(key)} bytes; the limit is {MAX_KEY_BYTES}")
+    key_len = _KEY_LEN.pack(len(key))
+    crc = zlib.crc32(value, zlib.crc32(key, zlib.crc32(key_len)))
+    return b"".join((_FRAME.pack(MAGIC, 2 + len(key) + len(value), crc), key_len, key, value))
+
+
+def _frames(
+    fd: int, pos: int, limit: int, chunk_bytes: int = _READ_CHUNK_BYTES
+) -> Iterator[tuple[int, memoryview]]:
+    """Yield (file position, payload) of each well-formed frame from `pos` up to `limit`.
+
+    Stops silently at the first frame that is torn, has a bad magic or length, or fails its CRC;
+    callers tell "clean end" from "bad frame" by comparing where the frames stopped with `limit`.
+    """
+    buf = b""
+    buf_pos = pos
+    while pos + FRAME_OVERHEAD <= limit:
+        rel = pos - buf_pos
+        if rel + FRAME_OVERHEAD > len(buf):
+            buf = os.pread(fd, min(chunk_bytes, limit - pos), pos)
+            buf_pos, rel = pos, 0
+            if len(buf) < FRAME_OVERHEAD:
+                return
+        magic, length, crc = _FRAME.unpack_from(buf, rel)
+        end = pos + FRAME_OVERHEAD + length
+        if magic != MAGIC or length < _KEY_LEN.size or end > limit:
+            return
+        if rel + FRAME_OVERHEAD + length > len(buf):
+            buf = os.pread(fd, min(max(chunk_bytes, FRAME_OVERHEAD + length), limit - pos), pos)
+            buf_pos, rel = pos, 0
+            if len(buf) < FRAME_OVERHEAD + length:
+                return
+        payload = memoryview(buf)[rel + FRAME_OVERHEAD : rel + FRAME_OVERHEAD + length]
+        if zlib.crc32(payload) != crc:
+            return
+        (key_len,) = _KEY_LEN.unpack_from(payload)
+        if key_len > length - _KEY_LEN.size:
+            return
+        yield pos, payload
+        pos = end
+
+
+def _to_record(offset: int, payload: memoryview) -> Record:
+    (key_len,) = _KEY_LEN.unpack_from(payload)
+    return Record(offset, bytes(payload[2 : 2 + key_len]), bytes(payload[2 + key_len :]))
+
+
+def _segment_name(base: int) -> str:
+    return f"{base:020d}{SEGMENT_SUFFIX}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Segment:
+    """One segment file. `size` is its durable length; the index maps offsets to positions."""
+
+    __slots__ = ("base", "index_offsets", "index_positions", "indexed", "last_indexed_pos",
+                 "path", "read_fd", "size")
+
+    def __init__(self, base: int, path: Path, size: int) -> None:
+        self.base = base
+        self.path = path
+        self.size = size
+        self.index_offsets = array("q", [base])
+        self.index_positions = array("q", [0])
+        self.last_indexed_pos = 0
+        self.indexed = False
+        self.read_fd: int | None = None
+
+    def note(self, offset: int, pos: int, interval: int) -> None:
+        if pos - self.last_indexed_pos >= interval:
+            self.index_offsets.append(offset)
+            self.index_positions.append(pos)
+            self.last_indexed_pos = pos
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """The indexed (offset, position) at or before `offset`."""
+        j = bisect.bisect_right(self.index_offsets, offset) - 1
+        return self.index_offsets[j], self.index_positions[j]
+
+
+class _Pending:
+    """Queued bytes (one record, or several from append_many_sync) and who waits for them:
+    an asyncio future with its loop, or a concurrent future of a synchronous caller."""
+
+    __slots__ = ("afuture", "count", "data", "loop", "sizes", "sync_future")
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        count: int = 1,
+        sizes: list[int] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        afuture: asyncio.Future[int] | None = None,
+        sync_future: concurrent.futures.Future[int] | None = None,
+    ) -> None:
+        self.data = data
+        self.count = count
+        self.sizes = sizes  # per-record sizes when count > 1, for the sparse index
+        self.loop = loop
+        self.afuture = afuture
+        self.sync_future = sync_future
+
+
+_Outcomes = dict[asyncio.AbstractEventLoop, list[tuple["asyncio.Future[Any]", Any]]]
+
+
+def _deliver(
+    pending: _Pending, outcome: int | BaseException, by_loop: _Outcomes
+) -> None:
+    """Sync callers are told at once; asyncio callers are grouped per loop (see `_settle`)."""
+    if pending.sync_future is not None:
+        if pending.sync_future.done():  # only after a writer bug failed an answered batch
+            return
+        if isinstance(outcome, BaseException):
+            pending.sync_future.set_exception(outcome)
+        else:
+            pending.sync_future.set_result(outcome)
+    elif pending.loop is not None and pending.afuture is not None:
+        by_loop.setdefault(pending.loop, []).append((pending.afuture, outcome))
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """Runs on the waiters' own loop: one call per loop per batch, not one per append."""
+    for future, outcome in items:
+        if future.done():  # cancelled by its caller (timeout, disconnect): nothing to tell
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+class FileLog:
+    """A durable, append-only log in `directory` (see the module docstring for the format).
+
+    `append` returns only after the record is written and fdatasync'ed (with `fsync=False`: after
+    the write reached the OS, which survives a process crash but not a power cut). Concurrent
+    appends are group-committed by one writer thread. Only one FileLog may have a directory open.
+    A segment may exceed `segment_bytes` by at most one batch, since a batch is never split.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fsync: bool = True,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        index_interval_bytes: int = DEFAULT_INDEX_INTERVAL_BYTES,
+    ) -> None:
+        if segment_bytes <= 0 or max_queued_bytes <= 0 or index_interval_bytes <= 0:
+            raise ValueError("segment_bytes, max_queued_bytes and index_interval_bytes must be > 0")
+        self.directory = Path(directory)
+        self.fsync = fsync
+        self.segment_bytes = segment_bytes
+        self.max_queued_bytes = max_queued_bytes
+        self.index_interval_bytes = index_interval_bytes
+        self.stats = FileLogStats()
+
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer sleeps on it
+        self._queue: list[_Pending] = []
+        self._queued_bytes = 0  # queued plus being written: all the memory appends hold
+        self._writer_waiting = False
+        self._closing = False
+        self._closed = False
+        self._healthy = True
+        # Set when the file's state is unknown: no more writes until reopened.
+        self._broken: BaseException | None = None
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
+        self._hint: tuple[int, _Segment, int] | None = None  # where the last read stopped
+
+        self._lock_fd = self._open_directory()
+        try:
+            self._segments, self._bases = self._load_segments()
+            self._active = self._segments[-1]
+            self._end = self._recover(self._active)
+            self._write_fd = os.open(
+                self._active.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+            )
+        except BaseException:
+            for segment in getattr(self, "_segments", []):
+                if segment.read_fd is not None:
+                    os.close(segment.read_fd)
+            os.close(self._lock_fd)
+            raise
+        self._writer = threading.Thread(
+            target=self._run_writer, name=f"filelog-writer:{self.directory.name}", daemon=True
+        )
+        self._writer.start()
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def _open_directory(self) -> int:
+        created = not self.directory.exists()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if created:
+            _fsync_dir(self.directory.parent)
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            # flock is per open file description, so it also catches a second open in-process.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LogInUseError(f"{self.directory} is already open in another FileLog") from None
+        return fd
+
+    def _load_segments(self) -> tuple[list[_Segment], list[int]]:
+        bases: list[int] = []
+        for path in self.directory.iterdir():
+            stem = path.name.removesuffix(SEGMENT_SUFFIX)
+            if path.name.endswith(SEGMENT_SUFFIX) and len(stem) == 20 and stem.isdigit():
+                bases.append(int(stem))
+        bases.sort()
+        if not bases:
+            path = self.directory / _segment_name(0)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            _fsync_dir(self.directory)
+            bases = [0]
+        segments = []
+        for base in bases:
+            path = self.directory / _segment_name(base)
+            segments.append(_Segment(base, path, path.stat().st_size))
+        return segments, bases
+
+    def _recover(self, segment: _Segment) -> int:
+        """Scan the active segment, index it, cut a torn or corrupt tail; returns the end offset.
+
+        Like Kafka, everything from the first bad frame on is cut: after a crash the unsynced last
+        batch may have reached the disk in any order (a zeroed page, then valid-looking records),
+        and none of it was acknowledged, since acknowledgement follows the fsync.
+        """
+        fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+        segment.read_fd = fd
+        file_size = segment.size
+        offset, valid_end = segment.base, 0
+        for pos, payload in _frames(fd, 0, file_size, chunk_bytes=4 * MiB):
+            segment.note(offset, pos, self.index_interval_bytes)
+            offset += 1
+            valid_end = pos + FRAME_OVERHEAD + len(payload)
+        if valid_end < file_size:
+            log.warning(
+                "%s: cutting %d bytes after offset %d: the torn or corrupt tail of a write "
+                "interrupted by a crash",
+                segment.path, file_size - valid_end, offset - 1,
+            )
+            wfd = os.open(segment.path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.ftruncate(wfd, valid_end)
+                os.fsync(wfd)
+            finally:
+                os.close(wfd)
+            self.stats.truncated_bytes_on_open = file_size - valid_end
+        segment.size = valid_end
+        segment.indexed = True
+        return offset
+
+    # -- appending --------------------------------------------------------------------------
+
+    async def append(self, key: bytes, value: bytes) -> int:
+        """Append one record; returns its offset once it is durable.
+
+        Raises LogUnavailableError (nothing acknowledged; the caller may retry) when the write
+        failed, the log is closed, or more than `max_queued_bytes` are waiting.
+        """
+        data = self._checked(key, value)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._enqueue(_Pending(data, loop=loop, afuture=future))
+        # If the caller is cancelled, the record may still be written: harmless, since the
+        # system is idempotent on submission_id.
+        return await future
+
+    def append_sync(self, key: bytes, value: bytes) -> int:
+        """Blocking append for callers without an event loop; returns the offset once durable."""
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._enqueue(_Pending(self._checked(key, value), sync_future=future))
+        return future.result()
+
+    def append_many_sync(self, records: Iterable[tuple[bytes, bytes]]) -> list[int]:
+        """Blocking append of many records, in order; returns their offsets once durable.
+
+        Records go in chunks of about 1 MiB, each contiguous in the log. If a chunk fails, the
+        ones before it are durable but the call raises LogUnavailableError all the same.
+        """
+        offsets: list[int] = []
+        chunk: list[bytes] = []
+        chunk_bytes = 0
+
+        def flush() -> None:
+            nonlocal chunk, chunk_bytes
+            future: concurrent.futures.Future[int] = concurrent.futures.Future()
+            sizes = [len(d) for d in chunk]
+            self._enqueue(
+                _Pending(b"".join(chunk), count=len(chunk), sizes=sizes, sync_future=future)
+            )
+            first = future.result()
+            offsets.extend(range(first, first + len(chunk)))
+            chunk, chunk_bytes = [], 0
+
+        for key, value in records:
+            data = self._checked(key, value)
+            if chunk and chunk_bytes + len(data) > min(_MANY_CHUNK_BYTES, self.max_queued_bytes):
+                flush()
+            chunk.append(data)
+            chunk_bytes += len(data)
+        if chunk:
+            flush()
+        return offsets
+
+    def _checked(self, key: bytes, value: bytes) -> bytes:
+        data = encode_record(key, value)
+        if len(data) > self.max_queued_bytes:
+            raise ValueError(
+                f"record is {len(data)} bytes; max_queued_bytes is {self.max_queued_bytes}"
+            )
+        return data
+
+    def _enqueue(self, pending: _Pending) -> None:
+        with self._lock:
+            if self._closing:
+                raise LogUnavailableError(f"log {self.directory} is closed")
+            if self._broken is not None:
+                raise LogUnavailableError(f"log {self.directory} failed: {self._broken}")
+            if self._queued_bytes + len(pending.data) > self.max_queued_bytes:
+                raise LogUnavailableError(
+                    f"log {self.directory} is overloaded: {self._queued_bytes} bytes wait for disk"
+                )
+            self._queue.append(pending)
+            self._queued_bytes += len(pending.data)
+            if self._writer_waiting:
+                self._work.notify()
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        while True:
+            probe = False
+            with self._lock:
+                while not self._queue:
+                    if self._closing:
+                        return
+                    unhealthy = not self._healthy and self._broken is None
+                    self._writer_waiting = True
+                    woken = self._work.wait(_PROBE_INTERVAL_S if unhealthy else None)
+                    self._writer_waiting = False
+                    if unhealthy and not woken and not self._queue and not self._closing:
+                        probe = True
+                        break
+                batch, self._queue = self._queue, []
+            if probe:
+                self._probe()
+                continue
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # a bug, not an I/O error: never leave callers hanging
+                log.exception("file log writer failed")
+                with self._lock:
+                    self._broken = exc
+                    self._healthy = False
+                self._fail(batch, exc)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        total = sum(len(p.data) for p in batch)
+        try:
+            if self._broken is not None:
+                raise LogUnavailableError(f"log {self.directory} failed: {self._broken}")
+            self._maybe_roll()
+            data = batch[0].data if len(batch) == 1 else b"".join(p.data for p in batch)
+            _write_all(self._write_fd, data)
+            if self.fsync:
+                _datasync(self._write_fd)
+                self.stats.fsyncs += 1
+        except (OSError, LogUnavailableError) as exc:
+            self._write_failed(batch, total, exc)
+            return
+
+        results: _Outcomes = {}
+        firsts: list[int] = []
+        with self._lock:
+            segment = self._active
+            offset, pos = self._end, segment.size
+            interval = self.index_interval_bytes
+            for pending in batch:
+                firsts.append(offset)
+                if pending.sizes is None:
+                    segment.note(offset, pos, interval)
+                    offset += 1
+                    pos += len(pending.data)
+                else:
+                    for size in pending.sizes:
+                        segment.note(offset, pos, interval)
+                        offset += 1
+                        pos += size
+            records = offset - self._end
+            segment.size = pos
+            self._end = offset
+            self._queued_bytes -= total
+            self._healthy = True
+            if self._waiters:
+                still = []
+                for waiter in self._waiters:
+                    if waiter[0] < offset:
+                        results.setdefault(waiter[1], []).append((waiter[2], True))
+                    else:
+                        still.append(waiter)
+                self._waiters = still
+        stats = self.stats
+        stats.records += records
+        stats.batches += 1
+        stats.bytes_written += total
+        stats.max_batch_records = max(stats.max_batch_records, records)
+        for pending, first in zip(batch, firsts, strict=True):
+            _deliver(pending, first, results)
+        for loop, items in results.items():
+            _call_soon(loop, items)
+
+    def _maybe_roll(self) -> None:
+        active = self._active
+        if active.size < self.segment_bytes or self._end == active.base:
+            return
+        segment = _Segment(self._end, self.directory / _segment_name(self._end), 0)
+        fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            _fsync_dir(self.directory)  # the new name must survive a crash before its records do
+        except OSError:
+            os.close(fd)
+            raise
+        segment.indexed = True
+        old_fd, self._write_fd = self._write_fd, fd
+        os.close(old_fd)  # everything in it was fsync'ed by the batch that filled it
+        with self._lock:
+            self._segments.append(segment)
+            self._bases.append(segment.base)
+            self._active = segment
+        self.stats.segments_rolled += 1
+
+    def _write_failed(self, batch: list[_Pending], total: int, exc: BaseException) -> None:
+        """Cut whatever part of the batch reached the file, then fail its callers.
+
+        The cut comes first, so a LogUnavailableError really means "not stored". It needs no
+        fsync of its own: the next successful batch's fdatasync makes the shorter size durable
+        with it, and a crash before then leaves only unacknowledged bytes that the scan on open
+        cuts again. If the cut itself fails, the file's state is unknown and the log refuses all
+        further writes; reopening it (which scans and truncates the tail) is the way back.
+        """
+        self.stats.write_errors += 1
+        with self._lock:
+            self._healthy = False
+            self._queued_bytes -= total
+        if self._broken is None:
+            log.error("file log %s: write failed: %s", self.directory, exc)
+            try:
+                os.ftruncate(self._write_fd, self._active.size)
+            except OSError as cut_exc:
+                log.error("file log %s: cannot cut the failed write (%s); refusing writes until "
+                          "reopened", self.directory, cut_exc)
+                with self._lock:
+                    self._broken = cut_exc
+        self._fail(batch, exc)
+
+    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        results: _Outcomes = {}
+        for pending in batch:
+            # One exception object per caller: a shared one would collect every task's traceback.
+            error = LogUnavailableError(f"log {self.directory}: write failed, not stored: {exc}")
+            _deliver(pending, error, results)
+        for loop, items in results.items():
+            _call_soon(loop, items)
+
+    def _probe(self) -> None:
+        """Does the disk take writes again (space freed)? Reserve some room, then give it back."""
+        fd, size = self._write_fd, self._active.size
+        try:
+            try:
+                os.posix_fallocate(fd, size, _PROBE_BYTES)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                # No fallocate here: let the next append be the probe.
+            os.ftruncate(fd, size)
+            _datasync(fd)
+        except OSError as exc:
+            log.debug("file log %s: still unwritable: %s", self.directory, exc)
+            try:
+                os.ftruncate(fd, size)
+            except OSError as cut_exc:
+                with self._lock:
+                    self._broken = cut_exc
+            return
+        with self._lock:
+            self._healthy = True
+        log.info("file log %s: writable again", self.directory)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def end_offset(self) -> int:
+        """The next offset to be assigned: every offset below it is durable and readable."""
+        return self._end
+
+    def read(self, start: int, max_records: int = 1000) -> list[Record]:
+        """Up to `max_records` durable records from offset `start` on (empty at the end).
+
+        Safe to call from any thread. Sequential reads resume exactly where the previous read
+        stopped; others start from the sparse index (at most one index interval of skipping).
+        """
+        if start < 0:
+            raise ValueError(f"offset must be >= 0, got {start}")
+        records: list[Record] = []
+        offset = start
+        while len(records) < max_records:
+            with self._lock:
+                if self._closed:
+                    raise ValueError(f"log {self.directory} is closed")
+                end = self._end
+                if offset >= end:
+                    break
+                i = bisect.bisect_right(self._bases, offset) - 1
+                segment = self._segments[i]
+                segment_end = self._bases[i + 1] if i + 1 < len(self._bases) else end
+                limit = segment.size
+                indexed = segment.indexed
+            if not indexed:
+                self._index_sealed(segment, segment_end)
+            with self._lock:
+                at, pos = self._position(segment, offset)
+            fd = self._read_fd(segment)
+            for frame_pos, payload in _frames(fd, pos, limit):
+                if at >= offset:
+                    records.append(_to_record(at, payload))
+                at += 1
+                pos = frame_pos + FRAME_OVERHEAD + len(payload)
+                if len(records) >= max_records or at >= segment_end:
+                    break
+            if at < segment_end and len(records) < max_records:
+                raise LogCorruptionError(
+                    f"{segment.path}: durable records end at offset {at} (position {pos}), "
+                    f"expected {segment_end}"
+                )
+            offset = at
+            with self._lock:
+                self._hint = (at, segment, pos) if at < segment_end else None
+        return records
+
+    def _position(self, segment: _Segment, offset: int) -> tuple[int, int]:
+        at, pos = segment.lookup(offset)
+        hint = self._hint
+        if hint is not None and hint[1] is segment and at <= hint[0] <= offset:
+            return hint[0], hint[2]
+        return at, pos
+
+    def _read_fd(self, segment: _Segment) -> int:
+        fd = segment.read_fd
+        if fd is None:
+            fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+            with self._lock:
+                if segment.read_fd is None:
+                    segment.read_fd = fd
+                else:  # another reader won the race
+                    os.close(fd)
+                    fd = segment.read_fd
+        return fd
+
+    def _index_sealed(self, segment: _Segment, segment_end: int) -> None:
+        """Index a sealed segment on first read (not at open: old segments may be many GB)."""
+        offsets, positions = array("q", [segment.base]), array("q", [0])
+        last_indexed, offset, valid_end = 0, segment.base, 0
+        for pos, payload in _frames(self._read_fd(segment), 0, segment.size, chunk_bytes=4 * MiB):
+            if pos - last_indexed >= self.index_interval_bytes:
+                offsets.append(offset)
+                positions.append(pos)
+                last_indexed = pos
+            offset += 1
+            valid_end = pos + FRAME_OVERHEAD + len(payload)
+        if offset != segment_end or valid_end != segment.size:
+            raise LogCorruptionError(
+                f"{segment.path}: holds offsets up to {offset} ({valid_end} of {segment.size} "
+                f"bytes valid), expected up to {segment_end}"
+            )
+        with self._lock:
+            segment.index_offsets, segment.index_positions = offsets, positions
+            segment.last_indexed_pos = last_indexed
+            segment.indexed = True
+
+    async def wait_for(self, offset: int, timeout: float) -> bool:
+        """Wait until the record at `offset` is durable; False if `timeout` seconds pass first."""
+        if self._end > offset:
+            return True
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        waiter = (offset, loop, future)
+        with self._lock:
+            if self._end > offset:
+                return True
+            if self._closing:
+                return False
+            self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    # -- health and lifecycle ---------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """False when closed, after a failed write (until the disk takes writes again) or broken."""
+        return self._healthy and self._broken is None and not self._closing
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer, release the directory. Idempotent.
+
+        Stop readers first: a `read` running in another thread during close may fail.
+        """
+        with self._lock:
+            self._closing = True
+            self._work.notify_all()
+        self._writer.join()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            waiters, self._waiters = self._waiters, []
+        results: _Outcomes = {}
+        for _, loop, future in waiters:
+            results.setdefault(loop, []).append((future, False))
+        for loop, items in results.items():
+            _call_soon(loop, items)
+        os.close(self._write_fd)
+        for segment in self._segments:
+            if segment.read_fd is not None:
+                os.close(segment.read_fd)
+                segment.read_fd = None
+        os.close(self._lock_fd)  # releases the flock
+
+    def __enter__(self) -> FileLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FileLog({str(self.directory)!r}, end_offset={self._end})"
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop, items: list[tuple[asyncio.Future[Any], Any]]
+) -> None:
+    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is left to tell
+        loop.call_soon_threadsafe(_settle, items)

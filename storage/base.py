@@ -1,0 +1,165 @@
+"""The store's logic, once: idempotent inserts, counts, status and judge memory over SQL.
+
+An adapter supplies three things: run a query and return its rows as plain values, insert rows
+into a table, and close. Everything else (the SQL text, deduplication, paging, locking) is here,
+so the ClickHouse server and chDB stores cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from core.counting import Count
+from core.ports import JudgeMemoryRow, SubmissionStatus
+from schemas.events import SubmissionJudged
+from storage import migrations, sql
+
+# Keys looked up per query. A batch's ids go into one IN list; past this size the list is
+# split so the query text stays well inside max_query_size.
+LOOKUP_CHUNK = 20_000
+# Verdicts per page when streaming judge memory: bounded memory, few round trips.
+MEMORY_PAGE = 100_000
+MAX_QUERY_SIZE = 16 * 1024 * 1024
+
+
+class SqlStore(ABC):
+    """A Store over ClickHouse SQL. Thread-safe: one lock serialises every call, which also
+    makes "look up existing keys, then insert the rest" atomic within this process."""
+
+    database: str
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- what an adapter provides -------------------------------------------------------------
+
+    @abstractmethod
+    def _execute(self, query: str) -> Sequence[Sequence[Any]]:
+        """Run one statement; its result rows (empty for DDL), values as plain Python types."""
+
+    @abstractmethod
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[sql.Row]) -> None:
+        """Insert rows given as plain values (datetimes as epoch seconds) in one INSERT."""
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    # -- the Store port -----------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        with self._lock:
+            return migrations.apply(self._execute, self._insert, migrations.load())
+
+    def applied_migrations(self) -> set[str]:
+        with self._lock:
+            return migrations.applied(self._execute)
+
+    def insert_judged(self, rows: Sequence[SubmissionJudged]) -> int:
+        """Insert the verdicts not stored yet (by campaign, submission_id, fingerprint); returns
+        how many were inserted. Inserting the same batch again inserts nothing."""
+        fresh: dict[sql.Key, SubmissionJudged] = {}
+        for judged in rows:
+            fresh.setdefault(sql.verdict_key(judged), judged)
+        if not fresh:
+            return 0
+        # Built before taking the lock: a row that cannot be stored fails the batch up front.
+        values = {key: sql.submission_row(j) for key, j in fresh.items()}
+        with self._lock:
+            keys = list(values)
+            for start in range(0, len(keys), LOOKUP_CHUNK):
+                for row in self._execute(sql.existing_keys_sql(keys[start : start + LOOKUP_CHUNK])):
+                    values.pop((str(row[0]), str(row[1]), str(row[2])), None)
+            if values:
+                self._insert("submissions", sql.SUBMISSION_COLUMNS, list(values.values()))
+        return len(values)
+
+    def unit_counts(self, campaign: str) -> dict[str, Count]:
+        """Live counts per unit from the summing table the view feeds."""
+        return self._counts(sql.unit_counts_sql(campaign))
+
+    def exact_unit_counts(self, campaign: str) -> dict[str, Count]:
+        """Counts per unit recomputed from the verdicts themselves, each counted once."""
+        return self._counts(sql.exact_unit_counts_sql(campaign))
+
+    def submission_status(self, campaign: str, submission_id: str) -> SubmissionStatus | None:
+        with self._lock:
+            rows = self._execute(sql.submission_status_sql(campaign, submission_id))
+        if not rows:
+            return None
+        sid, status, reasons, unit, province = rows[0]
+        return SubmissionStatus(
+            submission_id=str(sid),
+            status=str(status),
+            reasons=tuple(str(r) for r in reasons),
+            unit=str(unit),
+            province=str(province),
+        )
+
+    def iter_judge_memory(self, page_size: int = MEMORY_PAGE) -> Iterator[JudgeMemoryRow]:
+        """Every stored verdict, in key order, one page in memory at a time.
+
+        The lock is held per page, not for the whole walk, so inserts can go on meanwhile;
+        verdicts inserted during the walk may or may not be seen.
+        """
+        after: sql.Key | None = None
+        while True:
+            with self._lock:
+                page = self._execute(sql.judge_memory_page_sql(after, page_size))
+            for campaign, sid, fingerprint, first_of_id, device_hash, status in page:
+                key = (str(campaign), str(sid), str(fingerprint))
+                if key == after:
+                    continue  # the same verdict twice in a part not merged yet
+                after = key
+                yield JudgeMemoryRow(
+                    campaign=key[0],
+                    submission_id=key[1],
+                    fingerprint=key[2],
+                    first_of_id=bool(int(first_of_id)),
+                    device_hash=str(device_hash),
+                    status=str(status),
+                )
+            if len(page) < page_size:
+                return
+
+    def judged_rows(self, campaign: str, submission_id: str) -> list[SubmissionJudged]:
+        """Every stored verdict for one id (the first one first), read back in full."""
+        with self._lock:
+            rows = self._execute(sql.judged_rows_sql(campaign, submission_id))
+        return [self._judged_from_row(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._close()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _counts(self, query: str) -> dict[str, Count]:
+        with self._lock:
+            rows = self._execute(query)
+        return {
+            str(unit): Count(valid=int(v), rejected=int(r), test=int(t)) for unit, v, r, t in rows
+        }
+
+    @staticmethod
+    def _judged_from_row(row: Sequence[Any]) -> SubmissionJudged:
+        fields = dict(zip(sql.SUBMISSION_COLUMNS, row, strict=True))
+        for name in ("received_at", "started_at", "submitted_at"):
+            if fields[name] is not None:
+                fields[name] = dt.datetime.fromtimestamp(int(fields[name]), dt.UTC)
+        fields["reasons"] = tuple(str(r) for r in fields["reasons"])
+        fields["first_of_id"] = bool(int(fields["first_of_id"]))
+        fields["duration_seconds"] = float(fields["duration_seconds"])
+        return SubmissionJudged.model_validate(fields)

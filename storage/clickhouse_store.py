@@ -1,0 +1,66 @@
+"""The store on a ClickHouse server, through clickhouse-driver's native protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from clickhouse_driver import Client
+
+from storage import sql
+from storage.base import MAX_QUERY_SIZE, SqlStore
+
+DEFAULT_PORT = 9000
+DEFAULT_DATABASE = "survey"
+
+
+class ClickHouseStore(SqlStore):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        database: str = DEFAULT_DATABASE,
+        user: str = "default",
+        password: str = "",
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.database = sql.identifier(database)
+        common: dict[str, Any] = {
+            "host": host, "port": port, "user": user, "password": password,
+            "connect_timeout": connect_timeout,
+            "settings": {"max_query_size": MAX_QUERY_SIZE},
+        }
+        # The database must exist before a connection can name it as its default.
+        bootstrap = Client(database="default", **common)
+        try:
+            bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        finally:
+            bootstrap.disconnect()
+        self._client = Client(database=self.database, **common)
+
+    @classmethod
+    def from_url(cls, url: str) -> ClickHouseStore:
+        """clickhouse://[user[:password]@]host[:port][/database]"""
+        parts = urlsplit(url)
+        if parts.scheme != "clickhouse":
+            raise ValueError(f"not a clickhouse:// URL: {url!r}")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or DEFAULT_PORT,
+            database=parts.path.strip("/") or DEFAULT_DATABASE,
+            user=unquote(parts.username) if parts.username else "default",
+            password=unquote(parts.password) if parts.password else "",
+        )
+
+    def _execute(self, query: str) -> Sequence[Sequence[Any]]:
+        result: Sequence[Sequence[Any]] = self._client.execute(query)
+        return result
+
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[sql.Row]) -> None:
+        # Native blocks: the rows never become SQL text.
+        self._client.execute(sql.insert_sql(table, columns), list(rows))
+
+    def _close(self) -> None:
+        self._client.disconnect()

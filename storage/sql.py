@@ -1,0 +1,281 @@
+"""The SQL both adapters run, and the one function that turns a Python value into SQL text.
+
+Neither the old ClickHouse server we support (18.16) nor chDB's Values parser share a way to
+bind parameters, so every value that reaches a query goes through `literal`, which quotes
+strings itself (backslash-escaping `\\`, `'` and NUL) and refuses anything it cannot render
+exactly. No other function in this package puts a value into SQL text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from schemas.events import SubmissionJudged
+
+# DateTime is seconds since the epoch in a UInt32 on every ClickHouse version.
+DATETIME_MIN: Final = 0
+DATETIME_MAX: Final = 2**32 - 1
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# NUL becomes \0: a raw NUL would end the query early where it passes through a C string.
+_STRING_ESCAPES: Final = str.maketrans({"\\": "\\\\", "'": "\\'", "\0": "\\0"})
+
+
+def identifier(name: str) -> str:
+    """A database or table name, checked rather than quoted: only plain names are accepted."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+def epoch_seconds(value: dt.datetime) -> int:
+    """Whole seconds since the epoch; a naive datetime is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return math.floor(value.timestamp())
+
+
+def literal(value: Any) -> str:
+    """The SQL text of one value, for both ClickHouse 18.16 and chDB.
+
+    str -> quoted and escaped; int -> decimal (Int64/UInt64 range); bool -> 1/0;
+    float -> repr (finite and normal only); None -> NULL; datetime -> epoch seconds (a DateTime
+    column takes an integer, and comparing one with an integer compares instants);
+    date -> 'YYYY-MM-DD'; list -> array; tuple -> tuple. Anything else is refused.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValueError(f"integer out of the Int64/UInt64 range: {value}")
+        return int.__repr__(value)  # not str(): an IntEnum subclass could render its name
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"non-finite float cannot be stored exactly: {value!r}")
+        if value != 0.0 and abs(value) < sys.float_info.min:
+            # 18.16's parser rejects a subnormal literal as a syntax error.
+            raise ValueError(f"subnormal float has no literal every ClickHouse reads: {value!r}")
+        return float.__repr__(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, dt.datetime):
+        seconds = epoch_seconds(value)
+        if not DATETIME_MIN <= seconds <= DATETIME_MAX:
+            raise ValueError(f"datetime outside the DateTime range: {value.isoformat()}")
+        return int.__repr__(seconds)
+    if isinstance(value, dt.date):
+        return "'" + value.isoformat() + "'"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        if not value:
+            raise ValueError("an empty tuple has no SQL form")
+        if len(value) == 1:
+            return "tuple(" + literal(value[0]) + ")"  # (x) would be x, not a tuple
+        return "(" + ", ".join(literal(v) for v in value) + ")"
+    raise TypeError(f"no SQL literal for a value of type {type(value).__name__}")
+
+
+def _string(value: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate from a \udXXX JSON escape
+            raise ValueError(f"string is not valid Unicode text: {exc}") from exc
+    return "'" + value.translate(_STRING_ESCAPES) + "'"
+
+
+def in_list(values: Iterable[Any]) -> str:
+    """The right-hand side of IN: `(a, b, ...)`; a tuple of tuples, never an array (18.16)."""
+    items = [literal(v) for v in values]
+    if not items:
+        raise ValueError("IN needs at least one value")
+    return "(" + ", ".join(items) + ")"
+
+
+# ---------------------------------------------------------------------------------------------
+# The submissions table, as written.
+
+SUBMISSION_COLUMNS: Final = (
+    "submission_id",
+    "campaign",
+    "fingerprint",
+    "source_position",
+    "received_at",
+    "status",
+    "reasons",
+    "rules_version",
+    "phase",
+    "link_code",
+    "unit",
+    "province",
+    "work_region",
+    "channel",
+    "questionnaire_version",
+    "respondent_province",
+    "respondent_city",
+    "age_group",
+    "started_at",
+    "submitted_at",
+    "duration_seconds",
+    "device_hash",
+    "client",
+    "answers_json",
+    "opinion",
+    "first_of_id",
+)
+
+Row = tuple[Any, ...]
+Key = tuple[str, str, str]
+
+
+def verdict_key(judged: SubmissionJudged) -> Key:
+    """What identifies a verdict: the table's sorting key."""
+    return (judged.campaign, judged.submission_id, judged.fingerprint)
+
+
+def _client_time(value: dt.datetime | None) -> int | None:
+    # Times the answering page sent may be anything; one that DateTime cannot hold is stored
+    # as NULL rather than failing the whole batch (the verdict already used it).
+    if value is None:
+        return None
+    seconds = epoch_seconds(value)
+    return seconds if DATETIME_MIN <= seconds <= DATETIME_MAX else None
+
+
+def submission_row(j: SubmissionJudged) -> Row:
+    """One verdict as plain values in SUBMISSION_COLUMNS order (datetimes as epoch seconds)."""
+    received = epoch_seconds(j.received_at)
+    if not DATETIME_MIN <= received <= DATETIME_MAX:
+        raise ValueError(f"received_at outside the DateTime range: {j.received_at.isoformat()}")
+    if not math.isfinite(j.duration_seconds):
+        raise ValueError(f"duration_seconds is not finite: {j.duration_seconds!r}")
+    return (
+        j.submission_id,
+        j.campaign,
+        j.fingerprint,
+        j.source_position,
+        received,
+        j.status,
+        [str(r) for r in j.reasons],
+        j.rules_version,
+        j.phase,
+        j.link_code,
+        j.unit,
+        j.province,
+        j.work_region,
+        j.channel,
+        j.questionnaire_version,
+        j.respondent_province,
+        j.respondent_city,
+        j.age_group,
+        _client_time(j.started_at),
+        _client_time(j.submitted_at),
+        float(j.duration_seconds),
+        j.device_hash,
+        j.client,
+        j.answers_json,
+        j.opinion,
+        1 if j.first_of_id else 0,
+    )
+
+
+def insert_sql(table: str, columns: Sequence[str]) -> str:
+    """The INSERT head; clickhouse-driver sends the rows natively after it."""
+    return f"INSERT INTO {identifier(table)} ({', '.join(identifier(c) for c in columns)}) VALUES"
+
+
+def insert_values_sql(table: str, columns: Sequence[str], rows: Iterable[Row]) -> str:
+    """A whole INSERT with its rows as SQL text (chDB; every value through `literal`)."""
+    values = ",".join("(" + ",".join(literal(v) for v in row) + ")" for row in rows)
+    return insert_sql(table, columns) + " " + values
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries. Results come back as lists of plain values: datetimes are selected as
+# toUnixTimestamp(...) so both adapters return integers.
+
+def existing_keys_sql(keys: Iterable[Key]) -> str:
+    """Which of these verdicts are stored: a superset through the primary key, filtered after."""
+    keys = list(keys)
+    campaigns = sorted({k[0] for k in keys})
+    ids = sorted({k[1] for k in keys})
+    return (
+        "SELECT campaign, submission_id, fingerprint FROM submissions"
+        f" WHERE campaign IN {in_list(campaigns)} AND submission_id IN {in_list(ids)}"
+    )
+
+
+def unit_counts_sql(campaign: str) -> str:
+    return (
+        "SELECT unit, sum(valid), sum(rejected), sum(test) FROM unit_counts"
+        f" WHERE campaign = {literal(campaign)} GROUP BY unit"
+    )
+
+
+def exact_unit_counts_sql(campaign: str) -> str:
+    # Straight from the base table, each verdict once even before ReplacingMergeTree merges.
+    return (
+        "SELECT unit, countIf(status = 'accepted'), countIf(status = 'rejected'),"
+        " countIf(status = 'test') FROM ("
+        " SELECT any(unit) AS unit, any(status) AS status FROM submissions"
+        f" WHERE campaign = {literal(campaign)} GROUP BY submission_id, fingerprint"
+        ") WHERE unit != '' GROUP BY unit"
+    )
+
+
+def submission_status_sql(campaign: str, submission_id: str) -> str:
+    # The first verdict for an id wins; a conflicting resend is stored with first_of_id = 0.
+    return (
+        "SELECT submission_id, status, reasons, unit, province FROM submissions"
+        f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
+        " ORDER BY first_of_id DESC, received_at, fingerprint LIMIT 1"
+    )
+
+
+JUDGE_MEMORY_COLUMNS: Final = (
+    "campaign", "submission_id", "fingerprint", "first_of_id", "device_hash", "status",
+)
+
+
+def judge_memory_page_sql(after: Key | None, limit: int) -> str:
+    """One page of verdicts in key order, strictly after `after` (keyset pagination).
+
+    The tuple comparison is spelled out as ORs of equalities and ranges because 18.16 only
+    uses the primary key index for those, not for `(a, b, c) > (x, y, z)`.
+    """
+    where = ""
+    if after is not None:
+        c, s, f = (literal(v) for v in after)
+        where = (
+            f" WHERE campaign > {c}"
+            f" OR (campaign = {c} AND submission_id > {s})"
+            f" OR (campaign = {c} AND submission_id = {s} AND fingerprint > {f})"
+        )
+    return (
+        f"SELECT {', '.join(JUDGE_MEMORY_COLUMNS)} FROM submissions{where}"
+        f" ORDER BY campaign, submission_id, fingerprint LIMIT {literal(int(limit))}"
+    )
+
+
+READ_BACK_COLUMNS: Final = tuple(
+    f"toUnixTimestamp({c})" if c in ("received_at", "started_at", "submitted_at") else c
+    for c in SUBMISSION_COLUMNS
+)
+
+
+def judged_rows_sql(campaign: str, submission_id: str) -> str:
+    return (
+        f"SELECT {', '.join(READ_BACK_COLUMNS)} FROM submissions"
+        f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
+        " ORDER BY first_of_id DESC, received_at, fingerprint LIMIT 1 BY fingerprint"
+    )

@@ -1,0 +1,143 @@
+"""The faust app: the two judging steps of core.judge, each on its own key, with faust tables.
+
+    raw (key: submission id) --assess--> assessed (key: device) --settle--> judged --> sink
+
+`assess` needs only what is known about one submission id, so it runs where raw is partitioned by
+submission id, with a table of fingerprints seen per id. `settle_respondent` needs only what is
+known about one device, so its input is re-keyed by device and it keeps a table of each device's
+first accepted submission. Tables live in memory and are rebuilt from their changelog topics.
+
+Delivery is at least once: faust flushes the producer (outputs and changelogs) before committing
+source offsets. After a crash, records are judged again; judging is deterministic and both steps
+always emit, even for a resend, so a redelivered record yields the identical verdict, which the
+idempotent sink drops. Skipping resends here would lose a verdict whose first emission died with
+the crash while its table update survived.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from core.judge import assess, device_key, settle_respondent
+from core.registry import Registry
+from schemas.events import encode_event
+from schemas.settings import Settings
+from stream_processors import metrics
+from stream_processors.faust_records import (
+    position,
+    read_judged,
+    read_received,
+    received_key,
+    submission_key,
+)
+from stream_processors.faust_topology import Topology
+
+log = logging.getLogger(__name__)
+
+FINGERPRINTS_TABLE = "fingerprints"
+DEVICES_TABLE = "device-first"
+
+
+class _StopOnSendError(faust.Sensor):
+    """A lost output must stop the worker before anything after it is committed.
+
+    faust only logs a failed send and then commits the source offset at the next commit, which
+    would drop a verdict. Exiting here leaves the offset uncommitted; the restarted worker judges
+    the record again.
+    """
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        log.critical("a verdict could not be written to Kafka (%r); stopping uncommitted", exc)
+        logging.shutdown()
+        os._exit(70)
+
+
+def build_app(
+    settings: Settings,
+    registry: Registry,
+    registry_synced_after: Callable[[float], Awaitable[None]],
+    *,
+    replication: int = 1,
+    instance_id: str | None = None,
+) -> faust.App:
+    """The app, its topics, tables and agents; `registry_synced_after` is the freshness wait."""
+    topology = Topology.of(settings)
+    app = faust.App(
+        topology.app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=topology.partitions,
+        topic_replication_factor=replication,
+        table_standby_replicas=0,
+        producer_acks=-1,
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
+        consumer_auto_offset_reset="earliest",
+        # Short timeouts: a worker that dies (or is restarted) hands its partitions over in
+        # seconds, not minutes. Static membership (instance_id) makes a restart seamless.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
+        broker_commit_interval=1.0,
+        consumer_group_instance_id=instance_id,
+        stream_wait_empty=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.sensors.add(_StopOnSendError())
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, partitions=topology.partitions)
+
+    raw, assessed, judged = topic(topology.raw), topic(topology.assessed), topic(topology.judged)
+    # Keys are str; json (not raw) so they come back as str when a table is rebuilt.
+    fingerprints = app.Table(
+        FINGERPRINTS_TABLE, default=None, partitions=topology.partitions,
+        key_serializer="json", value_serializer="json",
+    )
+    devices = app.Table(
+        DEVICES_TABLE, default=None, partitions=topology.partitions,
+        key_serializer="json", value_serializer="json",
+    )
+    hash_key = settings.hash_key
+
+    async def assess_submissions(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            where = position(event.message.partition, event.message.offset)
+            received = read_received(event.value, where)
+            if received is None:
+                continue
+            await registry_synced_after(received.received_at.timestamp())
+            key = received_key(received)
+            prior: tuple[str, ...] = tuple(fingerprints.get(key) or ())
+            assessment = assess(received, where, registry, prior, hash_key)
+            if assessment.fingerprints != prior:
+                fingerprints[key] = list(assessment.fingerprints)
+            if assessment.resend:
+                metrics.RESENDS.inc()
+            out_key = device_key(assessment.judged) or key
+            await assessed.send(key=out_key.encode(), value=encode_event(assessment.judged))
+
+    async def settle_respondents(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            where = position(event.message.partition, event.message.offset)
+            verdict = read_judged(event.value, where)
+            if verdict is None:
+                continue
+            dk = device_key(verdict)
+            first = devices.get(dk) if dk else None
+            final, first_after = settle_respondent(verdict, first)
+            if dk and first_after is not None and first_after != first:
+                devices[dk] = first_after
+            key = submission_key(final.campaign, final.submission_id)
+            await judged.send(key=key.encode(), value=encode_event(final))
+
+    app.agent(raw, name="assess")(assess_submissions)
+    app.agent(assessed, name="settle")(settle_respondents)
+    return app

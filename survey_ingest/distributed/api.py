@@ -1,0 +1,68 @@
+"""`survey-ingest api`: the read API over ClickHouse, with admin writes to the registry topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import HTTPException
+
+from api.app import build_api
+from api.services import Services
+from schemas.campaign import CampaignDefinition
+from schemas.settings import Settings
+from storage import open_store
+from stream_processors.faust_topology import Topology
+from survey_ingest.distributed.registry import RegistryFollower, RegistryPublisher
+from survey_ingest.distributed.serving import serve_http
+
+log = logging.getLogger(__name__)
+APPLY_TIMEOUT_S = 30.0
+
+
+class _Admin:
+    """Publishes definitions and waits until this process's follower has applied them."""
+
+    def __init__(self, settings: Settings, follower: RegistryFollower) -> None:
+        self.settings = settings
+        self.follower = follower
+        self._publisher: RegistryPublisher | None = None
+
+    def _publish(self, definition: CampaignDefinition) -> int:
+        if self._publisher is None:  # created on first use: the API starts without Kafka too
+            self._publisher = RegistryPublisher(self.settings.kafka_bootstrap, self.follower.topic)
+        return self._publisher.define(definition)
+
+    async def define(self, definition: CampaignDefinition) -> None:
+        try:
+            offset = await asyncio.to_thread(self._publish, definition)
+        except Exception as exc:
+            log.warning("registry write failed: %s", exc)
+            raise HTTPException(503, "registry unavailable, nothing changed; retry") from exc
+        applied = await asyncio.to_thread(self.follower.wait_applied, offset, APPLY_TIMEOUT_S)
+        if not applied:
+            # Written (it will take effect), but not confirmed in force here in time.
+            raise HTTPException(503, "definition written but not yet in force; check again")
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+async def run_api(settings: Settings) -> None:
+    topology = Topology.of(settings)
+    follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
+    store = open_store(settings.clickhouse_url)
+    admin = _Admin(settings, follower)
+    services = Services(
+        registry=follower.registry, store=store, admin_token=settings.admin_token,
+        define_campaign=admin.define, ready=follower.ready,
+    )
+    print(f"survey-ingest api on http://{settings.host}:{settings.port} "
+          f"(store {settings.clickhouse_url})", flush=True)
+    try:
+        await serve_http(build_api(services), settings.host, settings.port)
+    finally:
+        admin.close()
+        follower.stop()
+        store.close()

@@ -1,0 +1,37 @@
+"""`survey-ingest reconcile`: the live counts against the stored verdicts, per campaign and unit.
+
+The live counts are ClickHouse's counting view (what leaderboards show, kept up by materialized
+views on insert); the reference is the same figures recomputed from the deduplicated verdicts.
+They agree as long as every insert was idempotent; a difference is printed as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+
+from core.counting import Count
+from schemas.settings import Settings
+from storage import open_store
+from survey_ingest.distributed.replay import read_registry
+
+
+def reconcile(settings: Settings) -> int:
+    registry = read_registry(settings)
+    store = open_store(settings.clickhouse_url)
+    differences = 0
+    try:
+        for campaign in sorted(registry.campaigns):
+            view, exact = store.unit_counts(campaign), store.exact_unit_counts(campaign)
+            for unit in sorted(set(view) | set(exact)):
+                live, stored = view.get(unit, Count()), exact.get(unit, Count())
+                if live != stored:
+                    differences += 1
+                    print(json.dumps({"campaign": campaign, "unit": unit, "view": asdict(live),
+                                      "exact": asdict(stored)}), flush=True)
+    finally:
+        store.close()
+    print(f"reconcile: {len(registry.campaigns)} campaigns, {differences} differences",
+          file=sys.stderr)
+    return 1 if differences else 0

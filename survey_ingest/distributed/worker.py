@@ -1,0 +1,103 @@
+"""`survey-ingest worker`: the faust app (judging) plus the ClickHouse sink, in one process.
+
+The sink is a kafka-python consumer loop on its own thread (see stream_processors.sink for why
+it is not a faust agent); the registry follower is another thread. Scale out by starting more
+workers: faust and the sink's consumer group share the partitions among them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import faust
+
+from schemas.settings import Settings
+from storage import open_store
+from stream_processors.faust_app import build_app
+from stream_processors.faust_topology import Topology
+from stream_processors.sink import JudgedSink, sink_consumer
+from survey_ingest import metrics_server
+from survey_ingest.distributed.registry import RegistryFollower
+from survey_ingest.distributed.topics import admin_client, replication_for
+
+log = logging.getLogger(__name__)
+
+
+class _SinkThread:
+    """Runs the sink until stopped; a consumer that fails is replaced (nothing was committed)."""
+
+    def __init__(self, settings: Settings, topology: Topology) -> None:
+        self.settings = settings
+        self.topology = topology
+        self.stop = threading.Event()
+        self.healthy = False
+        self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        self.stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        s = self.settings
+        store = open_store(s.clickhouse_url)
+        try:
+            while not self.stop.is_set():
+                consumer = None
+                try:
+                    consumer = sink_consumer(
+                        s.kafka_bootstrap, self.topology.judged, self.topology.sink_group,
+                        s.sink_batch_rows,
+                    )
+                    sink = JudgedSink(consumer, store, batch_rows=s.sink_batch_rows,
+                                      batch_seconds=s.sink_batch_seconds)
+                    self.healthy = True
+                    sink.run(self.stop)
+                except Exception:
+                    log.exception("sink failed; starting it again")
+                    self.healthy = False
+                    self.stop.wait(1.0)
+                finally:
+                    if consumer is not None:
+                        consumer.close(autocommit=False)
+        finally:
+            store.close()
+
+
+def run_worker(
+    settings: Settings, *, instance_id: str | None = None, metrics_port: int = 0
+) -> None:
+    topology = Topology.of(settings)
+    admin = admin_client(settings.kafka_bootstrap)
+    try:
+        replication = replication_for(admin)
+    finally:
+        admin.close()
+    follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
+    app = build_app(settings, follower.registry, follower.wait_synced_after,
+                    replication=replication, instance_id=instance_id)
+    started = threading.Event()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def _started() -> None:
+        # App tasks run once the tables are recovered from their changelogs.
+        started.set()
+        log.info("worker ready: tables recovered, judging %s", topology.raw)
+
+    sink = _SinkThread(settings, topology)
+    sink.start()
+
+    def ready() -> bool:
+        return started.is_set() and follower.ready() and sink.healthy
+
+    if metrics_port:
+        metrics_server.start_http_server(metrics_port, ready=ready)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        sink.join(30)
+        follower.stop()

@@ -1,0 +1,742 @@
+"""Synthetic answer-sheet traffic for `survey-ingest demo` and the benchmarks.
+
+`make_sheet` / `generate_sheet` produce realistic answer-sheet bodies (CONTRACT §2) for a campaign
+definition, with a controlled share of flawed ones, each flaw aimed at one reason code (CONTRACT
+§5). `run_generator` posts them at a steady rate the way an answering page would: the same body
+again after a connection error, a 503 or a 429, so that a 202 is the only thing that ends a sheet.
+
+Everything is drawn from one `random.Random`: the same seed and the same definition give the same
+sheets in the same order (only the timestamps follow the clock given as `now`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime as dt
+import email.utils
+import hashlib
+import json
+import logging
+import math
+import random
+import string
+import time
+import uuid
+import weakref
+import zoneinfo
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any, Final, Literal, TypeAlias, get_args
+
+import httpx
+
+from schemas.campaign import (
+    CampaignDefinition,
+    Link,
+    MultiQuestion,
+    Question,
+    ScaleQuestion,
+    SingleQuestion,
+    TextQuestion,
+)
+
+log = logging.getLogger(__name__)
+
+FlawKind: TypeAlias = Literal[
+    "too_fast",
+    "missing_required",
+    "invalid_answer",
+    "straight_lining",
+    "unknown_link",
+    "revoked_link",
+    "reused_device",
+    "identical_resend",
+    "conflicting_resend",
+]
+FLAW_KINDS: Final[tuple[FlawKind, ...]] = get_args(FlawKind)
+
+# The reason code each flaw is meant to draw from the judge; an identical resend draws none
+# (it is absorbed and counted once).
+FLAW_REASONS: Final[Mapping[FlawKind, str | None]] = {
+    "too_fast": "too_fast",
+    "missing_required": "missing_required",
+    "invalid_answer": "invalid_answer",
+    "straight_lining": "straight_lining",
+    "unknown_link": "unknown_link",
+    "revoked_link": "revoked_link",
+    "reused_device": "duplicate_respondent",
+    "identical_resend": None,
+    "conflicting_resend": "duplicate_submission",
+}
+
+# How the flawed share splits between kinds (relative weights). Hurried respondents and page
+# retries are the common flaws in real traffic; conflicting resends are rare.
+DEFAULT_FLAW_WEIGHTS: Final[Mapping[FlawKind, float]] = {
+    "too_fast": 0.25,
+    "straight_lining": 0.15,
+    "reused_device": 0.12,
+    "identical_resend": 0.12,
+    "unknown_link": 0.10,
+    "missing_required": 0.08,
+    "invalid_answer": 0.08,
+    "revoked_link": 0.05,
+    "conflicting_resend": 0.05,
+}
+
+_NEEDS_HISTORY: Final[frozenset[FlawKind]] = frozenset(
+    {"reused_device", "identical_resend", "conflicting_resend"}
+)
+
+AGE_GROUPS: Final[tuple[str, ...]] = ("under-18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+_AGE_WEIGHTS: Final[tuple[float, ...]] = (0.08, 0.14, 0.22, 0.22, 0.16, 0.11, 0.07)
+
+# Share of respondents answering from another province than their link's (migrants, travellers).
+_OTHER_PROVINCE_SHARE: Final = 0.12
+_OPINION_SHARE: Final = 0.10
+_NO_DEVICE_ID_SHARE: Final = 0.03
+_SKIP_OPTIONAL = {"scale": 0.12, "single": 0.15, "multi": 0.30, "text": 0.88}
+# Pasting a phone number into an opinion happens; it exercises the privacy screening.
+_PHONE_IN_OPINION_SHARE: Final = 0.03
+# Resends (page retries) refer to one of the most recent sheets, reused devices to any kept one.
+_RESEND_WINDOW: Final = 64
+
+_CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
+
+_OPINIONS: Final[tuple[str, ...]] = (
+    "希望加强个人信息保护，严厉打击非法买卖个人信息的行为。",
+    "建议加大对电信网络诈骗的打击力度，多发布典型案例提醒群众。",
+    "骚扰电话和垃圾短信还是太多，希望运营商加强拦截。",
+    "希望对App过度索取权限的问题进一步整治。",
+    "建议在社区和学校多开展网络安全知识讲座。",
+    "希望平台对网络暴力内容处理得更及时一些。",
+    "老年人容易上当受骗，建议针对老年人开展防诈骗宣传。",
+    "网购时遇到过虚假客服，希望平台加强身份核验。",
+    "未成年人沉迷网络游戏的问题仍需持续关注。",
+    "希望举报渠道更加便捷，处理结果能及时反馈。",
+    "整体感觉网络环境比往年有明显改善。",
+    "建议加强对公共WiFi安全的管理和提示。",
+    "希望对网络谣言及时辟谣，信息公开更透明。",
+    "部分网站仍有弹窗广告和诱导下载，希望治理。",
+    "快递单上的个人信息容易泄露，建议推广隐私面单。",
+    "希望加强对短视频平台不良信息的审核。",
+    "建议企业落实数据安全责任，发生泄露要及时告知用户。",
+    "人脸识别等生物信息的收集使用要有更严格的规范。",
+)
+_PROBLEMS: Final[tuple[str, ...]] = (
+    "接到过冒充客服的诈骗电话，称要办理退款。",
+    "微信账号曾被盗用，向好友借钱。",
+    "注册某App后频繁收到推销短信。",
+    "在二手平台交易时遇到过要求线下转账的骗子。",
+    "手机里被装了来历不明的软件，自动扣费。",
+    "收到过带钓鱼链接的短信，假冒银行积分兑换。",
+    "孩子玩游戏时被诱导充值。",
+    "投递简历后个人信息被泄露，接到大量推销电话。",
+)
+# Answers a page built for another questionnaire version might send.
+_STALE_OPTIONS: Final[tuple[str, ...]] = ("不清楚", "其他（请注明）", "option-x")
+
+
+@dataclass(frozen=True)
+class GeneratedSheet:
+    """One answer-sheet body and the flaw it was made with (None: a valid sheet)."""
+
+    body: dict[str, Any]
+    flaw: FlawKind | None
+
+
+def _stable_unit(*parts: str) -> float:
+    """A number in (0, 1) fixed by the parts: popularity that does not depend on the seed."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return (int.from_bytes(digest[:8], "big") + 0.5) / 2**64
+
+
+def _stable_lognormal(sigma: float, *parts: str) -> float:
+    # Inverse of the normal CDF by bisection is overkill; a logistic approximation is plenty here.
+    u = _stable_unit(*parts)
+    z = math.log(u / (1 - u)) * (math.sqrt(3) / math.pi)
+    return math.exp(sigma * z)
+
+
+def _uuid4(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _fits_scale(q: ScaleQuestion, value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and q.min <= value <= q.max
+
+
+class SheetFactory:
+    """Makes the sheets of one stream for one campaign definition.
+
+    It remembers the recent valid sheets of its stream, which resends and reused devices refer
+    back to. Link popularity is fixed by the definition (not by the seed), so units progress
+    unevenly and the same ones lead every time; a unit's pull scales with its planned_samples.
+    """
+
+    def __init__(
+        self,
+        definition: CampaignDefinition,
+        *,
+        valid_share: float = 0.9,
+        flaw_weights: Mapping[FlawKind, float] | None = None,
+        memory: int = 4096,
+    ) -> None:
+        if not 0.0 <= valid_share <= 1.0:
+            raise ValueError(f"valid_share must be between 0 and 1, not {valid_share}")
+        self.definition = definition
+        self.valid_share = valid_share
+        self.tz = zoneinfo.ZoneInfo(definition.timezone)
+        questionnaire = definition.questionnaire
+        self.questions: tuple[Question, ...] = tuple(questionnaire.questions)
+        self.scale_questions = tuple(q for q in self.questions if isinstance(q, ScaleQuestion))
+        self.required = tuple(q for q in self.questions if q.required)
+        self.min_seconds = questionnaire.min_seconds
+        self.straight_min = questionnaire.straight_lining_min_items
+        self.link_codes = frozenset(lk.code for lk in definition.links)
+
+        units = {u.id: u for u in definition.units}
+        provinces = {p.id: p for p in definition.provinces}
+        usable = [lk for lk in definition.links if not lk.revoked and lk.unit in units]
+        if not usable:
+            raise ValueError(f"campaign {definition.campaign!r} has no link that is not revoked")
+        self.links: tuple[Link, ...] = tuple(usable)
+        self.revoked: tuple[Link, ...] = tuple(lk for lk in definition.links if lk.revoked)
+        per_unit = Counter(lk.unit for lk in usable)
+        weights = []
+        for lk in usable:
+            unit = units[lk.unit]
+            pull = max(unit.planned_samples, 1) * _stable_lognormal(
+                0.8, definition.campaign, unit.id
+            )
+            channel = {"wechat": 3.0, "poster": 0.6}.get(lk.channel, 1.0)
+            share = channel * _stable_lognormal(0.4, definition.campaign, lk.code)
+            weights.append(pull * share / per_unit[lk.unit])
+        self._link_cum = list(accumulate(weights))
+        self._link_province = {lk.code: units[lk.unit].province for lk in usable}
+        self.province_ids = tuple(provinces)
+        self._province_cum = list(
+            accumulate(max(p.internet_users, 1) for p in provinces.values())
+        )
+        self._option_weights = {
+            q.id: [_stable_lognormal(0.7, definition.campaign, q.id, o) for o in q.options]
+            for q in self.questions
+            if isinstance(q, SingleQuestion | MultiQuestion)
+        }
+
+        chosen = dict(DEFAULT_FLAW_WEIGHTS if flaw_weights is None else flaw_weights)
+        unknown = set(chosen) - set(FLAW_KINDS)
+        if unknown:
+            raise ValueError(f"unknown flaw kinds: {sorted(unknown)}")
+        if any(w < 0 for w in chosen.values()):
+            raise ValueError("flaw weights must not be negative")
+        self.flaw_weights = {k: w for k, w in chosen.items() if w > 0 and self._possible(k)}
+        if valid_share < 1.0 and not self.flaw_weights:
+            raise ValueError("no flaw kind is possible with this campaign and these weights")
+
+        self._memory = memory
+        self._recent: list[dict[str, Any]] = []  # ring buffer of valid bodies
+        self._recent_next = 0
+        self._devices: list[str] = []  # ring buffer of device ids of valid bodies
+        self._devices_next = 0
+
+    def _possible(self, kind: FlawKind) -> bool:
+        if kind == "too_fast":
+            return self.min_seconds >= 2
+        if kind == "missing_required":
+            return bool(self.required)
+        if kind == "invalid_answer":
+            return any(not isinstance(q, TextQuestion) for q in self.questions)
+        if kind == "straight_lining":
+            return len(self.scale_questions) >= self.straight_min and any(
+                q.max > q.min for q in self.scale_questions
+            )
+        if kind == "revoked_link":
+            return bool(self.revoked)
+        return True
+
+    # -- one sheet ---------------------------------------------------------------------------
+
+    def make(self, rng: random.Random, now: dt.datetime) -> GeneratedSheet:
+        """The next sheet of this stream, as submitted just before `now`."""
+        flaw = self._draw_flaw(rng)
+        if flaw == "identical_resend":
+            return GeneratedSheet(copy.deepcopy(self._pick_recent(rng)), flaw)
+        if flaw == "conflicting_resend":
+            return GeneratedSheet(self._conflicting(rng, self._pick_recent(rng)), flaw)
+        body = self._fresh(rng, now, flaw)
+        if flaw is None:
+            self._remember(body)
+        return GeneratedSheet(body, flaw)
+
+    def _draw_flaw(self, rng: random.Random) -> FlawKind | None:
+        if not self.flaw_weights or rng.random() < self.valid_share:
+            return None
+        kinds = list(self.flaw_weights)
+        if not self._recent:  # nothing to resend yet: draw among the kinds that need no history
+            kinds = [k for k in kinds if k not in _NEEDS_HISTORY]
+            if not kinds:
+                return None
+        if not self._devices and "reused_device" in kinds:
+            kinds.remove("reused_device")
+        return rng.choices(kinds, [self.flaw_weights[k] for k in kinds])[0]
+
+    def _fresh(self, rng: random.Random, now: dt.datetime, flaw: FlawKind | None) -> dict[str, Any]:
+        link = self.links[bisect_right(self._link_cum, rng.random() * self._link_cum[-1])]
+        link_code = link.code
+        if flaw == "unknown_link":
+            link_code = self._unknown_code(rng)
+        elif flaw == "revoked_link":
+            link_code = rng.choice(self.revoked).code
+
+        province = self._link_province[link.code]
+        if rng.random() < _OTHER_PROVINCE_SHARE and self.province_ids:
+            x = rng.random() * self._province_cum[-1]
+            province = self.province_ids[bisect_right(self._province_cum, x)]
+        city_no = 1 if rng.random() < 0.35 else rng.randint(2, 16)
+
+        submitted = now.astimezone(self.tz).replace(microsecond=0)
+        submitted -= dt.timedelta(seconds=rng.randint(0, 2))  # page-to-collector latency
+        started = submitted - dt.timedelta(seconds=self._duration(rng, flaw == "too_fast"))
+
+        answers = self._answers(rng)
+        if flaw == "missing_required":
+            self._drop_required(rng, answers)
+        elif flaw == "invalid_answer":
+            self._corrupt(rng, answers)
+        elif flaw == "straight_lining":
+            self._straight_line(rng, answers)
+
+        body: dict[str, Any] = {
+            "submission_id": _uuid4(rng),
+            "campaign": self.definition.campaign,
+            "link_code": link_code,
+            "questionnaire_version": self.definition.questionnaire.version,
+            "started_at": started.isoformat(),
+            "submitted_at": submitted.isoformat(),
+            "respondent": {
+                "province": province,
+                "city": f"{province}{city_no:02d}",
+                "age_group": rng.choices(AGE_GROUPS, _AGE_WEIGHTS)[0],
+            },
+        }
+        device_id = _uuid4(rng)
+        if flaw == "reused_device":
+            device_id = rng.choice(self._devices)
+        if flaw == "reused_device" or rng.random() >= _NO_DEVICE_ID_SHARE:
+            body["device_id"] = device_id
+        body["answers"] = answers
+        if rng.random() < _OPINION_SHARE:
+            opinion = rng.choice(_OPINIONS)
+            if rng.random() < _PHONE_IN_OPINION_SHARE:
+                opinion += f"如需回访请联系我：1{rng.choice('3589')}{rng.randrange(10**9):09d}。"
+            body["opinion"] = opinion
+        return body
+
+    def _duration(self, rng: random.Random, too_fast: bool) -> int:
+        floor = math.ceil(self.min_seconds)
+        if too_fast:
+            return rng.randint(max(1, floor // 6), floor - 1)
+        if rng.random() < 0.03:  # left the page open for a while
+            seconds = rng.uniform(900, 3600)
+        else:  # median about 5.5 minutes, most between 2 and 15
+            seconds = rng.lognormvariate(math.log(330), 0.5)
+        return max(floor + 3, round(seconds))
+
+    def _answers(self, rng: random.Random) -> dict[str, Any]:
+        # A respondent's general satisfaction colours every scale item; items scatter around it.
+        mood = min(1.0, max(0.0, rng.gauss(0.72, 0.17)))
+        answers: dict[str, Any] = {}
+        for q in self.questions:
+            if not q.required and rng.random() < _SKIP_OPTIONAL[q.type]:
+                continue
+            if isinstance(q, ScaleQuestion):
+                centre = q.min + mood * (q.max - q.min)
+                answers[q.id] = min(q.max, max(q.min, round(rng.gauss(centre, 0.75))))
+            elif isinstance(q, SingleQuestion):
+                answers[q.id] = rng.choices(q.options, self._option_weights[q.id])[0]
+            elif isinstance(q, MultiQuestion):
+                answers[q.id] = self._choose_many(rng, q)
+            else:
+                text = rng.choice(_PROBLEMS)
+                answers[q.id] = text[: q.max_length]
+        self._vary(rng, answers)
+        return answers
+
+    def _choose_many(self, rng: random.Random, q: MultiQuestion) -> list[str]:
+        cap = min(q.max_choices or len(q.options), len(q.options))
+        k = min(cap, rng.choices((1, 2, 3, 4), (0.35, 0.35, 0.22, 0.08))[0])
+        pool = list(q.options)
+        weights = list(self._option_weights[q.id])
+        picked: list[str] = []
+        for _ in range(k):
+            i = rng.choices(range(len(pool)), weights)[0]
+            picked.append(pool.pop(i))
+            weights.pop(i)
+        none_of_them = [o for o in picked if _is_none_option(o)]
+        if none_of_them and len(picked) > 1:
+            picked = [o for o in picked if not _is_none_option(o)]  # "none" stands alone
+        return [o for o in q.options if o in picked]  # in the order the page lists them
+
+    def _vary(self, rng: random.Random, answers: dict[str, Any], skip: str = "") -> None:
+        """Keep an honest sheet from straight-lining by chance (judged on the valid scale items,
+        `skip` aside): a respondent with one mood can still answer every item alike."""
+        items = [
+            q for q in self.scale_questions
+            if q.id != skip and q.max > q.min and _fits_scale(q, answers.get(q.id))
+        ]
+        values = {answers[q.id] for q in items}
+        if len(items) < self.straight_min or len(values) > 1:
+            return
+        q = rng.choice(items)
+        value = answers[q.id]
+        answers[q.id] = value - 1 if value > q.min and (value == q.max or rng.random() < 0.5) \
+            else value + 1
+
+    def _drop_required(self, rng: random.Random, answers: dict[str, Any]) -> None:
+        q = rng.choice(self.required)
+        if rng.random() < 0.7:
+            answers.pop(q.id, None)
+        else:  # some pages send the key with a blank value
+            answers[q.id] = [] if isinstance(q, MultiQuestion) else None if isinstance(
+                q, ScaleQuestion) else ""
+        self._vary(rng, answers, skip=q.id)
+
+    def _corrupt(self, rng: random.Random, answers: dict[str, Any]) -> None:
+        q = rng.choice([q for q in self.questions if not isinstance(q, TextQuestion)])
+        if isinstance(q, ScaleQuestion):
+            answers[q.id] = q.max + rng.randint(1, 5) if rng.random() < 0.7 else q.min - 1
+        elif isinstance(q, SingleQuestion):
+            answers[q.id] = _stale_option(rng, q.options)
+        elif isinstance(q, MultiQuestion):
+            if q.max_choices is not None and len(q.options) > q.max_choices and rng.random() < 0.6:
+                answers[q.id] = rng.sample(q.options, q.max_choices + 1)  # too many ticked
+            else:
+                answers[q.id] = [*self._choose_many(rng, q), _stale_option(rng, q.options)]
+        self._vary(rng, answers, skip=q.id)
+
+    def _straight_line(self, rng: random.Random, answers: dict[str, Any]) -> None:
+        # The same point on every item, usually the first or the last one the thumb lands on.
+        position = rng.choices(("max", "min", "middle"), (0.6, 0.15, 0.25))[0]
+        for q in self.scale_questions:
+            value = {"max": q.max, "min": q.min, "middle": (q.min + q.max) // 2}[position]
+            answers[q.id] = value
+        if len({answers[q.id] for q in self.scale_questions}) > 1:  # scales of unequal ranges
+            for q in self.scale_questions:
+                answers[q.id] = self.scale_questions[0].min if position == "min" else max(
+                    q.min for q in self.scale_questions)
+
+    def _conflicting(self, rng: random.Random, original: dict[str, Any]) -> dict[str, Any]:
+        """The same submission id with other content: a page that re-submitted after an edit."""
+        body = copy.deepcopy(original)
+        answers: dict[str, Any] = body["answers"]
+        changeable = [q for q in self.scale_questions if q.max > q.min and q.id in answers]
+        if changeable:
+            q = rng.choice(changeable)
+            answers[q.id] = rng.choice([v for v in range(q.min, q.max + 1) if v != answers[q.id]])
+            self._vary(rng, answers)
+        else:
+            body["opinion"] = rng.choice(_OPINIONS) + "（补充）"
+        submitted = dt.datetime.fromisoformat(body["submitted_at"])
+        body["submitted_at"] = (submitted + dt.timedelta(seconds=rng.randint(5, 90))).isoformat()
+        return body
+
+    def _unknown_code(self, rng: random.Random) -> str:
+        # A mistyped or last campaign's code: looks like a real one, is not in the registry.
+        while True:
+            code = "".join(rng.choice(_CODE_ALPHABET) for _ in range(8))
+            if code not in self.link_codes:
+                return code
+
+    def _pick_recent(self, rng: random.Random) -> dict[str, Any]:
+        n = len(self._recent)
+        back = rng.randrange(min(n, _RESEND_WINDOW))
+        return self._recent[(self._recent_next - 1 - back) % n]
+
+    def _remember(self, body: dict[str, Any]) -> None:
+        kept = copy.deepcopy(body)
+        if len(self._recent) < self._memory:
+            self._recent.append(kept)
+        else:
+            self._recent[self._recent_next] = kept
+        self._recent_next = (self._recent_next + 1) % self._memory
+        device = body.get("device_id")
+        if isinstance(device, str):
+            if len(self._devices) < self._memory:
+                self._devices.append(device)
+            else:
+                self._devices[self._devices_next] = device
+            self._devices_next = (self._devices_next + 1) % self._memory
+
+
+def _is_none_option(option: str) -> bool:
+    return option.startswith(("都没有", "没有", "无")) or option.lower() in {"none", "none of these"}
+
+
+def _stale_option(rng: random.Random, options: Sequence[str]) -> str:
+    candidates = [o for o in _STALE_OPTIONS if o not in options]
+    return rng.choice(candidates) if candidates else "-".join(options) + "-x"
+
+
+# Successive make_sheet calls with the same rng are one stream (resends refer back within it);
+# the factory for that stream hangs off the rng and goes away with it.
+_FACTORIES: weakref.WeakKeyDictionary[random.Random, SheetFactory] = weakref.WeakKeyDictionary()
+
+
+def generate_sheet(
+    definition: CampaignDefinition,
+    rng: random.Random,
+    now: dt.datetime,
+    *,
+    valid_share: float = 0.9,
+) -> GeneratedSheet:
+    """The next sheet of the stream `rng` drives, with the flaw it carries (None when valid)."""
+    factory = _FACTORIES.get(rng)
+    if factory is None or factory.definition is not definition or factory.valid_share != valid_share:
+        factory = _FACTORIES[rng] = SheetFactory(definition, valid_share=valid_share)
+    return factory.make(rng, now)
+
+
+def make_sheet(
+    definition: CampaignDefinition,
+    rng: random.Random,
+    now: dt.datetime,
+    *,
+    valid_share: float = 0.9,
+) -> dict[str, Any]:
+    """One answer-sheet body, ready to post: valid with probability `valid_share`, otherwise
+    carrying one flaw (see FLAW_REASONS). Calls with the same rng form one stream, so resends
+    and reused device ids refer to earlier sheets of that stream; `now` is the submit time."""
+    return generate_sheet(definition, rng, now, valid_share=valid_share).body
+
+
+# -- posting ---------------------------------------------------------------------------------
+
+_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class GeneratorStats:
+    """What a run did. Every generated sheet ends in exactly one of accepted, refused, gave_up
+    or unsent."""
+
+    generated: int = 0
+    accepted: int = 0  # answered 2xx (202: durably taken)
+    refused: int = 0  # answered 4xx other than 408/429: not retried
+    gave_up: int = 0  # still unanswered after the last retry, or when the run stopped
+    unsent: int = 0  # generated but never posted because the run stopped first
+    retries: int = 0
+    transport_errors: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    flaws: Counter[str] = field(default_factory=Counter)  # by flaw kind; "valid" for none
+    elapsed_s: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.refused + self.gave_up
+
+    @property
+    def sent_per_s(self) -> float:
+        return (self.accepted + self.refused) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "generated": self.generated, "accepted": self.accepted, "refused": self.refused,
+            "gave_up": self.gave_up, "unsent": self.unsent, "retries": self.retries,
+            "transport_errors": self.transport_errors, "errors": self.errors,
+            "statuses": dict(sorted(self.statuses.items())),
+            "flaws": dict(sorted(self.flaws.items())),
+            "elapsed_s": round(self.elapsed_s, 3), "sent_per_s": round(self.sent_per_s, 1),
+        }
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep, cut short when the event is set; True when it was."""
+    if event.is_set():
+        return True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
+    return event.is_set()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    first_backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+    max_retry_after_s: float = 60.0  # a server's Retry-After is honoured up to this
+
+
+async def _deliver(
+    client: httpx.AsyncClient,
+    url: str,
+    sheet: GeneratedSheet,
+    halt: asyncio.Event,
+    stats: GeneratorStats,
+    policy: RetryPolicy,
+    jitter: random.Random,
+) -> None:
+    """Post one sheet until it is answered for good; the same bytes every time, so a retry of
+    something the collector did take is absorbed as an identical resend."""
+    payload = json.dumps(sheet.body, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {"content-type": "application/json"}
+    backoff = policy.first_backoff_s
+    for attempt in range(1, policy.max_attempts + 1):
+        wait: float | None = None
+        try:
+            response = await client.post(url, content=payload, headers=headers)
+        except httpx.TransportError as exc:
+            stats.transport_errors += 1
+            log.debug("posting %s failed: %r", sheet.body.get("submission_id"), exc)
+        else:
+            stats.statuses[response.status_code] += 1
+            if response.is_success:
+                stats.accepted += 1
+                return
+            if response.status_code not in _RETRY_STATUSES:
+                stats.refused += 1
+                if stats.refused == 1:
+                    log.warning("collector refused a sheet: %s %s",
+                                response.status_code, response.text[:500])
+                return
+            hint = _retry_after(response)
+            if hint is not None:
+                wait = min(hint, policy.max_retry_after_s)
+        if attempt == policy.max_attempts:
+            break
+        if wait is None:  # full jitter keeps many clients from retrying in lockstep
+            wait = jitter.uniform(backoff / 2, backoff)
+            backoff = min(backoff * 2, policy.max_backoff_s)
+        if await _sleep_unless(halt, wait):
+            break
+        stats.retries += 1
+    stats.gave_up += 1
+
+
+async def run_generator(
+    base_url: str,
+    definition: CampaignDefinition,
+    *,
+    rate_per_s: float,
+    duration_s: float | None = None,
+    concurrency: int = 16,
+    stop_event: asyncio.Event | None = None,
+    seed: int | None = None,
+    valid_share: float = 0.9,
+    retry: RetryPolicy | None = None,
+    request_timeout_s: float = 10.0,
+    drain_s: float = 5.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> GeneratorStats:
+    """Post generated sheets to `{base_url}/v1/submissions` at about `rate_per_s`.
+
+    Runs until `stop_event` is set or `duration_s` has passed (forever when both are None). At
+    most `concurrency` requests are in flight; when the server cannot keep up the rate drops
+    instead of a backlog growing. On stopping, requests in flight get `drain_s` to finish and
+    are not retried again. `seed` fixes the sheets (None: a fresh stream every run, so a demo
+    restarted on the same data does not resend yesterday's submission ids).
+    """
+    if rate_per_s <= 0:
+        raise ValueError(f"rate_per_s must be positive, not {rate_per_s}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    rng = random.Random(seed)
+    jitter = random.Random(rng.getrandbits(64))
+    factory = SheetFactory(definition, valid_share=valid_share)
+    policy = retry or RetryPolicy()
+    stop = stop_event if stop_event is not None else asyncio.Event()
+    halt = asyncio.Event()
+    stats = GeneratorStats()
+    url = base_url.rstrip("/") + "/v1/submissions"
+    queue: asyncio.Queue[GeneratedSheet | None] = asyncio.Queue(maxsize=concurrency * 2)
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+
+    async def relay_stop() -> None:
+        await stop.wait()
+        halt.set()
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while (sheet := await queue.get()) is not None:
+            if halt.is_set():
+                stats.unsent += 1
+                continue
+            await _deliver(client, url, sheet, halt, stats, policy, jitter)
+
+    async def produce() -> None:
+        t0 = loop.time()
+        deadline = math.inf if duration_s is None else t0 + duration_s
+        sent = 0
+        while not halt.is_set():
+            now = loop.time()
+            due = t0 + sent / rate_per_s
+            if now - due > 1.0:  # fell behind (slow server): carry on from now, no burst
+                t0, due = now - sent / rate_per_s, now
+            if due >= deadline:
+                return
+            if due > now and await _sleep_unless(halt, due - now):
+                return
+            sheet = factory.make(rng, dt.datetime.now(dt.UTC))
+            stats.generated += 1
+            stats.flaws[sheet.flaw or "valid"] += 1
+            while True:
+                try:
+                    queue.put_nowait(sheet)
+                    break
+                except asyncio.QueueFull:
+                    if await _sleep_unless(halt, 0.005):
+                        stats.unsent += 1
+                        return
+            sent += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # trust_env off: a proxy from the environment would sit between a load generator and its
+    # target and measure itself.
+    async with httpx.AsyncClient(
+        timeout=request_timeout_s, limits=limits, transport=transport, trust_env=False
+    ) as client:
+        relay = asyncio.create_task(relay_stop())
+        workers = [asyncio.create_task(worker(client)) for _ in range(concurrency)]
+        try:
+            await produce()
+        finally:
+            halt.set()
+            while not queue.empty():
+                if queue.get_nowait() is not None:
+                    stats.unsent += 1
+            for _ in workers:
+                queue.put_nowait(None)
+            _, pending = await asyncio.wait(workers, timeout=drain_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            stats.gave_up += len(pending)
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            stats.elapsed_s = time.monotonic() - started
+    log.info("generator finished: %s", json.dumps(stats.summary()))
+    return stats

@@ -1,0 +1,298 @@
+"""`survey-ingest links qr`: a QR code (PNG and SVG) per unit link and a printable sheet per unit.
+
+The campaign comes from a campaign file, a running instance (--url), or a stopped embedded
+instance's data dir. Revoked links get no code, and codes left from an earlier run for a link
+revoked since are removed, so a sheet printed today never carries a dead link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.campaign import (
+    CampaignDefinition,
+    CampaignFileError,
+    Province,
+    Unit,
+    load_campaign_file,
+)
+from schemas.settings import Settings
+
+PNG_SCALE = 16  # pixels per module: a version-3 code is ~600 px, sharp when printed at 6 cm
+PRINT_SIZE_MM = 58
+
+
+class QrError(Exception):
+    """A message for the user; printed without a traceback, exit status 2."""
+
+
+@dataclass(frozen=True)
+class LinkEntry:
+    code: str
+    unit: str
+    channel: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class CampaignLinks:
+    campaign: str
+    units: dict[str, Unit]
+    provinces: dict[str, Province]
+    links: list[LinkEntry]
+
+    @classmethod
+    def from_definition(cls, defn: CampaignDefinition) -> CampaignLinks:
+        return cls(
+            campaign=defn.campaign,
+            units={u.id: u for u in defn.units},
+            provinces={p.id: p for p in defn.provinces},
+            links=[LinkEntry(lk.code, lk.unit, lk.channel, lk.revoked) for lk in defn.links],
+        )
+
+
+@dataclass
+class QrSummary:
+    campaign: str
+    out: str
+    base_url: str
+    units: list[str] = field(default_factory=list)
+    links: int = 0
+    revoked_skipped: int = 0
+    units_without_links: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign, "out": self.out, "base_url": self.base_url,
+            "units": self.units, "links": self.links, "revoked_skipped": self.revoked_skipped,
+            "units_without_links": self.units_without_links,
+        }
+
+
+def link_url(base_url: str, code: str) -> str:
+    return f"{base_url.rstrip('/')}/s/{code}"
+
+
+def write_qr_codes(
+    source: CampaignLinks, out: Path, base_url: str, units: Sequence[str] | None = None
+) -> QrSummary:
+    """Writes `out/<unit>/<code>.png|.svg` and `out/<unit>/sheet.html` for the chosen units."""
+    import segno  # only this command needs it
+
+    if not base_url.startswith(("http://", "https://")):
+        raise QrError(f"--base-url must start with http:// or https://, not {base_url!r}")
+    chosen = list(dict.fromkeys(units)) if units else list(source.units)
+    unknown = [u for u in chosen if u not in source.units]
+    if unknown:
+        raise QrError(f"campaign {source.campaign!r} has no unit {', '.join(map(repr, unknown))}")
+    for unit_id in chosen:
+        if unit_id in (".", ".."):
+            raise QrError(f"unit id {unit_id!r} cannot be used as a directory name")
+
+    summary = QrSummary(source.campaign, str(out), base_url.rstrip("/"))
+    generated = dt.datetime.now(dt.UTC).astimezone()
+    for unit_id in chosen:
+        unit = source.units[unit_id]
+        mine = [lk for lk in source.links if lk.unit == unit_id]
+        active = [lk for lk in mine if not lk.revoked]
+        unit_dir = out / unit_id
+        for lk in mine:
+            if lk.revoked:
+                summary.revoked_skipped += 1
+                for stale in (unit_dir / f"{lk.code}.png", unit_dir / f"{lk.code}.svg"):
+                    stale.unlink(missing_ok=True)
+        if not active:
+            summary.units_without_links.append(unit_id)
+            continue
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        cards: list[tuple[LinkEntry, str, str]] = []
+        for lk in active:
+            url = link_url(base_url, lk.code)
+            qr = segno.make(url, error="m", micro=False)
+            png, svg = unit_dir / f"{lk.code}.png", unit_dir / f"{lk.code}.svg"
+            qr.save(str(png), scale=PNG_SCALE, border=4)
+            qr.save(str(svg), scale=8, border=4, title=url)
+            summary.files += [str(png), str(svg)]
+            cards.append((lk, url, qr.svg_inline(scale=1, border=4, omitsize=True)))
+        province = source.provinces.get(unit.province)
+        sheet = unit_dir / "sheet.html"
+        sheet.write_text(
+            _sheet_html(source.campaign, unit, province, cards, generated), encoding="utf-8"
+        )
+        summary.files.append(str(sheet))
+        summary.units.append(unit_id)
+        summary.links += len(active)
+    return summary
+
+
+_SHEET_CSS = f"""
+*{{box-sizing:border-box}}
+body{{margin:0;padding:24px;color:#111;background:#fff;
+ font-family:"Noto Sans CJK SC","Noto Sans SC","PingFang SC","Microsoft YaHei",sans-serif}}
+header{{border-bottom:2px solid #111;margin-bottom:18px;padding-bottom:10px}}
+h1{{margin:0 0 4px;font-size:26px}}
+header p{{margin:0;color:#444;font-size:14px}}
+.grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax(78mm,1fr));gap:8mm}}
+.card{{border:1px dashed #999;border-radius:3mm;padding:5mm;text-align:center;
+ break-inside:avoid;page-break-inside:avoid}}
+.card .qr svg{{width:{PRINT_SIZE_MM}mm;height:{PRINT_SIZE_MM}mm;display:block;margin:0 auto}}
+.call{{margin:3mm 0 1mm;font-size:17px;font-weight:700}}
+.channel{{margin:0;font-size:14px}}
+.url{{margin:2mm 0 0;font:12px/1.3 ui-monospace,Menlo,Consolas,monospace;
+ word-break:break-all;color:#333}}
+.unit{{margin:1mm 0 0;font-size:12px;color:#555}}
+footer{{margin-top:18px;color:#777;font-size:12px}}
+@page{{size:A4;margin:12mm}}
+@media print{{body{{padding:0}}}}
+"""
+
+
+def _sheet_html(
+    campaign: str,
+    unit: Unit,
+    province: Province | None,
+    cards: Iterable[tuple[LinkEntry, str, str]],
+    generated: dt.datetime,
+) -> str:
+    e = html.escape
+    items = list(cards)
+    where = f" · {e(province.name)}" if province else ""
+    body = "\n".join(
+        '<section class="card">'
+        f'<div class="qr">{svg}</div>'
+        '<p class="call">扫码参与问卷调查</p>'
+        f'<p class="channel">渠道：{e(lk.channel) if lk.channel else "—"} · 链接码 {e(lk.code)}</p>'
+        f'<p class="url">{e(url)}</p>'
+        f'<p class="unit">{e(unit.name)}</p>'
+        "</section>"
+        for lk, url, svg in items
+    )
+    return (
+        '<!doctype html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{e(unit.name)} · 问卷二维码</title>\n<style>{_SHEET_CSS}</style>\n</head>\n"
+        "<body>\n<header>"
+        f"<h1>{e(unit.name)}</h1>"
+        f"<p>调查活动 {e(campaign)} · 单位编号 {e(unit.id)}{where} · 共 {len(items)} 个链接</p>"
+        f'</header>\n<main class="grid">\n{body}\n</main>\n'
+        f"<footer>生成于 {e(generated.strftime('%Y-%m-%d %H:%M %z'))} · "
+        "每个二维码对应一个独立链接，请按渠道张贴或分发。</footer>\n</body>\n</html>\n"
+    )
+
+
+# ---- where the campaign comes from --------------------------------------------------------
+
+
+def from_file(path: Path, campaign: str) -> CampaignLinks:
+    defn = load_campaign_file(path)
+    if defn.campaign != campaign:
+        raise QrError(f"{path} defines campaign {defn.campaign!r}, not {campaign!r}")
+    return CampaignLinks.from_definition(defn)
+
+
+def from_url(url: str, campaign: str) -> CampaignLinks:
+    import httpx
+
+    target = f"{url.rstrip('/')}/v1/campaigns/{campaign}"
+    try:
+        response = httpx.get(target, timeout=30)
+    except httpx.HTTPError as exc:
+        raise QrError(f"cannot reach {url}: {exc}") from exc
+    if response.status_code == 404:
+        raise QrError(f"{url} has no campaign {campaign!r}")
+    if response.status_code != 200:
+        raise QrError(f"{target} answered {response.status_code}: {response.text[:300]}")
+    try:
+        return CampaignLinks.from_definition(CampaignDefinition.model_validate(response.json()))
+    except (ValueError, ValidationError) as exc:
+        raise QrError(f"{target} did not return a campaign definition: {exc}") from exc
+
+
+def from_data_dir(data_dir: Path, campaign: str) -> CampaignLinks:
+    from core.registry import Registry
+    from eventlog.file_log import FileLog, LogInUseError
+    from schemas.events import CampaignDefined, LinkRevoked, decode_event
+
+    directory = Path(data_dir) / "registry"
+    if not directory.is_dir():
+        raise QrError(f"no embedded registry in {data_dir} (use --file, --url or --data-dir)")
+    registry = Registry()
+    try:
+        with FileLog(directory, fsync=False) as registry_log:
+            position = 0
+            while records := registry_log.read(position, 1000):
+                for record in records:
+                    event = decode_event(record.value)
+                    if isinstance(event, CampaignDefined | LinkRevoked):
+                        registry.apply(event)
+                position = records[-1].offset + 1
+    except LogInUseError as exc:
+        raise QrError(
+            f"{data_dir} is in use by a running instance; pass --url http://HOST:PORT instead"
+        ) from exc
+    state = registry.get(campaign)
+    if state is None:
+        raise QrError(f"no campaign {campaign!r} in {data_dir}")
+    now = dt.datetime.now(dt.UTC)
+    return CampaignLinks(
+        campaign=campaign,
+        units=dict(state.units),
+        provinces=dict(state.provinces),
+        links=[
+            LinkEntry(lk.code, lk.unit, lk.channel, state.link_revoked_at(lk.code, now))
+            for lk in state.links.values()
+        ],
+    )
+
+
+# ---- command line -------------------------------------------------------------------------
+
+
+def add_commands(sub: Any) -> None:
+    links = sub.add_parser("links", help="unit links").add_subparsers(
+        dest="links_command", required=True)
+    p = links.add_parser(
+        "qr", help="QR codes (PNG, SVG) per link and a printable sheet per unit",
+        description="Writes DIR/<unit>/<code>.png and .svg encoding <base-url>/s/<code>, "
+                    "and DIR/<unit>/sheet.html for printing. Revoked links are left out.",
+    )
+    p.add_argument("--campaign", required=True, help="campaign id")
+    p.add_argument("--unit", action="append", help="only this unit (repeatable; default: all)")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--base-url", dest="base_url",
+                   help="public address of the answering pages (default SURVEY_PUBLIC_BASE_URL)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--file", type=Path, help="read the campaign from this campaign file")
+    src.add_argument("--url", help="read the campaign from a running instance at this address")
+    src.add_argument("--data-dir", dest="data_dir", type=Path,
+                     help="read the campaign from a stopped embedded instance (default ./data)")
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    # Errors are reported here rather than by the CLI's handler, which may live in __main__.
+    try:
+        settings = Settings()
+        campaign: str = args.campaign
+        if args.file is not None:
+            source = from_file(args.file, campaign)
+        elif args.url:
+            source = from_url(args.url, campaign)
+        else:
+            source = from_data_dir(args.data_dir or settings.data_dir, campaign)
+        base_url = args.base_url or settings.public_base_url
+        summary = write_qr_codes(source, args.out, base_url, args.unit)
+    except (QrError, CampaignFileError, OSError) as exc:
+        print(f"survey-ingest: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.to_json(), ensure_ascii=False))
+    return 0

@@ -1,0 +1,184 @@
+"""Runs `survey-ingest <role>` processes for tests, each stack on its own topics and database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from tests.integration.embedded_server import ADMIN_TOKEN, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
+        time.sleep(every_s)
+
+
+def _answers(url: str, status: int = 200) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == status
+    except httpx.HTTPError:
+        return False
+
+
+class Role:
+    """One `survey-ingest <role>` subprocess, its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> Role:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes it while it runs
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "survey_ingest.cli", self.name, *self.args],
+            env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+        return True
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Stack:
+    """Collector, worker and API on a unique topic prefix and ClickHouse database."""
+
+    def __init__(self, kafka_bootstrap: str, clickhouse_url: str, workdir: Path, **env: str) -> None:
+        tag = uuid.uuid4().hex[:10]
+        self.prefix = f"t{tag}"
+        self.database = f"t_{tag}"
+        base = clickhouse_url.rstrip("/").rsplit("/", 1)[0]
+        self.clickhouse_url = f"{base}/{self.database}"
+        self.kafka_bootstrap = kafka_bootstrap
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "SURVEY_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "SURVEY_CLICKHOUSE_URL": self.clickhouse_url,
+            "SURVEY_TOPIC_PREFIX": self.prefix,
+            "SURVEY_ADMIN_TOKEN": ADMIN_TOKEN,
+            "SURVEY_RAW_PARTITIONS": "4",
+            "SURVEY_SINK_BATCH_SECONDS": "0.2",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.collector_port = free_port()
+        self.api_port = free_port()
+        self.worker_metrics_port = free_port()
+        self.collector_url = f"http://127.0.0.1:{self.collector_port}"
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.roles: dict[str, Role] = {}
+
+    def role(self, name: str, *args: str, key: str | None = None) -> Role:
+        key = key or name
+        role = Role(name, list(args), self.env, self.workdir / f"{self.prefix}-{key}.log")
+        self.roles[key] = role
+        return role.start()
+
+    def run(self, name: str, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """A one-shot command (migrate, replay, reconcile), its output captured."""
+        return subprocess.run(
+            [sys.executable, "-m", "survey_ingest.cli", name, *args], env=self.env, cwd=ROOT,
+            capture_output=True, text=True, timeout=timeout_s,
+        )
+
+    def start(self, timeout_s: float = 90.0) -> Stack:
+        migrated = self.run("migrate")
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        self.role("collector", "--port", str(self.collector_port))
+        self.role("api", "--port", str(self.api_port))
+        self.start_worker()
+        for name, url in (("collector", self.collector_url), ("api", self.api_url)):
+            role = self.roles[name]
+            wait_until(f"{name} ready", lambda u=url, r=role: r.check_alive() and _answers(f"{u}/readyz"),
+                       timeout_s)
+        self.wait_worker_ready(timeout_s)
+        return self
+
+    def start_worker(self) -> Role:
+        return self.role("worker", "--instance-id", f"{self.prefix}-w1",
+                         "--metrics-port", str(self.worker_metrics_port))
+
+    def wait_worker_ready(self, timeout_s: float = 90.0) -> None:
+        worker = self.roles["worker"]
+
+        def ready() -> bool:
+            worker.check_alive()
+            try:
+                text = httpx.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics", timeout=1).text
+            except httpx.HTTPError:
+                return False
+            return "survey_process_ready 1.0" in text
+
+        try:
+            wait_until("worker ready", ready, timeout_s, every_s=0.25)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{worker.tail()}") from None
+
+    def stop(self) -> None:
+        for role in self.roles.values():
+            role.stop()
+
+    # HTTP helpers
+    def define(self, definition: dict[str, Any], token: str | None = ADMIN_TOKEN) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.put(f"{self.api_url}/v1/admin/campaigns/{definition['campaign']}",
+                         json=definition, headers=headers, timeout=40)
+
+    def post(self, body: Any) -> httpx.Response:
+        return httpx.post(f"{self.collector_url}/v1/submissions", json=body, timeout=20)
+
+    def status(self, campaign: str, sid: str) -> httpx.Response:
+        return httpx.get(f"{self.api_url}/v1/campaigns/{campaign}/submissions/{sid}", timeout=10)
+
+    def board(self, campaign: str, level: str) -> dict[str, dict[str, Any]]:
+        r = httpx.get(f"{self.api_url}/v1/campaigns/{campaign}/leaderboard",
+                      params={"level": level}, timeout=10)
+        assert r.status_code == 200, r.text
+        payload = r.json()
+        assert payload["campaign"] == campaign and payload["level"] == level and payload["as_of"]
+        return {row["id"]: row for row in payload["rows"]}

@@ -1,0 +1,79 @@
+"""The live display screen follows the SSE stream: numbers change without a reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import sheet
+from tests.integration.embedded_server import EmbeddedServer
+from tests.pages.pages_kit import DISPLAY, DISPLAY_CODES, SCREEN, new_page, status_of
+
+pytestmark = pytest.mark.browser
+
+
+def link(code: str) -> str:
+    return DISPLAY_CODES[code]
+
+
+def post_sheets(server: EmbeddedServer, bodies: list[dict[str, Any]]) -> None:
+    for body in bodies:
+        r = httpx.post(f"{server.base}/v1/submissions", json=body, timeout=10)
+        assert r.status_code == 202, r.text
+    for body in bodies:
+        status_of(server, DISPLAY, body["submission_id"])
+
+
+def test_display_numbers_follow_new_sheets_without_reload(
+    browser: Any, page_server: EmbeddedServer, artifacts: Path
+) -> None:
+    page = new_page(browser, SCREEN)
+    response = page.goto(f"{page_server.base}/display/{DISPLAY}")
+    assert response.status == 200
+    page.wait_for_function("document.getElementById('k-valid').textContent === '0'")
+    assert page.locator("#conn-text").inner_text() == "实时连接"
+    assert page.locator("#units li.unit-row").count() == 3
+    assert page.locator("#regions li.region-row").count() == 2
+    page.evaluate("window.__sameDocument = 'yes'")  # gone if the page reloads
+
+    post_sheets(page_server, [
+        sheet(DISPLAY, link("Gd7kQ2xP")), sheet(DISPLAY, link("Gd7kQ2xQ")),
+        sheet(DISPLAY, link("Gx1aB2cD")),
+        sheet(DISPLAY, link("Gx1aB2cD"), answers={"q1": 9}),  # invalid answer: rejected
+    ])
+    page.wait_for_function(
+        "document.getElementById('k-valid').textContent === '3'"
+        " && document.getElementById('k-rejected').textContent === '1'",
+        timeout=20_000,
+    )
+    assert page.evaluate("window.__sameDocument") == "yes"
+    first = page.locator("#units li.unit-row").first
+    assert first.locator(".name").inner_text() == "广东省网络空间安全协会"
+    assert first.locator(".num").inner_text() == "2"
+    south = page.locator('#regions li[data-id="south"]')
+    assert "有效 3 / 目标 1,400" in south.inner_text()
+    guangxi = page.locator('#provinces li[data-id="45"]')
+    assert guangxi.locator(".pct").inner_text() == "0.3%"  # 1 of 400
+    assert page.locator("#k-rate").inner_text() == "3"
+    assert "新增有效样本" in page.locator("#k-rate-label").inner_text()
+    assert page.locator("#k-target").inner_text() == "1,600"
+
+    post_sheets(page_server, [sheet(DISPLAY, link("Sh9zY8xW"))])
+    page.wait_for_function("document.getElementById('k-valid').textContent === '4'")
+    assert page.evaluate("window.__sameDocument") == "yes"
+    page.wait_for_timeout(900)  # let the count-up animation and bar transitions settle
+    page.screenshot(path=str(artifacts / "display-1920x1080.png"))
+    page.context.close()
+
+
+def test_display_of_an_unknown_campaign_is_404(
+    browser: Any, page_server: EmbeddedServer
+) -> None:
+    page = new_page(browser, SCREEN)
+    response = page.goto(f"{page_server.base}/display/no-such-campaign")
+    assert response.status == 404
+    assert page.locator("h1").inner_text() == "活动不存在"
+    page.context.close()
