@@ -24,6 +24,7 @@ serve: install
 # Installs the real services the tests use (Kafka jars, ClickHouse server); the test session
 # starts each once and stops it at the end.
 services-install:
+	bash infra/pages/install.sh
 	bash infra/monitoring/install.sh
 	bash infra/kafka/install.sh
 	bash infra/clickhouse/install.sh
@@ -32,7 +33,7 @@ test: install services-install
 	$(PY) -m pytest -q -ra
 
 test-unit: install
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -m "not integration and not browser"
 
 lint: install
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,7 @@ def _head(title: str, stylesheet: str, *, viewport: str) -> str:
         f'<meta name="viewport" content="{e(viewport)}">\n'
         '<meta name="robots" content="noindex">\n'
         '<meta name="format-detection" content="telephone=no">\n'
+        '<link rel="icon" href="data:,">\n'
         f"<title>{e(title)}</title>\n"
         f'<link rel="stylesheet" href="{e(stylesheet)}">\n</head>\n'
     )
@@ -165,7 +166,7 @@ def _head(title: str, stylesheet: str, *, viewport: str) -> str:
 _MOBILE = "width=device-width, initial-scale=1, viewport-fit=cover"
 
 
-def _notice_page(asset_url: Any, title: str, message: str) -> str:
+def _notice_page(asset_url: Callable[[str], str], title: str, message: str) -> str:
     return (
         _head(title, asset_url("survey.css"), viewport=_MOBILE)
         + '<body class="notice-page">\n<main class="page">\n<section class="card notice">\n'
@@ -176,10 +177,7 @@ def _notice_page(asset_url: Any, title: str, message: str) -> str:
 def _question_html(index: int, q: Question) -> str:
     label = q.label or q.id
     name = f"q{index}"
-    required = (
-        '<span class="req" aria-label="必答">*</span>' if q.required
-        else '<span class="opt-tag">选答</span>'
-    )
+    required = '<span class="req" aria-label="必答">*</span>' if q.required else ""
     hint = ""
     if isinstance(q, ScaleQuestion):
         hint = f"请在 {q.min}（最低）到 {q.max}（最高）之间选择"
@@ -234,7 +232,9 @@ def _questions_json(qs: list[Question]) -> list[dict[str, Any]]:
     return out
 
 
-def _answering_page(asset_url: Any, state: CampaignState, code: str, now: dt.datetime) -> str:
+def _answering_page(
+    asset_url: Callable[[str], str], state: CampaignState, code: str, now: dt.datetime
+) -> str:
     defn = state.definition
     questionnaire = defn.questionnaire
     link = state.links[code]
@@ -306,7 +306,7 @@ def _answering_page(asset_url: Any, state: CampaignState, code: str, now: dt.dat
     )
 
 
-def _display_page(asset_url: Any, state: CampaignState) -> str:
+def _display_page(asset_url: Callable[[str], str], state: CampaignState) -> str:
     defn = state.definition
     data = {
         "campaign": defn.campaign,
@@ -335,9 +335,12 @@ def _display_page(asset_url: Any, state: CampaignState) -> str:
         '<div class="kpi valid"><div class="k-label">有效样本</div>'
         '<div id="k-valid" class="k-value">—</div>'
         '<div class="k-sub">总体完成率 <b id="k-progress">—</b></div></div>\n'
-        '<div class="kpi rate"><div id="k-rate-label" class="k-label">近一小时新增有效样本</div>'
+        '<div class="kpi rate"><div class="k-main">'
+        '<div id="k-rate-label" class="k-label">近一小时新增有效样本</div>'
         '<div id="k-rate" class="k-value">—</div>'
-        '<div id="k-rate-sub" class="k-sub">统计中…</div></div>\n'
+        '<div id="k-rate-sub" class="k-sub">统计中…</div></div>'
+        '<div class="spark-wrap"><div id="spark" class="spark" aria-hidden="true"></div>'
+        '<div class="spark-cap">近 60 分钟 · 每分钟新增</div></div></div>\n'
         '<div class="kpi rejected"><div class="k-label">无效样本</div>'
         '<div id="k-rejected" class="k-value">—</div>'
         '<div class="k-sub">无效率 <b id="k-reject-rate">—</b></div></div>\n'
@@ -351,9 +354,7 @@ def _display_page(asset_url: Any, state: CampaignState) -> str:
         '<section class="panel provinces"><h2>各省进度 <small>有效样本 / 目标</small></h2>'
         '<ol id="provinces" class="rows bars"></ol></section>\n'
         '<section class="panel regions"><h2>七大工作区 <small>完成率</small></h2>'
-        '<ol id="regions" class="rows bars big"></ol>'
-        '<div class="spark-block"><h3>近 60 分钟每分钟新增有效样本</h3>'
-        '<div id="spark" class="spark" aria-hidden="true"></div></div></section>\n'
+        '<ol id="regions" class="rows bars big"></ol></section>\n'
         "</main>\n</div>\n"
         f'<script type="application/json" id="display-data">{json_for_script(data)}</script>\n'
         f'<script src="{e(asset_url("display.js"))}" defer></script>\n'

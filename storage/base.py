@@ -11,7 +11,7 @@ import datetime as dt
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 
 from core.counting import Count
 from core.ports import JudgeMemoryRow, SubmissionStatus
@@ -138,7 +138,7 @@ class SqlStore(ABC):
                 self._closed = True
                 self._close()
 
-    def __enter__(self) -> SqlStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import chdb.session
-
 from storage import sql
 from storage.base import MAX_QUERY_SIZE, SqlStore
 
 DEFAULT_DATABASE = "survey"
-_Session: Any = chdb.session.Session  # chDB ships py.typed but leaves its API unannotated
+# chDB, like clickhouse-local, reads ./config.xml from the working directory unless told which
+# config to use; a server's config.xml there would break or silently change the store.
+CONFIG_NAME = "survey-chdb-config.xml"
+EMPTY_CONFIG = "<clickhouse></clickhouse>\n"
+
+
+def _import_chdb_session() -> Any:
+    """chdb.session.Session. Importing chDB starts an engine in the working directory, which
+    reads a config.xml found there; so when there is one, the import runs from an empty
+    directory (the working directory is process-wide, hence only when needed)."""
+    if not any(Path(name).exists() for name in ("config.xml", "config.yaml", "config.yml")):
+        return importlib.import_module("chdb.session").Session
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as neutral:
+        os.chdir(neutral)
+        try:
+            return importlib.import_module("chdb.session").Session
+        finally:
+            os.chdir(cwd)
+
+
+_Session: Any = _import_chdb_session()  # chDB ships py.typed but leaves its API unannotated
 
 
 class ChdbStore(SqlStore):
@@ -25,10 +47,15 @@ class ChdbStore(SqlStore):
     def __init__(self, path: str | Path, database: str = DEFAULT_DATABASE) -> None:
         super().__init__()
         self.path = Path(path)
+        if "?" in str(self.path):
+            raise ValueError(f"a chDB data directory cannot contain '?': {self.path}")
         self.database = sql.identifier(database)
         self.path.mkdir(parents=True, exist_ok=True)
+        config = self.path / CONFIG_NAME
+        if not config.exists():
+            config.write_text(EMPTY_CONFIG, encoding="utf-8")
         try:
-            self._session = _Session(str(self.path))
+            self._session = _Session(f"{self.path}?config-file={config}")
         except RuntimeError as exc:
             raise RuntimeError(f"cannot open chDB data directory {self.path}: {exc}") from exc
         # Session state (settings, current database) lasts for the session's life.

@@ -12,7 +12,7 @@ import datetime as dt
 import math
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from schemas.events import SubmissionJudged
@@ -24,8 +24,6 @@ _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# NUL becomes \0: a raw NUL would end the query early where it passes through a C string.
-_STRING_ESCAPES: Final = str.maketrans({"\\": "\\\\", "'": "\\'", "\0": "\\0"})
 
 
 def identifier(name: str) -> str:
@@ -50,38 +48,29 @@ def literal(value: Any) -> str:
     column takes an integer, and comparing one with an integer compares instants);
     date -> 'YYYY-MM-DD'; list -> array; tuple -> tuple. Anything else is refused.
     """
+    # Exact types first (a VALUES insert renders ~130,000 values per batch); subclasses such
+    # as StrEnum or IntEnum take the slower isinstance path below.
+    render = _BY_TYPE.get(type(value))
+    if render is not None:
+        return render(value)
     if value is None:
         return "NULL"
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise ValueError(f"integer out of the Int64/UInt64 range: {value}")
-        return int.__repr__(value)  # not str(): an IntEnum subclass could render its name
+        return _int(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"non-finite float cannot be stored exactly: {value!r}")
-        if value != 0.0 and abs(value) < sys.float_info.min:
-            # 18.16's parser rejects a subnormal literal as a syntax error.
-            raise ValueError(f"subnormal float has no literal every ClickHouse reads: {value!r}")
-        return float.__repr__(value)
+        return _float(value)
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, dt.datetime):
-        seconds = epoch_seconds(value)
-        if not DATETIME_MIN <= seconds <= DATETIME_MAX:
-            raise ValueError(f"datetime outside the DateTime range: {value.isoformat()}")
-        return int.__repr__(seconds)
+        return _datetime(value)
     if isinstance(value, dt.date):
         return "'" + value.isoformat() + "'"
     if isinstance(value, list):
-        return "[" + ", ".join(literal(v) for v in value) + "]"
+        return _array(value)
     if isinstance(value, tuple):
-        if not value:
-            raise ValueError("an empty tuple has no SQL form")
-        if len(value) == 1:
-            return "tuple(" + literal(value[0]) + ")"  # (x) would be x, not a tuple
-        return "(" + ", ".join(literal(v) for v in value) + ")"
+        return _tuple(value)
     raise TypeError(f"no SQL literal for a value of type {type(value).__name__}")
 
 
@@ -91,7 +80,55 @@ def _string(value: str) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate from a \udXXX JSON escape
             raise ValueError(f"string is not valid Unicode text: {exc}") from exc
-    return "'" + value.translate(_STRING_ESCAPES) + "'"
+    # Backslash first, so the escapes added after it are not escaped again. NUL becomes \0:
+    # a raw NUL would end the query early wherever it passes through a C string.
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\0", "\\0") + "'"
+
+
+def _int(value: int) -> str:
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise ValueError(f"integer out of the Int64/UInt64 range: {value}")
+    return int.__repr__(value)  # not str(): an IntEnum subclass could render its name
+
+
+def _float(value: float) -> str:
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite float cannot be stored exactly: {value!r}")
+    if value != 0.0 and abs(value) < sys.float_info.min:
+        # 18.16's parser rejects a subnormal literal as a syntax error.
+        raise ValueError(f"subnormal float has no literal every ClickHouse reads: {value!r}")
+    return float.__repr__(value)
+
+
+def _datetime(value: dt.datetime) -> str:
+    seconds = epoch_seconds(value)
+    if not DATETIME_MIN <= seconds <= DATETIME_MAX:
+        raise ValueError(f"datetime outside the DateTime range: {value.isoformat()}")
+    return int.__repr__(seconds)
+
+
+def _array(value: list[Any]) -> str:
+    return "[" + ", ".join(literal(v) for v in value) + "]"
+
+
+def _tuple(value: tuple[Any, ...]) -> str:
+    if not value:
+        raise ValueError("an empty tuple has no SQL form")
+    if len(value) == 1:
+        return "tuple(" + literal(value[0]) + ")"  # (x) would be x, not a tuple
+    return "(" + ", ".join(literal(v) for v in value) + ")"
+
+
+_BY_TYPE: Final[dict[type, Callable[[Any], str]]] = {
+    str: _string,
+    int: _int,
+    float: _float,
+    type(None): lambda _: "NULL",
+    bool: lambda v: "1" if v else "0",
+    list: _array,
+    tuple: _tuple,
+    dt.datetime: _datetime,
+}
 
 
 def in_list(values: Iterable[Any]) -> str:

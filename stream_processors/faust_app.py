@@ -97,13 +97,12 @@ def build_app(
 
     raw, assessed, judged = topic(topology.raw), topic(topology.assessed), topic(topology.judged)
     # Keys are str; json (not raw) so they come back as str when a table is rebuilt.
+    json_schema = faust.Schema(key_serializer="json", value_serializer="json")
     fingerprints = app.Table(
-        FINGERPRINTS_TABLE, default=None, partitions=topology.partitions,
-        key_serializer="json", value_serializer="json",
+        FINGERPRINTS_TABLE, default=None, partitions=topology.partitions, schema=json_schema
     )
     devices = app.Table(
-        DEVICES_TABLE, default=None, partitions=topology.partitions,
-        key_serializer="json", value_serializer="json",
+        DEVICES_TABLE, default=None, partitions=topology.partitions, schema=json_schema
     )
     hash_key = settings.hash_key
 

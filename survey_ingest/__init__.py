@@ -1,1 +1,1 @@
-"""The survey-ingest application: command line, runtime wiring, demo traffic and example campaign."""
+"""The survey-ingest application: command line, runtime wiring, demo traffic, example campaign."""

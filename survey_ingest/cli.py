@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("httpx", "httpcore", "kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(_dispatch(args) or 0)
     except CliError as exc:

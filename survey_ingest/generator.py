@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import datetime as dt
 import email.utils
 import hashlib
@@ -21,7 +20,7 @@ import json
 import logging
 import math
 import random
-import string
+import statistics
 import time
 import uuid
 import weakref
@@ -92,7 +91,9 @@ _NEEDS_HISTORY: Final[frozenset[FlawKind]] = frozenset(
     {"reused_device", "identical_resend", "conflicting_resend"}
 )
 
-AGE_GROUPS: Final[tuple[str, ...]] = ("under-18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+AGE_GROUPS: Final[tuple[str, ...]] = (
+    "under-18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"
+)
 _AGE_WEIGHTS: Final[tuple[float, ...]] = (0.08, 0.14, 0.22, 0.22, 0.16, 0.11, 0.07)
 
 # Share of respondents answering from another province than their link's (migrants, travellers).
@@ -105,6 +106,8 @@ _PHONE_IN_OPINION_SHARE: Final = 0.03
 # Resends (page retries) refer to one of the most recent sheets, reused devices to any kept one.
 _RESEND_WINDOW: Final = 64
 
+_NONE_PREFIXES: Final = ("都没有", "以上都没有", "以上均无", "None", "none")
+_STANDARD_NORMAL: Final = statistics.NormalDist()
 _CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
 
 _OPINIONS: Final[tuple[str, ...]] = (
@@ -156,14 +159,24 @@ def _stable_unit(*parts: str) -> float:
 
 
 def _stable_lognormal(sigma: float, *parts: str) -> float:
-    # Inverse of the normal CDF by bisection is overkill; a logistic approximation is plenty here.
-    u = _stable_unit(*parts)
-    z = math.log(u / (1 - u)) * (math.sqrt(3) / math.pi)
-    return math.exp(sigma * z)
+    return math.exp(sigma * _STANDARD_NORMAL.inv_cdf(_stable_unit(*parts)))
 
 
 def _uuid4(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of a JSON-shaped value (dicts, lists, scalars); much cheaper than deepcopy."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
+def _copy_body(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy_json(v) for k, v in body.items()}
 
 
 def _fits_scale(q: ScaleQuestion, value: Any) -> bool:
@@ -252,9 +265,7 @@ class SheetFactory:
         if kind == "invalid_answer":
             return any(not isinstance(q, TextQuestion) for q in self.questions)
         if kind == "straight_lining":
-            return len(self.scale_questions) >= self.straight_min and any(
-                q.max > q.min for q in self.scale_questions
-            )
+            return len(self.scale_questions) >= self.straight_min and bool(self._common_points())
         if kind == "revoked_link":
             return bool(self.revoked)
         return True
@@ -265,7 +276,7 @@ class SheetFactory:
         """The next sheet of this stream, as submitted just before `now`."""
         flaw = self._draw_flaw(rng)
         if flaw == "identical_resend":
-            return GeneratedSheet(copy.deepcopy(self._pick_recent(rng)), flaw)
+            return GeneratedSheet(_copy_body(self._pick_recent(rng)), flaw)
         if flaw == "conflicting_resend":
             return GeneratedSheet(self._conflicting(rng, self._pick_recent(rng)), flaw)
         body = self._fresh(rng, now, flaw)
@@ -394,16 +405,16 @@ class SheetFactory:
             return
         q = rng.choice(items)
         value = answers[q.id]
-        answers[q.id] = value - 1 if value > q.min and (value == q.max or rng.random() < 0.5) \
-            else value + 1
+        step_down = value == q.max or (value > q.min and rng.random() < 0.5)
+        answers[q.id] = value - 1 if step_down else value + 1
 
     def _drop_required(self, rng: random.Random, answers: dict[str, Any]) -> None:
         q = rng.choice(self.required)
         if rng.random() < 0.7:
             answers.pop(q.id, None)
         else:  # some pages send the key with a blank value
-            answers[q.id] = [] if isinstance(q, MultiQuestion) else None if isinstance(
-                q, ScaleQuestion) else ""
+            blank: Any = {"multi": [], "scale": None}.get(q.type, "")
+            answers[q.id] = blank
         self._vary(rng, answers, skip=q.id)
 
     def _corrupt(self, rng: random.Random, answers: dict[str, Any]) -> None:
@@ -419,20 +430,24 @@ class SheetFactory:
                 answers[q.id] = [*self._choose_many(rng, q), _stale_option(rng, q.options)]
         self._vary(rng, answers, skip=q.id)
 
+    def _common_points(self) -> range:
+        """The points every scale item offers (the only ones a whole sheet can be lined on)."""
+        if not self.scale_questions:
+            return range(0)
+        low = max(q.min for q in self.scale_questions)
+        high = min(q.max for q in self.scale_questions)
+        return range(low, high + 1)
+
     def _straight_line(self, rng: random.Random, answers: dict[str, Any]) -> None:
-        # The same point on every item, usually the first or the last one the thumb lands on.
-        position = rng.choices(("max", "min", "middle"), (0.6, 0.15, 0.25))[0]
+        # The same point on every item: mostly the top one, where a hurried thumb lands.
+        points = self._common_points()
+        value = rng.choices((points[-1], points[0], points[len(points) // 2]), (0.6, 0.15, 0.25))[0]
         for q in self.scale_questions:
-            value = {"max": q.max, "min": q.min, "middle": (q.min + q.max) // 2}[position]
             answers[q.id] = value
-        if len({answers[q.id] for q in self.scale_questions}) > 1:  # scales of unequal ranges
-            for q in self.scale_questions:
-                answers[q.id] = self.scale_questions[0].min if position == "min" else max(
-                    q.min for q in self.scale_questions)
 
     def _conflicting(self, rng: random.Random, original: dict[str, Any]) -> dict[str, Any]:
         """The same submission id with other content: a page that re-submitted after an edit."""
-        body = copy.deepcopy(original)
+        body = _copy_body(original)
         answers: dict[str, Any] = body["answers"]
         changeable = [q for q in self.scale_questions if q.max > q.min and q.id in answers]
         if changeable:
@@ -458,7 +473,7 @@ class SheetFactory:
         return self._recent[(self._recent_next - 1 - back) % n]
 
     def _remember(self, body: dict[str, Any]) -> None:
-        kept = copy.deepcopy(body)
+        kept = _copy_body(body)
         if len(self._recent) < self._memory:
             self._recent.append(kept)
         else:
@@ -474,7 +489,8 @@ class SheetFactory:
 
 
 def _is_none_option(option: str) -> bool:
-    return option.startswith(("都没有", "没有", "无")) or option.lower() in {"none", "none of these"}
+    """An option that rules out the others ("none of these")."""
+    return option in {"无", "没有"} or option.startswith(_NONE_PREFIXES)
 
 
 def _stale_option(rng: random.Random, options: Sequence[str]) -> str:
@@ -495,10 +511,10 @@ def generate_sheet(
     valid_share: float = 0.9,
 ) -> GeneratedSheet:
     """The next sheet of the stream `rng` drives, with the flaw it carries (None when valid)."""
-    factory = _FACTORIES.get(rng)
-    if factory is None or factory.definition is not definition or factory.valid_share != valid_share:
-        factory = _FACTORIES[rng] = SheetFactory(definition, valid_share=valid_share)
-    return factory.make(rng, now)
+    f = _FACTORIES.get(rng)
+    if f is None or f.definition is not definition or f.valid_share != valid_share:
+        f = _FACTORIES[rng] = SheetFactory(definition, valid_share=valid_share)
+    return f.make(rng, now)
 
 
 def make_sheet(
@@ -654,15 +670,16 @@ async def run_generator(
     Runs until `stop_event` is set or `duration_s` has passed (forever when both are None). At
     most `concurrency` requests are in flight; when the server cannot keep up the rate drops
     instead of a backlog growing. On stopping, requests in flight get `drain_s` to finish and
-    are not retried again. `seed` fixes the sheets (None: a fresh stream every run, so a demo
-    restarted on the same data does not resend yesterday's submission ids).
+    are not retried again. `seed` fixes the sheets: the same ones, in the same order, as
+    make_sheet with `random.Random(seed)` (None: a fresh stream every run, so a demo restarted
+    on the same data does not resend the last run's submission ids).
     """
     if rate_per_s <= 0:
         raise ValueError(f"rate_per_s must be positive, not {rate_per_s}")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     rng = random.Random(seed)
-    jitter = random.Random(rng.getrandbits(64))
+    jitter = random.Random()  # retry timing only; kept apart so the sheets match make_sheet's
     factory = SheetFactory(definition, valid_share=valid_share)
     policy = retry or RetryPolicy()
     stop = stop_event if stop_event is not None else asyncio.Event()

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import json
 import sys
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class CampaignLinks:
     units: dict[str, Unit]
     provinces: dict[str, Province]
     links: list[LinkEntry]
+    timezone: str = "Asia/Shanghai"
 
     @classmethod
     def from_definition(cls, defn: CampaignDefinition) -> CampaignLinks:
@@ -58,6 +60,7 @@ class CampaignLinks:
             units={u.id: u for u in defn.units},
             provinces={p.id: p for p in defn.provinces},
             links=[LinkEntry(lk.code, lk.unit, lk.channel, lk.revoked) for lk in defn.links],
+            timezone=defn.timezone,
         )
 
 
@@ -101,7 +104,7 @@ def write_qr_codes(
             raise QrError(f"unit id {unit_id!r} cannot be used as a directory name")
 
     summary = QrSummary(source.campaign, str(out), base_url.rstrip("/"))
-    generated = dt.datetime.now(dt.UTC).astimezone()
+    generated = dt.datetime.now(zoneinfo.ZoneInfo(source.timezone))
     for unit_id in chosen:
         unit = source.units[unit_id]
         mine = [lk for lk in source.links if lk.unit == unit_id]
@@ -252,6 +255,7 @@ def from_data_dir(data_dir: Path, campaign: str) -> CampaignLinks:
             LinkEntry(lk.code, lk.unit, lk.channel, state.link_revoked_at(lk.code, now))
             for lk in state.links.values()
         ],
+        timezone=state.definition.timezone,
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import zoneinfo
 
 import uvicorn
 
@@ -39,7 +41,7 @@ async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> 
 async def demo(settings: Settings, campaign_file: object, rate: float, duration: float | None) -> None:
     from survey_ingest.generator import run_generator
 
-    definition = load_campaign_file(str(campaign_file))
+    definition = _collecting_today(load_campaign_file(str(campaign_file)))
     runtime = EmbeddedRuntime(settings)
     await runtime.define_campaign(definition)
     await runtime.start()
@@ -77,6 +79,22 @@ async def demo(settings: Settings, campaign_file: object, rate: float, duration:
         with contextlib.suppress(Exception):
             await server_task
         await runtime.stop()
+
+
+def _collecting_today(definition: CampaignDefinition) -> CampaignDefinition:
+    """The example's dates moved, if needed, so that today falls in its counting phase: a demo
+    run on any day shows a moving leaderboard rather than every sheet outside the window."""
+    today = dt.datetime.now(zoneinfo.ZoneInfo(definition.timezone)).date()
+    counting = next((p for p in definition.phases if p.counts), None)
+    if counting is None or counting.start <= today <= counting.end:
+        return definition
+    shift = (today - dt.timedelta(days=3)) - counting.start
+    phases = [p.model_copy(update={"start": p.start + shift, "end": p.end + shift})
+              for p in definition.phases]
+    if counting.end + shift < today:
+        phases = [p.model_copy(update={"end": today + dt.timedelta(days=7)}) if p.name == counting.name
+                  else p for p in phases]
+    return definition.model_copy(update={"phases": phases})
 
 
 async def _print_leaderboard(runtime: EmbeddedRuntime, campaign: str, stop: asyncio.Event) -> None:

@@ -17,6 +17,7 @@
 
   var numberFormat = new Intl.NumberFormat("zh-CN");
   var percentFormat = new Intl.NumberFormat("zh-CN", { style: "percent", maximumFractionDigits: 1 });
+  var finePercentFormat = new Intl.NumberFormat("zh-CN", { style: "percent", maximumFractionDigits: 2 });
   var timeFormat = new Intl.DateTimeFormat("zh-CN", {
     timeZone: data.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
   });
@@ -26,7 +27,11 @@
 
   function $(id) { return document.getElementById(id); }
   function fmt(n) { return numberFormat.format(n); }
-  function pct(x) { return percentFormat.format(x); }
+  // Early in the window progress is a sliver of the target: show it rather than a flat 0%.
+  function pct(x) {
+    if (x > 0 && x < 0.0001) { return "<0.01%"; }
+    return (x < 0.01 ? finePercentFormat : percentFormat).format(x);
+  }
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -147,7 +152,8 @@
       var delta = Math.max(0, lastValid - run[0][1]);
       label.textContent = "近 " + minutes + " 分钟新增有效样本";
       $("k-rate").textContent = fmt(delta);
-      $("k-rate-sub").textContent = "已观测 " + minutes + " 分钟，折合每小时约 " +
+      // The label names the shorter window; the sub line scales it to an hour.
+      $("k-rate-sub").textContent = "折合每小时约 " +
         fmt(Math.round(delta * 60 / Math.max(1, (now - run[0][0]) / 60000)));
     }
     renderSpark(run, now);
@@ -161,13 +167,15 @@
       var to = Math.min(now, end - i * 60000);
       var from = end - (i + 1) * 60000;
       var a = valueAt(run, from);
+      // The minute observation began in counts from the first sample taken in it.
+      if (a === null && run.length && run[0][0] <= to) { a = run[0][1]; }
       var b = valueAt(run, to);
       increments.push(a === null || b === null ? null : Math.max(0, b - a));
     }
     var max = Math.max.apply(null, increments.map(function (x) { return x || 0; }).concat([1]));
     var bars = increments.map(function (x) {
       var s = el("span", x === null ? "gap" : "");
-      s.style.height = (x === null ? 2 : Math.max(2, Math.round((x / max) * 80))) + "px";
+      s.style.height = (x === null ? 2 : Math.max(2, Math.round((x / max) * 92))) + "px";
       s.title = x === null ? "未观测" : String(x);
       return s;
     });
@@ -200,7 +208,7 @@
     list.replaceChildren.apply(list, rows.slice(0, UNIT_LIMIT).map(function (r) {
       var li = el("li", "unit-row" + (changed[r.id] ? " flash" : ""));
       li.setAttribute("data-id", r.id);
-      li.appendChild(el("span", "rank", r.rank));
+      li.appendChild(el("span", "rank" + (r.rank <= 3 && r.valid > 0 ? " top" + r.rank : ""), r.rank));
       var name = el("span", "name", r.name);
       name.title = r.name;
       li.appendChild(name);

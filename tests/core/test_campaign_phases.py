@@ -1,4 +1,4 @@
-"""The phase comes from the collector's receive time, in the campaign's timezone, dates inclusive."""
+"""The phase comes from the collector's receive time in the campaign's timezone, dates inclusive."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def _verdict(judged: SubmissionJudged) -> dict[str, Any]:
 
 
 def test_reason_enum_holds_every_contract_code() -> None:
-    assert CONTRACT_CODES <= {r.value for r in Reason}
+    assert {r.value for r in Reason} >= CONTRACT_CODES
 
 
 def test_valid_sheet_in_the_collection_phase_is_accepted(make_submission, judge_one) -> None:
@@ -347,3 +347,22 @@ def test_unknown_campaign_is_rejected_with_reasons(make_submission, judge_one) -
     judged = judge_one(make_submission(campaign="1999"))
     assert judged.status == "rejected"
     assert {"outside_window", "unknown_link"} <= set(judged.reasons)
+
+
+@pytest.mark.parametrize(
+    "first_received_at",
+    [PUBLIC_TEST, dt.datetime(2023, 9, 7, tzinfo=UTC)],
+    ids=["test phase", "before the window"],
+)
+def test_resend_received_in_a_later_phase_does_not_claim_the_device(
+    make_submission, resend_of, make_registry, judge_stream, first_received_at: dt.datetime
+) -> None:
+    # The retry of an uncounted sheet arrives once collection is open: it is absorbed as a
+    # resend, so it must not make the device's next, counted sheet a duplicate respondent.
+    first = make_submission(device_id="phone-1", received_at=first_received_at)
+    retry = resend_of(first, received_at=COLLECTION)
+    real = make_submission(device_id="phone-1", received_at=COLLECTION + dt.timedelta(hours=1))
+    results = judge_stream(make_registry(), [first, retry, real])
+    assert [resend for _, resend in results] == [False, True, False]
+    assert results[0][0].status in {"test", "rejected"}
+    assert (results[2][0].status, results[2][0].reasons) == ("accepted", ())

@@ -35,7 +35,8 @@ def unavailable(message: str) -> NoReturn:
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
+    # SURVEY_TEST_CHROMIUM points at another build (e.g. a distribution's chromium-browser).
+    path = os.environ.get("SURVEY_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     if not os.access(path, os.X_OK):
         unavailable("chromium is not installed")
     return path
@@ -73,6 +74,10 @@ def survey_campaign(campaign: str, codes: dict[str, str] | None = None) -> dict[
         {"id": "s4", "type": "scale", "min": 1, "max": 5, "label": "公共 Wi-Fi 的安全感"},
     ]
     return d
+
+
+# Answers that fit survey_campaign's questionnaire (the helpers' sheet() answers a/b/c options).
+GOOD_ANSWERS: dict[str, Any] = {"q1": 4, "q2": "智能手机", "q3": ["网络诈骗"], "s1": 3, "s2": 4}
 
 
 def hostile_campaign(campaign: str) -> dict[str, Any]:

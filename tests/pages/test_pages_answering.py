@@ -91,7 +91,9 @@ def test_device_id_persists_and_submission_id_is_per_load(
     page.context.close()
 
 
-def test_required_questions_block_the_submit(browser: Any, page_server: EmbeddedServer) -> None:
+def test_required_questions_block_the_submit(
+    browser: Any, page_server: EmbeddedServer, artifacts: Path
+) -> None:
     page = new_page(browser, PHONE)
     page.goto(f"{page_server.base}/s/Gd7kQ2xP")
     requests: list[str] = []
@@ -102,6 +104,11 @@ def test_required_questions_block_the_submit(browser: Any, page_server: Embedded
     assert "必答" in errors.first.inner_text()
     assert page.locator("#form-error").is_visible()
     assert requests == []
+    from playwright.sync_api import expect
+
+    expect(page.locator(".q.invalid").first).to_be_in_viewport()  # scrolled to the first gap
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts / "answering-phone-required.png"))
     page.context.close()
 
 

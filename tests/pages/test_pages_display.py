@@ -10,13 +10,20 @@ import pytest
 
 from tests.helpers import sheet
 from tests.integration.embedded_server import EmbeddedServer
-from tests.pages.pages_kit import DISPLAY, DISPLAY_CODES, SCREEN, new_page, status_of
+from tests.pages.pages_kit import (
+    DISPLAY,
+    DISPLAY_CODES,
+    GOOD_ANSWERS,
+    SCREEN,
+    new_page,
+    status_of,
+)
 
 pytestmark = pytest.mark.browser
 
 
-def link(code: str) -> str:
-    return DISPLAY_CODES[code]
+def valid_sheet(code: str, **overrides: Any) -> dict[str, Any]:
+    return sheet(DISPLAY, DISPLAY_CODES[code], **{"answers": GOOD_ANSWERS, **overrides})
 
 
 def post_sheets(server: EmbeddedServer, bodies: list[dict[str, Any]]) -> None:
@@ -30,25 +37,23 @@ def post_sheets(server: EmbeddedServer, bodies: list[dict[str, Any]]) -> None:
 def test_display_numbers_follow_new_sheets_without_reload(
     browser: Any, page_server: EmbeddedServer, artifacts: Path
 ) -> None:
+    from playwright.sync_api import expect  # importable once the browser fixture has run
+
     page = new_page(browser, SCREEN)
     response = page.goto(f"{page_server.base}/display/{DISPLAY}")
     assert response.status == 200
-    page.wait_for_function("document.getElementById('k-valid').textContent === '0'")
+    expect(page.locator("#k-valid")).to_have_text("0")
     assert page.locator("#conn-text").inner_text() == "实时连接"
     assert page.locator("#units li.unit-row").count() == 3
     assert page.locator("#regions li.region-row").count() == 2
     page.evaluate("window.__sameDocument = 'yes'")  # gone if the page reloads
 
     post_sheets(page_server, [
-        sheet(DISPLAY, link("Gd7kQ2xP")), sheet(DISPLAY, link("Gd7kQ2xQ")),
-        sheet(DISPLAY, link("Gx1aB2cD")),
-        sheet(DISPLAY, link("Gx1aB2cD"), answers={"q1": 9}),  # invalid answer: rejected
+        valid_sheet("Gd7kQ2xP"), valid_sheet("Gd7kQ2xQ"), valid_sheet("Gx1aB2cD"),
+        valid_sheet("Gx1aB2cD", answers={**GOOD_ANSWERS, "q1": 9}),  # invalid answer: rejected
     ])
-    page.wait_for_function(
-        "document.getElementById('k-valid').textContent === '3'"
-        " && document.getElementById('k-rejected').textContent === '1'",
-        timeout=20_000,
-    )
+    expect(page.locator("#k-valid")).to_have_text("3", timeout=20_000)
+    expect(page.locator("#k-rejected")).to_have_text("1", timeout=20_000)
     assert page.evaluate("window.__sameDocument") == "yes"
     first = page.locator("#units li.unit-row").first
     assert first.locator(".name").inner_text() == "广东省网络空间安全协会"
@@ -56,13 +61,13 @@ def test_display_numbers_follow_new_sheets_without_reload(
     south = page.locator('#regions li[data-id="south"]')
     assert "有效 3 / 目标 1,400" in south.inner_text()
     guangxi = page.locator('#provinces li[data-id="45"]')
-    assert guangxi.locator(".pct").inner_text() == "0.3%"  # 1 of 400
+    assert guangxi.locator(".pct").inner_text() == "0.25%"  # 1 of 400
     assert page.locator("#k-rate").inner_text() == "3"
     assert "新增有效样本" in page.locator("#k-rate-label").inner_text()
     assert page.locator("#k-target").inner_text() == "1,600"
 
-    post_sheets(page_server, [sheet(DISPLAY, link("Sh9zY8xW"))])
-    page.wait_for_function("document.getElementById('k-valid').textContent === '4'")
+    post_sheets(page_server, [valid_sheet("Sh9zY8xW")])
+    expect(page.locator("#k-valid")).to_have_text("4", timeout=20_000)
     assert page.evaluate("window.__sameDocument") == "yes"
     page.wait_for_timeout(900)  # let the count-up animation and bar transitions settle
     page.screenshot(path=str(artifacts / "display-1920x1080.png"))

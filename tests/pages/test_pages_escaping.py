@@ -26,7 +26,12 @@ pytestmark = pytest.mark.browser
 
 def watch_for_script(page: Any) -> list[str]:
     fired: list[str] = []
-    page.on("dialog", lambda d: (fired.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        fired.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.on("pageerror", lambda err: fired.append(f"pageerror: {err}"))
     # Markup that slipped through would also trip the pages' CSP: count that as a failure too.
     page.on("console", lambda m: fired.append(m.text) if "Security Policy" in m.text else None)
@@ -50,10 +55,10 @@ def test_hostile_definition_is_escaped_everywhere(
     # The hostile option is still a working answer.
     page.locator('fieldset.q[data-index="0"] label.scale-cell', has_text="5").click()
     option.check()
+    page.screenshot(path=str(artifacts / "answering-phone-hostile.png"))
     with page.expect_request("**/v1/submissions") as sent:
         page.click("#submit")
     page.locator("#thanks").wait_for(state="visible")
-    page.screenshot(path=str(artifacts / "answering-phone-hostile.png"), full_page=True)
     assert fired == []
     assert sent.value.post_data_json["answers"]["q2"] == HOSTILE_OPTION
     page.context.close()

@@ -1,4 +1,4 @@
-"""Which campaign a link code opens, and the statuses of the page routes (in-process, no browser)."""
+"""Which campaign a link code opens, and the statuses of the page routes (in-process)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api import pages
 from api.app import build_api
 from api.pages import find_link, json_for_script
 from api.services import Services
@@ -42,21 +43,23 @@ def _client(registry: Registry) -> TestClient:
     return TestClient(build_api(services))
 
 
-def test_the_campaign_whose_phase_covers_today_wins() -> None:
-    registry = _registry(campaign_definition("open"), campaign_definition("closed", today_phase="none"))
-    state = find_link(registry, "Gd7kQ2xP", NOW)
-    assert state is not None and state.definition.campaign == "open"
-    registry = _registry(campaign_definition("closed", today_phase="none"), campaign_definition("open"))
-    state = find_link(registry, "Gd7kQ2xP", NOW)
-    assert state is not None and state.definition.campaign == "open"
+def _shifted(campaign: str, days: int) -> dict[str, Any]:
+    d = campaign_definition(campaign, today_phase="none")
+    for phase in d["phases"]:
+        for key in ("start", "end"):
+            phase[key] = str(dt.date.fromisoformat(phase[key]) + dt.timedelta(days=days))
+    return d
+
+
+def test_the_campaign_whose_phase_covers_today_wins_over_a_newer_one() -> None:
+    future = _shifted("future", 60)  # newer, but not open today
+    for order in ((campaign_definition("open"), future), (future, campaign_definition("open"))):
+        state = find_link(_registry(*order), "Gd7kQ2xP", NOW)
+        assert state is not None and state.definition.campaign == "open"
 
 
 def test_without_a_current_phase_the_newest_campaign_wins() -> None:
-    old = campaign_definition("old", today_phase="none")
-    new = campaign_definition("new", today_phase="none")
-    for phase in new["phases"]:
-        phase["start"] = str(dt.date.fromisoformat(phase["start"]) + dt.timedelta(days=5))
-        phase["end"] = str(dt.date.fromisoformat(phase["end"]) + dt.timedelta(days=5))
+    old, new = _shifted("old", 0), _shifted("new", 5)
     for order in ((new, old), (old, new)):
         state = find_link(_registry(*order), "Gd7kQ2xP", NOW)
         assert state is not None and state.definition.campaign == "new"
@@ -82,14 +85,17 @@ def test_revoked_link_answers_410_even_when_another_campaign_has_it_live() -> No
     assert r.status_code == 410 and "链接已停用" in r.text
 
 
-def test_a_failing_page_is_an_html_500_without_a_trace() -> None:
-    registry = _registry(campaign_definition("c1"))
-    registry.campaigns["c1"].units.clear()  # a broken state the renderer trips over
-    r = _client(registry).get("/display/c1")
-    assert r.status_code in (200, 500) and "Traceback" not in r.text
-    registry.campaigns["c1"].links["Gd7kQ2xP"].unit = "gone"
-    r = _client(registry).get("/s/Gd7kQ2xP")
-    assert "Traceback" not in r.text and r.headers["content-type"].startswith("text/html")
+def test_a_failing_page_is_an_html_500_without_a_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> str:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(pages, "_answering_page", broken)
+    monkeypatch.setattr(pages, "_display_page", broken)
+    client = _client(_registry(campaign_definition("c1")))
+    for path in ("/s/Gd7kQ2xP", "/display/c1"):
+        r = client.get(path)
+        assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
+        assert "secret internals" not in r.text and "Traceback" not in r.text
 
 
 def test_script_data_cannot_close_its_script_element() -> None:

@@ -238,7 +238,12 @@ def test_duplicate_ids_are_refused_where_the_second_one_is_written(
          "end"),
         ("    internet_users: 105000000", "    internet_users: many", "    internet_users: many",
          "provinces.0.internet_users", "internet_users"),
+        # A rule over the whole question points at the question.
+        ("      max: 5", "      max: 0", "    - id: q1", "questionnaire.questions.0.scale",
+         "scale"),
     ],
+    ids=["deep type", "unknown work_region", "unknown unit", "impossible date", "not a number",
+         "max below min"],
 )
 def test_block_style_mistake_points_at_the_exact_line(
     old: str, new: str, bad_line: str, path: str, field: str
@@ -276,11 +281,11 @@ def test_missing_required_section_is_named() -> None:
 
 def test_unreadable_campaign_file_names_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
-    with pytest.raises(CampaignFileError, match="nowhere.yaml: cannot read"):
+    with pytest.raises(CampaignFileError, match=r"nowhere\.yaml: cannot read"):
         load_campaign_file(missing)
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(CampaignFileError, match="binary.yaml: cannot read"):
+    with pytest.raises(CampaignFileError, match=r"binary\.yaml: cannot read"):
         load_campaign_file(binary)
 
 

@@ -22,6 +22,7 @@ from clickhouse_driver import Client
 
 from schemas.events import SubmissionJudged
 from storage import SqlStore, open_store
+from tests.storage.support import drop
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SCRIPT = ROOT / "infra" / "clickhouse" / "start.sh"
@@ -90,10 +91,6 @@ def _database_url(kind: str, request: pytest.FixtureRequest, chdb_dir: Path) -> 
     if kind == "chdb":
         return f"chdb://{chdb_dir}?database={database}"
     return with_database(request.getfixturevalue("clickhouse_url"), database)
-
-
-def drop(store: SqlStore) -> None:
-    store._execute(f"DROP DATABASE IF EXISTS {store.database}")
 
 
 ADAPTERS = ["chdb", pytest.param("clickhouse", marks=pytest.mark.integration)]

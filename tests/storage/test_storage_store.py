@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from core.counting import Count, tally
 from core.ports import JudgeMemoryRow, Store
 from schemas.events import SubmissionJudged
 from storage import SqlStore, migrations, open_store, sql
+from tests.storage.support import drop
 
 Judged = Callable[..., SubmissionJudged]
 
@@ -263,6 +265,17 @@ def test_data_survives_closing_and_reopening(store_url: str, judged: Judged) -> 
         assert again.migrate() == []
         assert again.unit_counts("2023") == {"gd-cyber": Count(valid=1, test=1)}
         assert again.insert_judged([judged(1)]) == 0
+
+
+def test_chdb_ignores_a_config_xml_in_the_working_directory(
+    chdb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, judged: Judged
+) -> None:
+    (tmp_path / "config.xml").write_text("<clickhouse><path>/nonexistent/</path>broken")
+    monkeypatch.chdir(tmp_path)
+    with open_store(f"chdb://{chdb_dir}?database=cwd_config") as store:
+        store.migrate()
+        assert store.insert_judged([judged(1)]) == 1
+        drop(store)
 
 
 # -- the escaping function against both engines -------------------------------------------------

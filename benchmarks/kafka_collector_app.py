@@ -1,0 +1,49 @@
+"""The Kafka-mode collector app, built the way `survey-ingest collector` builds it, as a factory.
+
+For benchmarks.serve_workers while `survey-ingest collector` runs one process only: every worker
+process calls `create_app()`, which wires the same RegistryFollower, KafkaRawLog (acks=all) and
+Collector as survey_ingest.distributed.collector.run_collector, and returns once the raw topic
+and the registry are reachable, so a worker only listens when it can answer 202.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+
+from eventlog.kafka_log import KafkaRawLog
+from ingest.collector import Collector
+from schemas.settings import Settings
+from stream_processors.faust_topology import Topology
+from survey_ingest.distributed.registry import RegistryFollower
+
+READY_TIMEOUT_S = 60.0
+
+
+def create_app() -> Collector:
+    settings = Settings()
+    topology = Topology.of(settings)
+    follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
+    raw = KafkaRawLog(settings.kafka_bootstrap, topology.raw)
+    app = Collector(
+        raw,
+        lambda: follower.registry.campaigns,
+        hash_key=settings.hash_key,
+        ready=lambda: raw.healthy() and follower.ready(),
+        rate_limit_per_ip=settings.rate_limit_per_ip,
+        rate_limit_per_link=settings.rate_limit_per_link,
+        max_in_flight=settings.max_in_flight,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not (raw.healthy() and follower.ready()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"raw topic {topology.raw} or registry not reachable in time")
+        time.sleep(0.1)
+
+    def close() -> None:
+        raw.close(timeout_s=5)
+        follower.stop()
+
+    atexit.register(close)
+    return app
