@@ -324,7 +324,7 @@ def run_wrk(url: str, *, threads: int, connections: int, seconds: float, script:
     if not have_wrk():
         raise BenchUnavailable("wrk is not installed (apt-get install -y wrk)")
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s",
-            f"--timeout={timeout_ms}ms", "-s", str(script), url]
+            "--timeout", f"{max(1, timeout_ms // 1000)}s", "-s", str(script), url]
     proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=WRK_DIR)
     if popen is not None:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from schemas.campaign import CampaignDefinition
 
@@ -22,7 +22,7 @@ class SubmissionReceived(_Event):
     """What the collector appends: the body exactly as posted, plus when and from whom (hashed)."""
 
     kind: Literal["submission.received"] = "submission.received"
-    received_at: dt.datetime
+    received_at: AwareDatetime
     client: str = ""  # keyed hash of the client address; never the address itself
     body: dict[str, Any]
 
@@ -30,7 +30,7 @@ class SubmissionReceived(_Event):
 class CampaignDefined(_Event):
     kind: Literal["campaign.defined"] = "campaign.defined"
     campaign: str
-    defined_at: dt.datetime
+    defined_at: AwareDatetime
     definition: CampaignDefinition
 
 
@@ -38,7 +38,7 @@ class LinkRevoked(_Event):
     kind: Literal["link.revoked"] = "link.revoked"
     campaign: str
     link_code: str
-    revoked_at: dt.datetime
+    revoked_at: AwareDatetime
 
 
 Status = Literal["accepted", "rejected", "test"]
@@ -52,7 +52,7 @@ class SubmissionJudged(_Event):
     campaign: str
     fingerprint: str
     source_position: str  # where in the raw log it was read, "partition:offset"
-    received_at: dt.datetime
+    received_at: AwareDatetime
     status: Status
     reasons: tuple[str, ...] = ()
     rules_version: str
@@ -66,8 +66,8 @@ class SubmissionJudged(_Event):
     respondent_province: str = ""
     respondent_city: str = ""
     age_group: str = ""
-    started_at: dt.datetime | None = None
-    submitted_at: dt.datetime | None = None
+    started_at: AwareDatetime | None = None
+    submitted_at: AwareDatetime | None = None
     duration_seconds: float = 0.0
     device_hash: str = ""
     client: str = ""
@@ -84,7 +84,7 @@ class CountChanged(_Event):
     valid: int
     rejected: int
     test: int
-    as_of: dt.datetime
+    as_of: AwareDatetime
 
 
 Event = Annotated[
@@ -109,7 +109,7 @@ def decode_event(data: bytes | str) -> Event:
         raise UnknownEventError(f"event is not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise UnknownEventError("event is not a JSON object")
-    if raw.get("v") != SCHEMA_VERSION:
+    if type(raw.get("v")) is not int or raw["v"] != SCHEMA_VERSION:
         raise UnknownEventError(
             f"event schema version {raw.get('v')!r} is not supported (this build reads {SCHEMA_VERSION})"
         )

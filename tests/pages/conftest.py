@@ -44,7 +44,9 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSe
         srv.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: playwright's sync API keeps an event loop running in this thread
+# while it is open, and later test modules that call asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     try:
