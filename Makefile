@@ -25,6 +25,7 @@ serve: install
 # starts each once and stops it at the end.
 services-install:
 	bash infra/pages/install.sh
+	bash infra/reports/install.sh
 	bash infra/monitoring/install.sh
 	bash infra/kafka/install.sh
 	bash infra/clickhouse/install.sh

@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
 from api.live import LiveCounts
 from api.pages import build_pages_router
+from api.regional import build_regional_router
+from api.reports import build_reports_router
 from api.services import Services
 from core.counting import leaderboard
 from schemas.campaign import CampaignFileError, parse_campaign_text
@@ -163,7 +165,9 @@ def build_api(services: Services) -> FastAPI:
             "questionnaire_version": definition.questionnaire.version,
         }
 
+    app.include_router(build_regional_router(services, QUERY_LATENCY))
     app.include_router(build_pages_router(services))
+    app.include_router(build_reports_router(services))
     return app
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from benchmarks import support as s
 
 WRK_THREADS = 2
-WRK_CONNECTIONS = 64
+WRK_CONNECTIONS = int(os.environ.get("BENCH_WRK_CONNECTIONS", "256"))
 
 
 @dataclass
@@ -48,6 +48,26 @@ class Running:
 
     def pids(self) -> list[int]:
         return [pid for p in self.procs for pid in p.tree()]
+
+
+@dataclass
+class Variant:
+    """A proposed change measured beside the code as it is: another source tree (cwd) or extra
+    packages (pythonpath), e.g. `--variant crc32c:pythonpath=/tmp/overlay`."""
+
+    name: str
+    cwd: Path | None = None
+    pythonpath: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        name, _, rest = text.partition(":")
+        fields = dict(kv.split("=", 1) for kv in rest.split(";") if kv)
+        return cls(name, Path(fields["cwd"]) if "cwd" in fields else None, fields.get("pythonpath"))
+
+    def describe(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in (("source tree", self.cwd),
+                                                  ("extra packages", self.pythonpath)) if v)
 
 
 @dataclass
@@ -72,11 +92,11 @@ def _wait_workers(proc: s.Proc, workers: int, url: str, timeout_s: float = 90.0)
 
 @contextlib.contextmanager
 def _workers_target(name: str, app: str, workers: int, work: Path, env: dict[str, str] | None = None,
-                    factory: bool = False) -> Iterator[Running]:
+                    factory: bool = False, cwd: Path = s.ROOT) -> Iterator[Running]:
     port = s.free_port()
     args = [s.PY, "-m", "benchmarks.serve_workers", app, "--workers", str(workers),
             "--port", str(port)] + (["--factory"] if factory else [])
-    proc = s.Proc(name, args, work / f"{name}.log", env=env)
+    proc = s.Proc(name, args, work / f"{name}.log", env=env, cwd=cwd)
     try:
         url = f"http://{s.HOST}:{port}"
         _wait_workers(proc, workers, url)
@@ -166,23 +186,29 @@ class Setup:
                       f"benchmarks/naive_fastapi_app.py (FastAPI + pydantic + kafka-python, blocking "
                       f"acks=all send), {workers} uvicorn process(es)", workers, start, needs_kafka=True)
 
-    def kafka_factory(self, workers: int) -> Target:
+    def kafka_factory(self, workers: int, variant: Variant | None = None) -> Target:
+        name = f"collector_kafka_{workers}w" + (f"+{variant.name}" if variant else "")
+
         @contextlib.contextmanager
         def start() -> Iterator[Running]:
             env = self.kafka_env()
+            cwd = s.ROOT
+            if variant is not None:
+                cwd = variant.cwd or s.ROOT
+                if variant.pythonpath:
+                    env["PYTHONPATH"] = variant.pythonpath
             before = s.topic_end(self.bootstrap(), self.raw_topic)
-            with _workers_target(f"collector_kafka_{workers}w",
-                                 "benchmarks.kafka_collector_app:create_app", workers, self.work,
-                                 env=env, factory=True) as running:
+            with _workers_target(name, "benchmarks.kafka_collector_app:create_app", workers,
+                                 self.work, env=env, factory=True, cwd=cwd) as running:
                 running.log_records = lambda: s.topic_end(self.bootstrap(), self.raw_topic) - before
                 running.uses_kafka = True
                 running.notes["launcher"] = ("benchmarks.serve_workers + kafka_collector_app "
                                              "(the wiring of run_collector, one app per process)")
                 yield running
 
-        return Target(f"collector_kafka_{workers}w",
-                      f"the Kafka-mode collector (acks=all), {workers} processes sharing the port "
-                      "(SO_REUSEPORT)", workers, start, needs_kafka=True)
+        what = f" — variant {variant.name}: {variant.describe()}" if variant else ""
+        return Target(name, f"the Kafka-mode collector (acks=all), {workers} processes sharing the "
+                      f"port (SO_REUSEPORT){what}", workers, start, needs_kafka=True)
 
     def kafka_cli(self, workers: int) -> Target:
         @contextlib.contextmanager
@@ -271,22 +297,13 @@ def measure(target: Target, setup: Setup, seconds: float, warmup_s: float,
                          seconds=warmup_s, script=s.WRK_DIR / "submit.lua", env=wrk_env)
         ok_total += warm["ok"]
         for attempt in range(attempts):
-            wrk_pid: list[int] = []
-            groups: dict[str, Callable[[], list[int]]] = {
-                "server": running.pids, "wrk": lambda: wrk_pid,
-            }
+            groups: dict[str, Callable[[], list[int]]] = {"server": running.pids}
             if running.uses_kafka:
                 groups["kafka_broker"] = s.kafka_pids
-            meter = s.CpuMeter(groups)
-
-            def started(p: subprocess.Popen[str], m: s.CpuMeter = meter) -> None:
-                wrk_pid.append(p.pid)
-                m.__enter__()
-
+            meter = s.CpuMeter(groups).__enter__()
             result = s.run_wrk(running.url, threads=WRK_THREADS, connections=WRK_CONNECTIONS,
-                               seconds=seconds, script=s.WRK_DIR / "submit.lua", env=wrk_env,
-                               popen=started)
-            meter.__exit__()
+                               seconds=seconds, script=s.WRK_DIR / "submit.lua", env=wrk_env)
+            meter.stop({"wrk": result["cpu_s"]})
             ok_total += result["ok"]
             result["cpu"] = meter.result
             result["attempt"] = attempt + 1
@@ -297,8 +314,8 @@ def measure(target: Target, setup: Setup, seconds: float, warmup_s: float,
             if not meter.result["disturbed"]:
                 break
             if attempt + 1 < attempts:
-                s.log(f"{target.name}: disturbed by other processes; repeating")
-                time.sleep(2)
+                s.log(f"{target.name}: disturbed by other processes; repeating in 10 s")
+                time.sleep(10)
         counted = running.log_records() if running.log_records is not None else None
     notes = dict(running.notes)
     if counted is None and "log_records_after_stop" in notes:
@@ -321,7 +338,8 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return min(runs, key=lambda r: r["cpu"]["foreign_cores"])
 
 
-def run(quick: bool, work: Path) -> dict[str, Any]:
+def run(quick: bool, work: Path, variants: list[Variant] | None = None,
+        only_targets: list[str] | None = None) -> dict[str, Any]:
     seconds = 5.0 if quick else 15.0
     warmup = 2.0 if quick else 3.0
     rounds = 1 if quick else 2
@@ -334,6 +352,9 @@ def run(quick: bool, work: Path) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         s.log(f"cannot ask the CLI about --workers: {exc}")
     targets.append(setup.kafka_cli(2) if workers_flag else setup.kafka_factory(2))
+    targets += [setup.kafka_factory(2, v) for v in variants or []]
+    if only_targets:
+        targets = [t for t in targets if t.name in only_targets]
     per_target: dict[str, list[dict[str, Any]]] = {}
     unavailable: dict[str, str] = {}
     try:
@@ -374,11 +395,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME:cwd=DIR;pythonpath=DIR - also measure the Kafka collector so")
+    parser.add_argument("--targets", help="comma-separated subset of the targets")
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="bench-collector-", dir=args.work) as tmp:
-        result = run(args.quick, Path(tmp))
+        result = run(args.quick, Path(tmp), [Variant.parse(v) for v in args.variant],
+                     args.targets.split(",") if args.targets else None)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out:
         args.out.write_text(text)

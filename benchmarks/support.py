@@ -248,10 +248,17 @@ class CpuMeter:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self, extra_cpu_s: dict[str, float] | None = None) -> dict[str, Any]:
+        """`extra_cpu_s`: CPU seconds of processes already reaped (wrk, from its rusage)."""
         elapsed = time.monotonic() - self._t0
         busy = busy_cpu_seconds() - self._busy0
         cores: dict[str, float] = {}
         ours = 0.0
+        for name, used in (extra_cpu_s or {}).items():
+            ours += used
+            cores[name] = round(used / elapsed, 2) if elapsed > 0 else 0.0
         for name, pids in self._pids.items():
             used = sum(max(0.0, cpu_seconds(pid) - self._start.get(pid, 0.0)) for pid in pids)
             ours += used
@@ -262,6 +269,7 @@ class CpuMeter:
             "foreign_cores": round(foreign, 2), "disturbed": foreign > DISTURBED_CORES,
             "loadavg_1m": float(Path("/proc/loadavg").read_text().split()[0]),
         }
+        return self.result
 
 
 class RssSampler:
@@ -319,16 +327,19 @@ def have_wrk() -> bool:
 
 def run_wrk(url: str, *, threads: int, connections: int, seconds: float, script: Path,
             env: dict[str, str] | None = None, timeout_ms: int = 10_000,
-            popen: Callable[[subprocess.Popen[str]], None] | None = None) -> dict[str, Any]:
-    """Runs wrk with a script that prints a WRK_JSON line; returns that line, plus req/s."""
+            ) -> dict[str, Any]:
+    """Runs wrk with a script that prints a WRK_JSON line; returns that line, plus req/s and
+    the CPU seconds wrk used (`cpu_s`, from its rusage: wrk is gone before anyone could read
+    /proc for it)."""
+    import resource
+
     if not have_wrk():
         raise BenchUnavailable("wrk is not installed (apt-get install -y wrk)")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s",
             "--timeout", f"{max(1, timeout_ms // 1000)}s", "-s", str(script), url]
     proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=WRK_DIR)
-    if popen is not None:
-        popen(proc)
     try:
         out, _ = proc.communicate(timeout=seconds + 60)
     except subprocess.TimeoutExpired:
@@ -339,6 +350,8 @@ def run_wrk(url: str, *, threads: int, connections: int, seconds: float, script:
     if proc.returncode != 0 or match is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {out[-2000:]}")
     result: dict[str, Any] = json.loads(match.group(1))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu_s"] = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 3)
     duration = result["duration_us"] / 1e6
     ok = result["requests"] - result["non_2xx"]
     result["ok"] = ok
@@ -615,3 +628,56 @@ def stopping(*procs: Proc) -> Iterator[None]:
     finally:
         for p in procs:
             p.stop()
+
+
+# -- records as the pipeline sees them -----------------------------------------------------------
+
+
+def received_record(body: dict[str, Any], received_at: dt.datetime, client: str = "") -> bytes:
+    """A raw-log record exactly as ingest/collector.py writes it (the body as posted)."""
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return b"".join((b'{"v":1,"kind":"submission.received","received_at":"',
+                     received_at.isoformat().encode(), b'","client":"', client.encode(),
+                     b'","body":', raw, b"}"))
+
+
+def unique_bodies(definition: Any, n: int, run: str, seed: int = 11) -> list[dict[str, Any]]:
+    """n generated sheets, each with its own submission_id and device_id (as wrk sends them)."""
+    base = sheet_bodies(definition, min(n, 4000), seed)
+    out = []
+    for i in range(n):
+        body = dict(base[i % len(base)])
+        body["submission_id"] = f"{run}-{i:012d}"
+        if body.get("device_id"):
+            body["device_id"] = f"d{run}-{i:012d}"
+        out.append(body)
+    return out
+
+
+def registry_for(definition: Any) -> Any:
+    import datetime as _dt
+
+    from core.registry import Registry
+    from schemas.events import CampaignDefined
+
+    registry = Registry()
+    registry.apply(CampaignDefined(campaign=definition.campaign,
+                                   defined_at=_dt.datetime(2026, 1, 1, tzinfo=_dt.UTC),
+                                   definition=definition))
+    return registry
+
+
+def judged_rows(definition: Any, n: int, run: str) -> list[Any]:
+    """n verdicts as the judge makes them from generated sheets (unique ids and devices)."""
+    from core.judge import JudgeState, judge
+    from schemas.events import SubmissionReceived
+
+    registry = registry_for(definition)
+    state = JudgeState.empty()
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for i, body in enumerate(unique_bodies(definition, n, run)):
+        received = SubmissionReceived(received_at=now, client=f"{i:032x}", body=body)
+        verdict, _ = judge(received, f"0:{i}", registry, state, HASH_KEY)
+        rows.append(verdict)
+    return rows

@@ -59,7 +59,9 @@ def tally(verdicts: Iterable[SubmissionJudged]) -> Tally:
     return t
 
 
-def roll_up(state: CampaignState, unit_counts: Mapping[str, Count], level: Level) -> dict[str, Count]:
+def roll_up(
+    state: CampaignState, unit_counts: Mapping[str, Count], level: Level
+) -> dict[str, Count]:
     """Counts for every entity of a level (zero where nothing came in yet)."""
     if level == "unit":
         ids: Iterable[str] = state.units
@@ -118,7 +120,9 @@ def leaderboard(
         s = score((entity_id, name, count, target, progress))
         if s != previous:
             rank, previous = position, s
-        rows.append(LeaderboardRow(rank, entity_id, name, count.valid, count.rejected, target, progress))
+        rows.append(
+            LeaderboardRow(rank, entity_id, name, count.valid, count.rejected, target, progress)
+        )
     return rows[:limit] if limit is not None else rows
 
 

@@ -189,7 +189,9 @@ def judge(
 ) -> tuple[SubmissionJudged, bool]:
     """Both steps against in-memory state; returns the verdict and whether it is a resend."""
     key = f"{received.body.get('campaign', '')}\x1f{received.body.get('submission_id', '')}"
-    assessment = assess(received, source_position, registry, state.fingerprints.get(key, ()), hash_key)
+    assessment = assess(
+        received, source_position, registry, state.fingerprints.get(key, ()), hash_key
+    )
     state.fingerprints[key] = assessment.fingerprints
     dk = device_key(assessment.judged)
     judged, first = settle_respondent(assessment.judged, state.device_first.get(dk) if dk else None)

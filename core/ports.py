@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, fields
+from typing import Final, Protocol
 
 from core.counting import Count
+from schemas.campaign import Question
 from schemas.events import SubmissionJudged
 
 
@@ -43,6 +45,78 @@ class JudgeMemoryRow:
     status: str
 
 
+# What regional counts can be grouped by. A store maps each name to a column of its own; a name
+# outside this list is refused, so no grouping ever comes from a caller's text.
+BREAKDOWN_DIMENSIONS: Final = (
+    "province",  # credited through the link: the unit's province
+    "work_region",
+    "unit",
+    "link",
+    "channel",
+    "respondent_province",  # what the respondent said, kept for analysis
+    "city",  # the respondent's city
+    "day",  # receive date in Asia/Shanghai, "YYYY-MM-DD"
+    "hour",  # receive hour in Asia/Shanghai, 0-23
+    "status",
+    "phase",
+    "reason",  # a submission counts once under each of its reason codes ("" when none)
+)
+
+
+@dataclass(frozen=True)
+class RegionFilter:
+    """Which verdicts a regional query looks at; None means "any". Dates are inclusive and are
+    receive dates in Asia/Shanghai, the day the campaign's phases are defined in."""
+
+    province: str | None = None
+    work_region: str | None = None
+    unit: str | None = None
+    link: str | None = None
+    channel: str | None = None
+    respondent_province: str | None = None
+    city: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    phase: str | None = None
+
+    def given(self) -> dict[str, str]:
+        """The filters that are set, as text (dates ISO), in declaration order."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = value.isoformat() if isinstance(value, dt.date) else str(value)
+        return out
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    """One group of a breakdown: its value per dimension, in the order asked for, and counts.
+    Values are text, except `hour` (an int); `day` is "YYYY-MM-DD"."""
+
+    group: tuple[tuple[str, str | int], ...]
+    valid: int
+    rejected: int
+    test: int
+
+
+@dataclass(frozen=True)
+class AnswerDistribution:
+    """How the accepted submissions in a region answered one question.
+
+    `accepted`: accepted submissions in scope; `total`: how many of them answered the question;
+    `counts`: per option (single, multi: each chosen option counts; a respondent may choose
+    several) or scale point, every defined one listed even at 0, in the questionnaire's order;
+    empty for a text question, whose answers are only counted.
+    """
+
+    question: str
+    type: str
+    accepted: int
+    total: int
+    counts: tuple[tuple[str, int], ...]
+
+
 class Store(Protocol):
     """Where verdicts are kept for queries (ClickHouse server, or chDB when embedded)."""
 
@@ -59,5 +133,19 @@ class Store(Protocol):
     def submission_status(self, campaign: str, submission_id: str) -> SubmissionStatus | None: ...
 
     def iter_judge_memory(self) -> Iterator[JudgeMemoryRow]: ...
+
+    def breakdown(
+        self, campaign: str, by: Sequence[str], filters: RegionFilter
+    ) -> list[BreakdownRow]:
+        """Valid/rejected/test counts grouped by `by` (names from BREAKDOWN_DIMENSIONS; empty:
+        one row of totals), each verdict once; ValueError for a name outside that list."""
+        ...
+
+    def answer_distribution(
+        self, campaign: str, question: Question, filters: RegionFilter
+    ) -> AnswerDistribution:
+        """The answers to `question` (from the campaign's questionnaire) over accepted
+        submissions in scope."""
+        ...
 
     def close(self) -> None: ...

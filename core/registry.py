@@ -1,4 +1,4 @@
-"""The registry: campaigns, links, units, provinces and work regions as folded from registry events."""
+"""The registry: campaigns, links, units, provinces and work regions, folded from events."""
 
 from __future__ import annotations
 

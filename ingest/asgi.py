@@ -1,4 +1,4 @@
-"""Minimal ASGI plumbing shared by the collector and the combined app: JSON responses, body reads."""
+"""Minimal ASGI plumbing shared by the collector and the combined app."""
 
 from __future__ import annotations
 
@@ -22,12 +22,18 @@ class BodyTooLargeError(Exception):
 async def send_json(
     send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+    body = (
+        payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+    )
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(headers or [])],
+            "headers": [
+                *JSON_HEADERS,
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -28,15 +28,15 @@ from ingest.asgi import (
     send_json,
 )
 from ingest.rate_limit import TokenBuckets
-from survey_ingest import metrics_server
 from schemas.envelope import MAX_BODY_BYTES, SubmissionEnvelope, envelope_field_errors
+from survey_ingest import metrics_server
 
 SUBMISSIONS_PATH = "/v1/submissions"
 _ENVELOPE = SubmissionEnvelope.__pydantic_validator__
 
 
 class Collector:
-    """The collector edge. `known_campaigns` is read on every request, so registry updates apply live."""
+    """The collector edge; `known_campaigns` is read per request, so registry updates apply live."""
 
     def __init__(
         self,
@@ -143,8 +143,13 @@ class Collector:
                 422,
                 {
                     "detail": "envelope invalid",
-                    "errors": [{"loc": ["campaign"], "type": "unknown_campaign",
-                                "msg": f"unknown campaign {envelope.campaign!r}"}],
+                    "errors": [
+                        {
+                            "loc": ["campaign"],
+                            "type": "unknown_campaign",
+                            "msg": f"unknown campaign {envelope.campaign!r}",
+                        }
+                    ],
                 },
             )
             return 422
@@ -153,13 +158,17 @@ class Collector:
         limited = self._rate_limited(client, envelope.link_code)
         if limited:
             await send_json(
-                send, 429, {"detail": "rate limited, retry later"},
+                send,
+                429,
+                {"detail": "rate limited, retry later"},
                 [(b"retry-after", str(max(1, round(limited))).encode())],
             )
             return 429
         if self.in_flight >= self.max_in_flight:
             await send_json(
-                send, 503, {"detail": "overloaded, nothing stored; retry with the same submission_id"},
+                send,
+                503,
+                {"detail": "overloaded, nothing stored; retry with the same submission_id"},
                 [(b"retry-after", b"1")],
             )
             return 503
@@ -182,7 +191,9 @@ class Collector:
             await self.log.append(envelope.submission_id.encode(), record)
         except LogUnavailableError:
             await send_json(
-                send, 503, {"detail": "log unavailable, nothing stored; retry with the same submission_id"},
+                send,
+                503,
+                {"detail": "log unavailable, nothing stored; retry with the same submission_id"},
                 [(b"retry-after", b"1")],
             )
             return 503
@@ -194,7 +205,8 @@ class Collector:
         if self.on_received is not None:
             self.on_received(envelope.campaign, envelope.submission_id)
         await send_json(
-            send, 202,
+            send,
+            202,
             b'{"submission_id":"' + envelope.submission_id.encode() + b'","status":"received"}',
         )
         return 202

@@ -8,7 +8,9 @@ import time
 class TokenBuckets:
     """One bucket per key; refilled lazily. Old keys are dropped so memory stays bounded."""
 
-    def __init__(self, rate_per_s: float, burst: float | None = None, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, rate_per_s: float, burst: float | None = None, max_keys: int = 100_000
+    ) -> None:
         self.rate = rate_per_s
         self.burst = burst if burst is not None else max(1.0, rate_per_s * 2)
         self.max_keys = max_keys

@@ -35,7 +35,9 @@ class Phase(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> Phase:
         if self.end < self.start:
-            raise ValueError(f"phase {self.name!r} ends ({self.end}) before it starts ({self.start})")
+            raise ValueError(
+                f"phase {self.name!r} ends ({self.end}) before it starts ({self.start})"
+            )
         return self
 
 

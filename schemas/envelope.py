@@ -1,4 +1,4 @@
-"""The answer sheet as posted by an answering page (CONTRACT §2): the envelope the collector checks."""
+"""The answer sheet as posted by an answering page (CONTRACT §2): the envelope checked."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ class SubmissionEnvelope(BaseModel):
     submitted_at: AwareDatetime
     respondent: Respondent = Field(default_factory=Respondent)
     device_id: Annotated[str, Field(max_length=256)] | None = None
-    answers: Annotated[dict[Annotated[str, Field(max_length=64)], AnswerValue], Field(max_length=500)]
+    answers: Annotated[
+        dict[Annotated[str, Field(max_length=64)], AnswerValue], Field(max_length=500)
+    ]
     opinion: Annotated[str, Field(max_length=10000)] | None = None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
@@ -111,7 +110,8 @@ def decode_event(data: bytes | str) -> Event:
         raise UnknownEventError("event is not a JSON object")
     if type(raw.get("v")) is not int or raw["v"] != SCHEMA_VERSION:
         raise UnknownEventError(
-            f"event schema version {raw.get('v')!r} is not supported (this build reads {SCHEMA_VERSION})"
+            f"event schema version {raw.get('v')!r} is not supported (this build reads "
+            f"{SCHEMA_VERSION})"
         )
     try:
         return _EVENT.validate_python(raw)

@@ -14,9 +14,16 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 from core.counting import Count
-from core.ports import JudgeMemoryRow, SubmissionStatus
+from core.ports import (
+    AnswerDistribution,
+    BreakdownRow,
+    JudgeMemoryRow,
+    RegionFilter,
+    SubmissionStatus,
+)
+from schemas.campaign import Question
 from schemas.events import SubmissionJudged
-from storage import migrations, sql
+from storage import migrations, queries, sql
 
 # Keys looked up per query. A batch's ids go into one IN list; past this size the list is
 # split so the query text stays well inside max_query_size.
@@ -131,6 +138,43 @@ class SqlStore(ABC):
         with self._lock:
             rows = self._execute(sql.judged_rows_sql(campaign, submission_id))
         return [self._judged_from_row(row) for row in rows]
+
+    def breakdown(
+        self, campaign: str, by: Sequence[str], filters: RegionFilter
+    ) -> list[BreakdownRow]:
+        """Counts per group of `by` (BREAKDOWN_DIMENSIONS; ValueError otherwise), from the
+        link/hour summing table when it can answer, else from the verdicts themselves."""
+        return self._breakdown(queries.breakdown_query(campaign, by, filters))
+
+    def _breakdown(self, query: queries.BreakdownQuery) -> list[BreakdownRow]:
+        with self._lock:
+            rows = self._execute(query.sql)
+        width = len(query.by)
+        return [
+            BreakdownRow(
+                group=tuple(
+                    (name, queries.group_value(name, value))
+                    for name, value in zip(query.by, row[:width], strict=True)
+                ),
+                valid=int(row[width]),
+                rejected=int(row[width + 1]),
+                test=int(row[width + 2]),
+            )
+            for row in rows
+        ]
+
+    def answer_distribution(
+        self, campaign: str, question: Question, filters: RegionFilter
+    ) -> AnswerDistribution:
+        """How accepted submissions in scope answered `question` (see AnswerDistribution)."""
+        query = queries.distribution_query(campaign, question, filters)
+        with self._lock:
+            rows = self._execute(query)
+        accepted, answered, counts = queries.tally_answers(question, rows)
+        return AnswerDistribution(
+            question=question.id, type=question.type, accepted=accepted, total=answered,
+            counts=counts,
+        )
 
     def close(self) -> None:
         with self._lock:

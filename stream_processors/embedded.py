@@ -74,7 +74,9 @@ class EmbeddedProcessor:
                 continue
             if not isinstance(event, SubmissionReceived):
                 continue
-            judged, resend = judge(event, f"0:{record.offset}", self.registry, self.state, self.hash_key)
+            judged, resend = judge(
+                event, f"0:{record.offset}", self.registry, self.state, self.hash_key
+            )
             if resend:
                 metrics.RESENDS.inc()
                 continue

@@ -20,7 +20,7 @@ class PendingSubmissions:
         self._items.move_to_end((campaign, submission_id))
         # Verdicts can land before the add (the processor is fast): age out what remains.
         while self._items:
-            key, added = next(iter(self._items.items()))
+            _, added = next(iter(self._items.items()))
             if now - added <= self.max_age_s and len(self._items) <= self.max_entries:
                 break
             self._items.popitem(last=False)

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     qr.add_commands(sub)
     distributed_cli.add_commands(sub)
+    from reports import command as report_command
+
+    report_command.add_command(sub)
     return parser
 
 
@@ -104,6 +107,10 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         return 0
     if args.command == "campaign":
         return _campaign(args)
+    if args.command == "report":
+        from reports import command as report_command
+
+        return report_command.run(args, _settings(args))
     if args.command == "links":
         from survey_ingest import qr
 

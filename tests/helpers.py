@@ -14,17 +14,42 @@ def campaign_definition(campaign: str, *, today_phase: str = "collection") -> di
     day = dt.timedelta(days=1)
     if today_phase == "collection":
         phases = [
-            {"name": "public_test", "start": str(today - 5 * day), "end": str(today - 4 * day), "counts": False},
-            {"name": "collection", "start": str(today - 3 * day), "end": str(today + 7 * day), "counts": True},
+            {
+                "name": "public_test",
+                "start": str(today - 5 * day),
+                "end": str(today - 4 * day),
+                "counts": False,
+            },
+            {
+                "name": "collection",
+                "start": str(today - 3 * day),
+                "end": str(today + 7 * day),
+                "counts": True,
+            },
         ]
     elif today_phase == "public_test":
         phases = [
-            {"name": "public_test", "start": str(today - day), "end": str(today + day), "counts": False},
-            {"name": "collection", "start": str(today + 2 * day), "end": str(today + 9 * day), "counts": True},
+            {
+                "name": "public_test",
+                "start": str(today - day),
+                "end": str(today + day),
+                "counts": False,
+            },
+            {
+                "name": "collection",
+                "start": str(today + 2 * day),
+                "end": str(today + 9 * day),
+                "counts": True,
+            },
         ]
     else:
         phases = [
-            {"name": "collection", "start": str(today - 30 * day), "end": str(today - 20 * day), "counts": True},
+            {
+                "name": "collection",
+                "start": str(today - 30 * day),
+                "end": str(today - 20 * day),
+                "counts": True,
+            },
         ]
     return {
         "campaign": campaign,
@@ -32,14 +57,43 @@ def campaign_definition(campaign: str, *, today_phase: str = "collection") -> di
         "phases": phases,
         "work_regions": [{"id": "south", "name": "华南"}, {"id": "east", "name": "华东"}],
         "provinces": [
-            {"id": "44", "name": "广东", "work_region": "south", "internet_users": 100000, "target_rate": 0.01},
-            {"id": "45", "name": "广西", "work_region": "south", "internet_users": 40000, "target_rate": 0.01},
-            {"id": "31", "name": "上海", "work_region": "east", "internet_users": 20000, "target_rate": 0.01},
+            {
+                "id": "44",
+                "name": "广东",
+                "work_region": "south",
+                "internet_users": 100000,
+                "target_rate": 0.01,
+            },
+            {
+                "id": "45",
+                "name": "广西",
+                "work_region": "south",
+                "internet_users": 40000,
+                "target_rate": 0.01,
+            },
+            {
+                "id": "31",
+                "name": "上海",
+                "work_region": "east",
+                "internet_users": 20000,
+                "target_rate": 0.01,
+            },
         ],
         "units": [
-            {"id": "gd-cyber", "name": "广东省网络空间安全协会", "province": "44", "planned_samples": 500},
+            {
+                "id": "gd-cyber",
+                "name": "广东省网络空间安全协会",
+                "province": "44",
+                "planned_samples": 500,
+            },
             {"id": "gx-net", "name": "广西网信办", "province": "45", "planned_samples": 300},
-            {"id": "sh-uni", "name": "上海某大学", "kind": "supporting", "province": "31", "planned_samples": 100},
+            {
+                "id": "sh-uni",
+                "name": "上海某大学",
+                "kind": "supporting",
+                "province": "31",
+                "planned_samples": 100,
+            },
         ],
         "links": [
             {"code": "Gd7kQ2xP", "unit": "gd-cyber", "channel": "wechat"},

@@ -22,7 +22,9 @@ def free_port() -> int:
 
 
 class EmbeddedServer:
-    def __init__(self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -33,14 +35,26 @@ class EmbeddedServer:
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "survey_ingest.cli", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "survey_ingest.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"serve exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
                     return self
@@ -48,7 +62,9 @@ class EmbeddedServer:
                 pass
             time.sleep(0.1)
         self.kill()
-        raise TimeoutError(f"serve not ready within {timeout}s: {self.log_path.read_text()[-3000:]}")
+        raise TimeoutError(
+            f"serve not ready within {timeout}s: {self.log_path.read_text()[-3000:]}"
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc and self.proc.poll() is None:
@@ -66,6 +82,8 @@ class EmbeddedServer:
 
     def define(self, definition: dict[str, object]) -> httpx.Response:
         return httpx.put(
-            f"{self.base}/v1/admin/campaigns/{definition['campaign']}", json=definition,
-            headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30,
+            f"{self.base}/v1/admin/campaigns/{definition['campaign']}",
+            json=definition,
+            headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
         )

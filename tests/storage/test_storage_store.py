@@ -139,7 +139,7 @@ def test_every_field_round_trips(store: SqlStore, judged: Judged) -> None:
 def test_datetimes_keep_whole_seconds_in_utc(store: SqlStore, judged: Judged) -> None:
     shanghai = dt.timezone(dt.timedelta(hours=8))
     row = judged(1, received_at=dt.datetime(2023, 9, 14, 10, 10, 5, 999_999, tzinfo=shanghai),
-                 started_at=dt.datetime(2023, 9, 14, 2, 1, 2))  # naive: taken as UTC
+                 started_at=dt.datetime(2023, 9, 14, 2, 1, 2, tzinfo=dt.UTC))
     store.insert_judged([row])
     (back,) = store.judged_rows("2023", row.submission_id)
     assert back.received_at == dt.datetime(2023, 9, 14, 2, 10, 5, tzinfo=dt.UTC)

@@ -1,0 +1,241 @@
+"""Read latencies at campaign scale: leaderboards and status lookups over 10 million submissions.
+
+The submissions table (storage/migrations, with its materialized views) is filled on the server
+with INSERT ... SELECT FROM numbers(): links drawn with the demo generator's popularity weights
+(so units, provinces and work regions follow the example campaign's uneven plans), statuses
+85% accepted / 12% rejected / 3% test, receive times over the nine days of the collection phase
+so far, ids that a client can recompute (md5 of the row number). Then, through the Store port:
+
+  leaderboard   store.unit_counts(campaign) + core.counting.leaderboard, per level
+                baseline: the same counts recomputed from the 10M rows (exact_unit_counts, what a
+                leaderboard without the counts view would cost)
+  status        store.submission_status(campaign, id) for random existing ids
+                baseline: a `SELECT 1` round trip through the same store (the floor of any read)
+
+on the ClickHouse server (clickhouse-driver) and on chDB (the embedded store).
+
+    python -m benchmarks.bench_queries [--quick] [--rows N] [--only server|chdb] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import random
+import tempfile
+import time
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import support as s
+
+CHUNK = 2_000_000
+SLOTS = 4096  # the link lookup table: each link takes slots in proportion to its popularity
+
+
+def _link_table(definition: Any) -> dict[str, list[str]]:
+    """Per slot: link code, unit, province, work region, channel (popular links take more slots)."""
+    from survey_ingest.generator import SheetFactory
+
+    factory = SheetFactory(definition)
+    cum = factory._link_cum  # the generator's own popularity weights
+    total = cum[-1]
+    units = {u.id: u for u in definition.units}
+    provinces = {p.id: p for p in definition.provinces}
+    table: dict[str, list[str]] = {k: [] for k in ("link", "unit", "province", "region", "channel")}
+    j = 0
+    for slot in range(SLOTS):
+        point = (slot + 0.5) / SLOTS * total
+        while cum[j] < point:
+            j += 1
+        link = factory.links[j]
+        unit = units[link.unit]
+        table["link"].append(link.code)
+        table["unit"].append(unit.id)
+        table["province"].append(unit.province)
+        table["region"].append(provinces[unit.province].work_region)
+        table["channel"].append(link.channel)
+    return table
+
+
+def fill_sql(definition: Any, start: int, count: int, database: str | None = None) -> str:
+    """One INSERT ... SELECT of `count` rows numbered from `start` (ClickHouse 18.16 and chDB)."""
+    from storage.sql import literal
+
+    t = _link_table(definition)
+    tz = zoneinfo.ZoneInfo(definition.timezone)
+    counting = next(p for p in definition.phases if p.counts)
+    begin = int(dt.datetime.combine(counting.start, dt.time(), tz).timestamp())
+    now = int(time.time())
+    span = max(3600, now - begin)
+    arr = {k: literal(v) for k, v in t.items()}
+    table = f"{database}.submissions" if database else "submissions"
+    # h: one hash per row, its bits split between the draws.
+    return f"""
+INSERT INTO {table} (submission_id, campaign, fingerprint, source_position, received_at, status,
+  reasons, rules_version, phase, link_code, unit, province, work_region, channel,
+  questionnaire_version, respondent_province, respondent_city, age_group, started_at,
+  submitted_at, duration_seconds, device_hash, client, answers_json, opinion, first_of_id)
+SELECT
+  lower(hex(MD5(toString(n)))) AS submission_id,
+  '2026' AS campaign,
+  lower(hex(MD5(concat('fp', toString(n))))) AS fingerprint,
+  concat('0:', toString(n)) AS source_position,
+  toDateTime({begin} + (h % {span})) AS received_at,
+  multiIf(r < 85, 'accepted', r < 97, 'rejected', 'test') AS status,
+  multiIf(r < 85, emptyArrayString(), r < 91, ['too_fast'], r < 94, ['straight_lining'],
+          r < 97, ['duplicate_respondent'], emptyArrayString()) AS reasons,
+  '2026.1' AS rules_version,
+  if(r < 97, 'collection', 'public_test') AS phase,
+  {arr['link']}[slot] AS link_code,
+  {arr['unit']}[slot] AS unit,
+  {arr['province']}[slot] AS province,
+  {arr['region']}[slot] AS work_region,
+  {arr['channel']}[slot] AS channel,
+  '2026.1' AS questionnaire_version,
+  {arr['province']}[1 + (bitShiftRight(h, 20) % {SLOTS})] AS respondent_province,
+  concat({arr['province']}[slot], '01') AS respondent_city,
+  ['18-24', '25-34', '35-44', '45-54', '55-64', '65+', 'under-18'][1 + (bitShiftRight(h, 32) % 7)] AS age_group,
+  toDateTime({begin} + (h % {span}) - 200 - (bitShiftRight(h, 40) % 900)) AS started_at,
+  toDateTime({begin} + (h % {span})) AS submitted_at,
+  toFloat64(200 + (bitShiftRight(h, 40) % 900)) AS duration_seconds,
+  lower(hex(MD5(concat('dev', toString(n))))) AS device_hash,
+  lower(hex(MD5(concat('cl', toString(n % 1000003))))) AS client,
+  concat('{{"q1":', toString(1 + bitShiftRight(h, 44) % 5), ',"q2":', toString(1 + bitShiftRight(h, 47) % 5),
+         ',"q3":', toString(1 + bitShiftRight(h, 50) % 5), ',"q8":"1至3小时","q10":["网络诈骗"]}}') AS answers_json,
+  if(bitShiftRight(h, 53) % 10 = 0, '希望加强个人信息保护', '') AS opinion,
+  1 AS first_of_id
+FROM (
+  SELECT number + {start} AS n, cityHash64(number + {start}) AS h,
+         1 + (intHash64(number + {start}) % {SLOTS}) AS slot,
+         (intHash32(number + {start}) % 100) AS r
+  FROM system.numbers LIMIT {count}
+)"""
+
+
+def submission_id(n: int) -> str:
+    return hashlib.md5(str(n).encode()).hexdigest()
+
+
+def _timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    fn()  # warm: the first query of a kind loads marks and caches
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def measure(store: Any, definition: Any, rows: int, repeat: int) -> dict[str, Any]:
+    from core.counting import leaderboard
+
+    registry = s.registry_for(definition)
+    state = registry.get(definition.campaign)
+    campaign = definition.campaign
+    out: dict[str, Any] = {}
+    for level in ("unit", "province", "work_region"):
+        out[f"leaderboard_{level}"] = s.summary_ms(_timed(
+            lambda lv=level: leaderboard(state, store.unit_counts(campaign), lv), repeat))
+    out["leaderboard_naive_exact"] = s.summary_ms(_timed(
+        lambda: leaderboard(state, store.exact_unit_counts(campaign), "unit"), max(5, repeat // 10)))
+    rnd = random.Random(5)
+    ids = [submission_id(rnd.randrange(rows)) for _ in range(repeat * 2 + 1)]
+    it = iter(ids)
+    found = 0
+
+    def status() -> None:
+        nonlocal found
+        found += store.submission_status(campaign, next(it)) is not None
+
+    out["status"] = s.summary_ms(_timed(status, repeat * 2))
+    out["status_found"] = found
+    out["round_trip"] = s.summary_ms(_timed(lambda: store._execute("SELECT 1"), repeat))
+    counts = store.unit_counts(campaign)
+    out["valid_total"] = sum(c.valid for c in counts.values())
+    out["counted_total"] = sum(c.valid + c.rejected + c.test for c in counts.values())
+    return out
+
+
+def server(rows: int, repeat: int) -> dict[str, Any]:
+    from storage import open_store
+
+    definition = s.bench_definition()
+    database = f"bench_q_{s.tag()}"
+    store = open_store(f"{s.clickhouse_base()}/{database}")
+    client = s.clickhouse_client(database)
+    try:
+        store.migrate()
+        t = time.perf_counter()
+        for start in range(0, rows, CHUNK):
+            client.execute(fill_sql(definition, start, min(CHUNK, rows - start)))
+            s.log(f"queries (server): {min(rows, start + CHUNK):,} rows")
+        fill_s = time.perf_counter() - t
+        parts = client.execute("SELECT table, count() FROM system.parts WHERE active AND "
+                               f"database = '{database}' GROUP BY table")
+        result = measure(store, definition, rows, repeat)
+        result |= {"rows": rows, "fill_seconds": round(fill_s, 1), "active_parts": dict(parts)}
+        return result
+    finally:
+        store.close()
+        client.disconnect()
+        s.drop_database(database)
+
+
+def chdb(rows: int, repeat: int) -> dict[str, Any]:
+    from storage.chdb_store import ChdbStore
+
+    definition = s.bench_definition()
+    with tempfile.TemporaryDirectory(prefix="bench-queries-chdb-") as tmp:
+        store = ChdbStore(Path(tmp) / "chdb")
+        try:
+            store.migrate()
+            t = time.perf_counter()
+            for start in range(0, rows, CHUNK):
+                store._execute(fill_sql(definition, start, min(CHUNK, rows - start)))
+                s.log(f"queries (chDB): {min(rows, start + CHUNK):,} rows")
+            fill_s = time.perf_counter() - t
+            result = measure(store, definition, rows, repeat)
+            result |= {"rows": rows, "fill_seconds": round(fill_s, 1)}
+            return result
+        finally:
+            store.close()
+
+
+def run(quick: bool, rows: int | None = None, only: str | None = None) -> dict[str, Any]:
+    rows = rows or (1_000_000 if quick else 10_000_000)
+    repeat = 50 if quick else 200
+    out: dict[str, Any] = {}
+    for name, fn in (("server", server), ("chdb", chdb)):
+        if only and name != only:
+            continue
+        try:
+            out[name] = fn(rows, repeat)
+        except s.BenchUnavailable as exc:
+            out[name] = {"unavailable": str(exc)}
+        except Exception as exc:  # noqa: BLE001
+            s.log(f"queries {name} failed: {exc!r}")
+            out[name] = {"failed": repr(exc)[:2000]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--only", choices=["server", "chdb"])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    text = json.dumps(run(args.quick, args.rows, args.only), indent=2)
+    if args.out:
+        args.out.write_text(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The SQL of regional queries: counts grouped by region, link, channel and time, and answer
+distributions, for ClickHouse 18.16 and chDB alike.
+
+Nothing from a caller becomes SQL text except through `storage.sql.literal`: a grouping or
+filter *name* is looked up in the tables below (a name not there is refused), and every filter
+*value* is rendered by `literal`. Neither 18.16 nor chDB's Values parser share a way to bind
+parameters, so this whitelist-plus-literal scheme is this project's parameterisation.
+
+Where counts come from:
+- `link_hour_counts` (the summing table fed by 0003's view) when every grouping and filter is
+  one of its columns: a few rows per link and hour instead of one per submission. It is exact
+  because the store inserts each verdict key once (SqlStore.insert_judged), so the view saw
+  each verdict once.
+- `submissions FINAL` otherwise (respondent province/city, credited province, work region,
+  status, phase and reasons are only there). FINAL collapses rows with the same key the way
+  ReplacingMergeTree's merges would, so a verdict stored twice (which the store itself never
+  does, but two store processes racing on one key could) still counts once here.
+Both read only verdicts with a link code, which every envelope has (the view has the same
+condition), so the two sources give the same numbers for the same question.
+
+Answers are read with `extract` and an RE2 pattern that follows JSON's string grammar, not
+with visitParamExtract*: those need JSON without spaces (the judge writes `"q1": 4`), and
+visitParamExtractRaw mis-reads strings holding `\\`, `[` or `]` differently on 18.16 and on
+chDB. 18.16 has no JSONExtract*. The raw JSON value comes back and Python decodes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from core.ports import BREAKDOWN_DIMENSIONS, RegionFilter
+from schemas.campaign import MultiQuestion, Question, ScaleQuestion, SingleQuestion
+from storage.sql import literal
+
+Source = Literal["link_hour_counts", "submissions"]
+
+# Grouping name -> expression over the submissions table.
+BASE_DIMENSIONS: Final[Mapping[str, str]] = {
+    "province": "province",
+    "work_region": "work_region",
+    "unit": "unit",
+    "link": "link_code",
+    "channel": "channel",
+    "respondent_province": "respondent_province",
+    "city": "respondent_city",
+    "day": "day",
+    "hour": "hour",
+    "status": "status",
+    "phase": "phase",
+    # Accepted verdicts carry no reason; they are kept, under "", so totals still add up.
+    "reason": "arrayJoin(if(empty(reasons), [''], reasons))",
+}
+# Grouping name -> column of link_hour_counts, for the names it has.
+ROLLUP_DIMENSIONS: Final[Mapping[str, str]] = {
+    "unit": "unit",
+    "link": "link_code",
+    "channel": "channel",
+    "day": "day",
+    "hour": "hour",
+}
+# Equality filter name -> column, per source (the date range is handled apart, over `day`).
+BASE_FILTERS: Final[Mapping[str, str]] = {
+    "province": "province",
+    "work_region": "work_region",
+    "unit": "unit",
+    "link": "link_code",
+    "channel": "channel",
+    "respondent_province": "respondent_province",
+    "city": "respondent_city",
+    "phase": "phase",
+}
+ROLLUP_FILTERS: Final[Mapping[str, str]] = {
+    "unit": "unit",
+    "link": "link_code",
+    "channel": "channel",
+}
+_DATE_FILTERS: Final = ("date_from", "date_to")
+
+assert set(BASE_DIMENSIONS) == set(BREAKDOWN_DIMENSIONS)
+assert set(ROLLUP_DIMENSIONS) <= set(BASE_DIMENSIONS)
+assert set(ROLLUP_FILTERS) <= set(BASE_FILTERS)
+
+
+@dataclass(frozen=True)
+class BreakdownQuery:
+    by: tuple[str, ...]
+    source: Source
+    sql: str
+
+
+def check_dimensions(by: Sequence[str]) -> tuple[str, ...]:
+    """`by` as a tuple; ValueError for a name outside BREAKDOWN_DIMENSIONS or one given twice."""
+    names = tuple(by)
+    for name in names:
+        if name not in BASE_DIMENSIONS:
+            raise ValueError(
+                f"cannot group by {name!r}: choose from {', '.join(BREAKDOWN_DIMENSIONS)}"
+            )
+    if len(set(names)) != len(names):
+        raise ValueError(f"a grouping is repeated in {list(names)}")
+    return names
+
+
+def _set_filters(filters: RegionFilter) -> dict[str, Any]:
+    return {name: value for name, value in vars(filters).items() if value is not None}
+
+
+def breakdown_source(by: Sequence[str], filters: RegionFilter) -> Source:
+    """The summing table when it has every column asked about, else the base table."""
+    names = check_dimensions(by)
+    given = _set_filters(filters)
+    if all(n in ROLLUP_DIMENSIONS for n in names) and all(
+        f in ROLLUP_FILTERS or f in _DATE_FILTERS for f in given
+    ):
+        return "link_hour_counts"
+    return "submissions"
+
+
+def _where(campaign: str, filters: RegionFilter, columns: Mapping[str, str]) -> str:
+    conditions = [f"campaign = {literal(campaign)}", "link_code != ''"]
+    for name, value in _set_filters(filters).items():
+        if name == "date_from":
+            conditions.append(f"day >= toDate({literal(value)})")
+        elif name == "date_to":
+            conditions.append(f"day <= toDate({literal(value)})")
+        elif name in columns:
+            conditions.append(f"{columns[name]} = {literal(value)}")
+        else:  # a filter the chosen source cannot apply must never be dropped silently
+            raise ValueError(f"filter {name!r} cannot be applied to this source")
+    return " WHERE " + " AND ".join(conditions)
+
+
+def breakdown_query(
+    campaign: str, by: Sequence[str], filters: RegionFilter, source: Source | None = None
+) -> BreakdownQuery:
+    """SELECT <group values...>, valid, rejected, test ... ordered by the group values.
+
+    Group columns get neutral aliases (g0, g1, ...): ClickHouse aliases are visible in the whole
+    query, so an alias named like a column would change what WHERE filters on.
+    """
+    names = check_dimensions(by)
+    chosen = source or breakdown_source(names, filters)
+    aliases = [f"g{i}" for i in range(len(names))]
+    if chosen == "link_hour_counts":
+        exprs = [ROLLUP_DIMENSIONS[n] for n in names]
+        counts = "sum(valid), sum(rejected), sum(test)"
+        table, columns = "link_hour_counts", ROLLUP_FILTERS
+    else:
+        exprs = [BASE_DIMENSIONS[n] for n in names]
+        counts = (
+            "countIf(status = 'accepted'), countIf(status = 'rejected'), countIf(status = 'test')"
+        )
+        table, columns = "submissions FINAL", BASE_FILTERS
+    select = ", ".join([*(f"{e} AS {a}" for e, a in zip(exprs, aliases, strict=True)), counts])
+    query = f"SELECT {select} FROM {table}{_where(campaign, filters, columns)}"
+    if aliases:
+        group = ", ".join(aliases)
+        query += f" GROUP BY {group} ORDER BY {group}"
+    return BreakdownQuery(names, chosen, query)
+
+
+def group_value(name: str, value: Any) -> str | int:
+    """A group value as both adapters agree on it: chDB sends a Date as text and
+    clickhouse-driver as a date, whose str() is the same ISO text."""
+    if name == "hour":
+        return int(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer distributions.
+
+_JSON_STRING: Final = r'"(?:[^"\\]|\\.)*"'
+_JSON_VALUE: Final = (
+    "("
+    + _JSON_STRING
+    + r"|\[\s*(?:" + _JSON_STRING + r"(?:\s*,\s*" + _JSON_STRING + r")*)?\s*\]"
+    + r"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+    + "|true|false|null)"
+)
+_QUESTION_ID: Final = re.compile(r"[A-Za-z0-9_.:-]+\Z")
+# Raw JSON of an unanswered question (rules._is_blank: None, "", []), or no match at all.
+_BLANK_RAW: Final = ("", "null", '""', "[]")
+
+
+def answer_pattern(question_id: str) -> str:
+    """An RE2 pattern whose first group is the raw JSON value of a top-level key.
+
+    The key cannot be matched inside a string value: there every `"` is escaped, so `"id":`
+    never appears. Question ids are identifiers; `.`, `:` and `-` are escaped with a plain
+    backslash, which both RE2 and ClickHouse's required-substring analysis read as the literal
+    character.
+    """
+    if not _QUESTION_ID.match(question_id):
+        raise ValueError(f"not a question id: {question_id!r}")
+    key = re.sub(r"([.:-])", r"\\\1", question_id)
+    return '"' + key + r'"\s*:\s*' + _JSON_VALUE
+
+
+def distribution_query(campaign: str, question: Question, filters: RegionFilter) -> str:
+    """Accepted verdicts in scope: per distinct raw answer value, how many (choice and scale
+    questions, whose distinct values are few); for a text question only two numbers:
+    accepted, and answered."""
+    value = f"extract(answers_json, {literal(answer_pattern(question.id))})"
+    where = _where(campaign, filters, BASE_FILTERS) + " AND status = 'accepted'"
+    if isinstance(question, ScaleQuestion | SingleQuestion | MultiQuestion):
+        return f"SELECT {value} AS g0, count() FROM submissions FINAL{where} GROUP BY g0"
+    blank = ", ".join(literal(b) for b in _BLANK_RAW)
+    return f"SELECT count(), countIf({value} NOT IN ({blank})) FROM submissions FINAL{where}"
+
+
+def _defined_values(question: Question) -> list[str]:
+    if isinstance(question, ScaleQuestion):
+        return [str(v) for v in range(question.min, question.max + 1)]
+    if isinstance(question, SingleQuestion | MultiQuestion):
+        return list(question.options)
+    return []
+
+
+def _answer_key(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def tally_answers(
+    question: Question, rows: Iterable[Sequence[Any]]
+) -> tuple[int, int, tuple[tuple[str, int], ...]]:
+    """(accepted, answered, counts) from the rows of `distribution_query`."""
+    rows = list(rows)
+    if not isinstance(question, ScaleQuestion | SingleQuestion | MultiQuestion):
+        accepted, answered = rows[0] if rows else (0, 0)
+        return int(accepted), int(answered), ()
+    counts = dict.fromkeys(_defined_values(question), 0)
+    extra: dict[str, int] = {}
+    accepted = answered = 0
+    for raw, n in rows:
+        n = int(n)
+        accepted += n
+        if str(raw) in _BLANK_RAW:
+            continue
+        answered += n
+        decoded = json.loads(str(raw))
+        # A stored answer that no longer fits the current definition (an older questionnaire
+        # version) is still shown, after the defined values, rather than dropped.
+        for item in decoded if isinstance(decoded, list) else [decoded]:
+            key = _answer_key(item)
+            target = counts if key in counts else extra
+            target[key] = target.get(key, 0) + n
+    ordered = [*counts.items(), *sorted(extra.items())]
+    return accepted, answered, tuple(ordered)
