@@ -58,16 +58,29 @@ class Variant:
     name: str
     cwd: Path | None = None
     pythonpath: str | None = None
+    factory: str = "benchmarks.kafka_collector_app:create_app"
 
     @classmethod
     def parse(cls, text: str) -> Variant:
         name, _, rest = text.partition(":")
         fields = dict(kv.split("=", 1) for kv in rest.split(";") if kv)
-        return cls(name, Path(fields["cwd"]) if "cwd" in fields else None, fields.get("pythonpath"))
+        return cls(
+            name,
+            Path(fields["cwd"]) if "cwd" in fields else None,
+            fields.get("pythonpath"),
+            fields.get("factory", "benchmarks.kafka_collector_app:create_app"),
+        )
 
     def describe(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in (("source tree", self.cwd),
-                                                  ("extra packages", self.pythonpath)) if v)
+        return ", ".join(
+            f"{k} {v}"
+            for k, v in (
+                ("source tree", self.cwd),
+                ("extra packages", self.pythonpath),
+                ("app factory", self.factory),
+            )
+            if v
+        )
 
 
 @dataclass
@@ -91,11 +104,26 @@ def _wait_workers(proc: s.Proc, workers: int, url: str, timeout_s: float = 90.0)
 
 
 @contextlib.contextmanager
-def _workers_target(name: str, app: str, workers: int, work: Path, env: dict[str, str] | None = None,
-                    factory: bool = False, cwd: Path = s.ROOT) -> Iterator[Running]:
+def _workers_target(
+    name: str,
+    app: str,
+    workers: int,
+    work: Path,
+    env: dict[str, str] | None = None,
+    factory: bool = False,
+    cwd: Path = s.ROOT,
+) -> Iterator[Running]:
     port = s.free_port()
-    args = [s.PY, "-m", "benchmarks.serve_workers", app, "--workers", str(workers),
-            "--port", str(port)] + (["--factory"] if factory else [])
+    args = [
+        s.PY,
+        "-m",
+        "benchmarks.serve_workers",
+        app,
+        "--workers",
+        str(workers),
+        "--port",
+        str(port),
+    ] + (["--factory"] if factory else [])
     proc = s.Proc(name, args, work / f"{name}.log", env=env, cwd=cwd)
     try:
         url = f"http://{s.HOST}:{port}"
@@ -106,7 +134,7 @@ def _workers_target(name: str, app: str, workers: int, work: Path, env: dict[str
 
 
 class Setup:
-    """What the Kafka targets share: topics under a benchmark prefix, the campaign in the registry."""
+    """What the Kafka targets share: topics under a benchmark prefix, the campaign defined."""
 
     def __init__(self, work: Path, quick: bool) -> None:
         self.work = work
@@ -157,8 +185,12 @@ class Setup:
         return f"{self.prefix}.naive"
 
     def kafka_env(self) -> dict[str, str]:
-        return {"SURVEY_KAFKA_BOOTSTRAP": self.bootstrap(), "SURVEY_TOPIC_PREFIX": self.prefix,
-                "SURVEY_HASH_KEY": s.HASH_KEY, "BENCH_TOPIC": self.naive_topic}
+        return {
+            "SURVEY_KAFKA_BOOTSTRAP": self.bootstrap(),
+            "SURVEY_TOPIC_PREFIX": self.prefix,
+            "SURVEY_HASH_KEY": s.HASH_KEY,
+            "BENCH_TOPIC": self.naive_topic,
+        }
 
     def cleanup(self) -> None:
         if self._bootstrap is not None:
@@ -167,24 +199,37 @@ class Setup:
     # -- targets ---------------------------------------------------------------------------
 
     def noop(self, workers: int) -> Target:
-        return Target(f"noop_{workers}w", f"benchmarks/noop_app.py, {workers} uvicorn process(es)",
-                      workers, lambda: _workers_target(f"noop_{workers}w", "benchmarks.noop_app:app",
-                                                       workers, self.work))
+        return Target(
+            f"noop_{workers}w",
+            f"benchmarks/noop_app.py, {workers} uvicorn process(es)",
+            workers,
+            lambda: _workers_target(
+                f"noop_{workers}w", "benchmarks.noop_app:app", workers, self.work
+            ),
+        )
 
     def naive(self, workers: int) -> Target:
         @contextlib.contextmanager
         def start() -> Iterator[Running]:
             env = self.kafka_env()
             before = s.topic_end(self.bootstrap(), self.naive_topic)
-            with _workers_target(f"naive_{workers}w", "benchmarks.naive_fastapi_app:app", workers,
-                                 self.work, env=env) as running:
-                running.log_records = lambda: s.topic_end(self.bootstrap(), self.naive_topic) - before
+            with _workers_target(
+                f"naive_{workers}w", "benchmarks.naive_fastapi_app:app", workers, self.work, env=env
+            ) as running:
+                running.log_records = lambda: (
+                    s.topic_end(self.bootstrap(), self.naive_topic) - before
+                )
                 running.uses_kafka = True
                 yield running
 
-        return Target(f"naive_{workers}w",
-                      f"benchmarks/naive_fastapi_app.py (FastAPI + pydantic + kafka-python, blocking "
-                      f"acks=all send), {workers} uvicorn process(es)", workers, start, needs_kafka=True)
+        return Target(
+            f"naive_{workers}w",
+            f"benchmarks/naive_fastapi_app.py (FastAPI + pydantic + kafka-python, blocking "
+            f"acks=all send), {workers} uvicorn process(es)",
+            workers,
+            start,
+            needs_kafka=True,
+        )
 
     def kafka_factory(self, workers: int, variant: Variant | None = None) -> Target:
         name = f"collector_kafka_{workers}w" + (f"+{variant.name}" if variant else "")
@@ -198,17 +243,27 @@ class Setup:
                 if variant.pythonpath:
                     env["PYTHONPATH"] = variant.pythonpath
             before = s.topic_end(self.bootstrap(), self.raw_topic)
-            with _workers_target(name, "benchmarks.kafka_collector_app:create_app", workers,
-                                 self.work, env=env, factory=True, cwd=cwd) as running:
+            factory = variant.factory if variant else "benchmarks.kafka_collector_app:create_app"
+            with _workers_target(
+                name, factory, workers, self.work, env=env, factory=True, cwd=cwd
+            ) as running:
                 running.log_records = lambda: s.topic_end(self.bootstrap(), self.raw_topic) - before
                 running.uses_kafka = True
-                running.notes["launcher"] = ("benchmarks.serve_workers + kafka_collector_app "
-                                             "(the wiring of run_collector, one app per process)")
+                running.notes["launcher"] = (
+                    "benchmarks.serve_workers + kafka_collector_app "
+                    "(the wiring of run_collector, one app per process)"
+                )
                 yield running
 
         what = f" — variant {variant.name}: {variant.describe()}" if variant else ""
-        return Target(name, f"the Kafka-mode collector (acks=all), {workers} processes sharing the "
-                      f"port (SO_REUSEPORT){what}", workers, start, needs_kafka=True)
+        return Target(
+            name,
+            f"the Kafka-mode collector (acks=all), {workers} processes sharing the "
+            f"port (SO_REUSEPORT){what}",
+            workers,
+            start,
+            needs_kafka=True,
+        )
 
     def kafka_cli(self, workers: int) -> Target:
         @contextlib.contextmanager
@@ -219,20 +274,32 @@ class Setup:
             args = [*s.CLI, "collector", "--port", str(port)]
             if workers > 1:
                 args += ["--workers", str(workers)]
-            proc = s.Proc(f"collector_kafka_cli_{workers}w", args, self.work / f"kafka_cli_{workers}.log",
-                          env=env)
+            proc = s.Proc(
+                f"collector_kafka_cli_{workers}w",
+                args,
+                self.work / f"kafka_cli_{workers}.log",
+                env=env,
+            )
             try:
                 url = f"http://{s.HOST}:{port}"
                 _wait_ready(proc, url, 90, repeats=8 * workers)
-                yield Running(url, [proc], uses_kafka=True,
-                              log_records=lambda: s.topic_end(self.bootstrap(), self.raw_topic) - before,
-                              notes={"launcher": " ".join(args[2:])})
+                yield Running(
+                    url,
+                    [proc],
+                    uses_kafka=True,
+                    log_records=lambda: s.topic_end(self.bootstrap(), self.raw_topic) - before,
+                    notes={"launcher": " ".join(args[2:])},
+                )
             finally:
                 proc.stop()
 
-        return Target(f"collector_kafka_cli_{workers}w",
-                      f"`survey-ingest collector` as shipped ({workers} process(es)), acks=all",
-                      workers, start, needs_kafka=True)
+        return Target(
+            f"collector_kafka_cli_{workers}w",
+            f"`survey-ingest collector` as shipped ({workers} process(es)), acks=all",
+            workers,
+            start,
+            needs_kafka=True,
+        )
 
     def embedded(self) -> Target:
         @contextlib.contextmanager
@@ -242,9 +309,12 @@ class Setup:
             port = s.free_port()
             data = self.work / f"embedded-{s.tag()}"
             env = {"SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN, "SURVEY_HASH_KEY": s.HASH_KEY}
-            proc = s.Proc("collector_embedded", [*s.CLI, "serve", "--port", str(port),
-                                                 "--data-dir", str(data)],
-                          self.work / "embedded.log", env=env)
+            proc = s.Proc(
+                "collector_embedded",
+                [*s.CLI, "serve", "--port", str(port), "--data-dir", str(data)],
+                self.work / "embedded.log",
+                env=env,
+            )
             running = Running(f"http://{s.HOST}:{port}", [proc], notes={"data_dir": str(data)})
             try:
                 _wait_ready(proc, running.url, 120)
@@ -256,9 +326,13 @@ class Setup:
             with FileLog(data / "raw") as raw:
                 running.notes["log_records_after_stop"] = raw.end_offset
 
-        return Target("collector_embedded",
-                      "`survey-ingest serve` (collector + processor + chDB + API in one process), "
-                      "202 after group commit + fdatasync", 1, start)
+        return Target(
+            "collector_embedded",
+            "`survey-ingest serve` (collector + processor + chDB + API in one process), "
+            "202 after group commit + fdatasync",
+            1,
+            start,
+        )
 
 
 def _wait_ready(proc: s.Proc, url: str, timeout_s: float, repeats: int = 1) -> None:
@@ -274,43 +348,63 @@ def _wait_ready(proc: s.Proc, url: str, timeout_s: float, repeats: int = 1) -> N
 def _define(url: str, definition: Any) -> None:
     import httpx
 
-    r = httpx.put(f"{url}/v1/admin/campaigns/{definition.campaign}", json=s.definition_json(definition),
-                  headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"}, timeout=60)
+    r = httpx.put(
+        f"{url}/v1/admin/campaigns/{definition.campaign}",
+        json=s.definition_json(definition),
+        headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"},
+        timeout=60,
+    )
     if r.status_code != 200:
         raise RuntimeError(f"defining the campaign failed: {r.status_code} {r.text[:500]}")
 
 
 def cli_supports_workers() -> bool:
-    out = subprocess.run([*s.CLI, "collector", "--help"], capture_output=True, text=True, timeout=60,
-                         cwd=s.ROOT).stdout
+    out = subprocess.run(
+        [*s.CLI, "collector", "--help"], capture_output=True, text=True, timeout=60, cwd=s.ROOT
+    ).stdout
     return "--workers" in out
 
 
-def measure(target: Target, setup: Setup, seconds: float, warmup_s: float,
-            attempts: int) -> dict[str, Any]:
+def measure(
+    target: Target, setup: Setup, seconds: float, warmup_s: float, attempts: int
+) -> dict[str, Any]:
     """Start the target, warm it up, run wrk until an undisturbed run (at most `attempts`)."""
     runs: list[dict[str, Any]] = []
     wrk_env = {"BENCH_BODIES": str(setup.bodies), "BENCH_THREADS": str(WRK_THREADS)}
     ok_total = 0
     with target.start() as running:
-        warm = s.run_wrk(running.url, threads=WRK_THREADS, connections=WRK_CONNECTIONS,
-                         seconds=warmup_s, script=s.WRK_DIR / "submit.lua", env=wrk_env)
+        warm = s.run_wrk(
+            running.url,
+            threads=WRK_THREADS,
+            connections=WRK_CONNECTIONS,
+            seconds=warmup_s,
+            script=s.WRK_DIR / "submit.lua",
+            env=wrk_env,
+        )
         ok_total += warm["ok"]
         for attempt in range(attempts):
             groups: dict[str, Callable[[], list[int]]] = {"server": running.pids}
             if running.uses_kafka:
                 groups["kafka_broker"] = s.kafka_pids
             meter = s.CpuMeter(groups).__enter__()
-            result = s.run_wrk(running.url, threads=WRK_THREADS, connections=WRK_CONNECTIONS,
-                               seconds=seconds, script=s.WRK_DIR / "submit.lua", env=wrk_env)
+            result = s.run_wrk(
+                running.url,
+                threads=WRK_THREADS,
+                connections=WRK_CONNECTIONS,
+                seconds=seconds,
+                script=s.WRK_DIR / "submit.lua",
+                env=wrk_env,
+            )
             meter.stop({"wrk": result["cpu_s"]})
             ok_total += result["ok"]
             result["cpu"] = meter.result
             result["attempt"] = attempt + 1
             runs.append(result)
-            s.log(f"{target.name}: {result['rps']:,.0f} req/s, p50 {result['p50_us'] / 1e3:.2f} ms, "
-                  f"p99 {result['p99_us'] / 1e3:.2f} ms, non-2xx {result['non_2xx']}, "
-                  f"foreign CPU {meter.result['foreign_cores']} cores")
+            s.log(
+                f"{target.name}: {result['rps']:,.0f} req/s, p50 {result['p50_us'] / 1e3:.2f} ms, "
+                f"p99 {result['p99_us'] / 1e3:.2f} ms, non-2xx {result['non_2xx']}, "
+                f"foreign CPU {meter.result['foreign_cores']} cores"
+            )
             if not meter.result["disturbed"]:
                 break
             if attempt + 1 < attempts:
@@ -322,13 +416,30 @@ def measure(target: Target, setup: Setup, seconds: float, warmup_s: float,
         counted = notes.pop("log_records_after_stop")
     best = _best(runs)
     return {
-        "target": target.name, "description": target.description, "workers": target.workers,
-        "rps": best["rps"], "ok_rps": best["ok_rps"], "p50_ms": best["p50_us"] / 1e3,
-        "p99_ms": best["p99_us"] / 1e3, "non_2xx": best["non_2xx"], "cpu": best["cpu"],
-        "runs": runs, "ok_answers_total": ok_total, "log_records": counted,
+        "target": target.name,
+        "description": target.description,
+        "workers": target.workers,
+        "rps": best["rps"],
+        "ok_rps": best["ok_rps"],
+        "p50_ms": best["p50_us"] / 1e3,
+        "p99_ms": best["p99_us"] / 1e3,
+        "non_2xx": best["non_2xx"],
+        "cpu": best["cpu"],
+        "runs": runs,
+        "ok_answers_total": ok_total,
+        "log_records": counted,
         "every_2xx_in_log": None if counted is None else counted >= ok_total,
         "notes": notes,
     }
+
+
+def default_variants() -> list[Variant]:
+    """Proposals measured in every run beside the code as it is (benchmarks/proposals)."""
+    out = [Variant("aiokafka", factory="benchmarks.kafka_collector_app:create_app_aiokafka")]
+    overlay = os.environ.get("BENCH_CRC32C_PATH")  # a `pip install --target DIR crc32c`
+    if overlay:
+        out.append(Variant("crc32c", pythonpath=overlay))
+    return out
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -338,8 +449,12 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return min(runs, key=lambda r: r["cpu"]["foreign_cores"])
 
 
-def run(quick: bool, work: Path, variants: list[Variant] | None = None,
-        only_targets: list[str] | None = None) -> dict[str, Any]:
+def run(
+    quick: bool,
+    work: Path,
+    variants: list[Variant] | None = None,
+    only_targets: list[str] | None = None,
+) -> dict[str, Any]:
     seconds = 5.0 if quick else 15.0
     warmup = 2.0 if quick else 3.0
     rounds = 1 if quick else 2
@@ -349,10 +464,12 @@ def run(quick: bool, work: Path, variants: list[Variant] | None = None,
     workers_flag = False
     try:
         workers_flag = cli_supports_workers()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         s.log(f"cannot ask the CLI about --workers: {exc}")
     targets.append(setup.kafka_cli(2) if workers_flag else setup.kafka_factory(2))
-    targets += [setup.kafka_factory(2, v) for v in variants or []]
+    if variants is None:
+        variants = default_variants()
+    targets += [setup.kafka_factory(2, v) for v in variants]
     if only_targets:
         targets = [t for t in targets if t.name in only_targets]
     per_target: dict[str, list[dict[str, Any]]] = {}
@@ -371,22 +488,30 @@ def run(quick: bool, work: Path, variants: list[Variant] | None = None,
                 except s.BenchUnavailable as exc:
                     unavailable[target.name] = str(exc)
                     s.log(f"{target.name} unavailable: {exc}")
-                except Exception as exc:  # noqa: BLE001 - one target failing must not lose the rest
+                except Exception as exc:
                     unavailable[target.name] = f"failed: {exc}"
                     s.log(f"{target.name} failed: {exc}")
     finally:
         setup.cleanup()
-    results = {name: max(rs, key=lambda r: r["ok_rps"]) | {"rounds_rps": [r["ok_rps"] for r in rs]}
-               for name, rs in per_target.items()}
+    results = {
+        name: max(rs, key=lambda r: r["ok_rps"]) | {"rounds_rps": [r["ok_rps"] for r in rs]}
+        for name, rs in per_target.items()
+    }
     kafka_name = "collector_kafka_cli_2w" if workers_flag else "collector_kafka_2w"
     return {
-        "settings": {"wrk": f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{seconds:g}s -s "
-                            "benchmarks/wrk/submit.lua (BENCH_BODIES: 4000 generated sheets, unique "
-                            "submission_id + device_id per request)",
-                     "warmup_s": warmup, "rounds": rounds, "attempts_if_disturbed": attempts,
-                     "server_stack": "uvicorn 1 process per worker, uvloop, httptools, lifespan off",
-                     "cli_has_workers_flag": workers_flag, "kafka_multiprocess_target": kafka_name},
-        "targets": results, "unavailable": unavailable,
+        "settings": {
+            "wrk": f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{seconds:g}s -s "
+            "benchmarks/wrk/submit.lua (BENCH_BODIES: 4000 generated sheets, unique "
+            "submission_id + device_id per request)",
+            "warmup_s": warmup,
+            "rounds": rounds,
+            "attempts_if_disturbed": attempts,
+            "server_stack": "uvicorn 1 process per worker, uvloop, httptools, lifespan off",
+            "cli_has_workers_flag": workers_flag,
+            "kafka_multiprocess_target": kafka_name,
+        },
+        "targets": results,
+        "unavailable": unavailable,
     }
 
 
@@ -395,15 +520,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--variant", action="append", default=[],
-                        help="NAME:cwd=DIR;pythonpath=DIR - also measure the Kafka collector so")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:cwd=DIR;pythonpath=DIR - also measure the Kafka collector so",
+    )
     parser.add_argument("--targets", help="comma-separated subset of the targets")
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="bench-collector-", dir=args.work) as tmp:
-        result = run(args.quick, Path(tmp), [Variant.parse(v) for v in args.variant],
-                     args.targets.split(",") if args.targets else None)
+        result = run(
+            args.quick,
+            Path(tmp),
+            [Variant.parse(v) for v in args.variant] or None,
+            args.targets.split(",") if args.targets else None,
+        )
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out:
         args.out.write_text(text)

@@ -34,7 +34,7 @@ RATE = 2000
 PROBE_EVERY_S = 0.25
 POLL_EVERY_S = 0.05
 LOAD_THREADS = 1
-LOAD_CONNECTIONS = 32
+LOAD_CONNECTIONS = 64
 
 
 @dataclass
@@ -58,9 +58,12 @@ def _define(url: str, definition: Any) -> None:
 
     deadline = time.monotonic() + 90
     while True:
-        r = httpx.put(f"{url}/v1/admin/campaigns/{definition.campaign}",
-                      json=s.definition_json(definition),
-                      headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"}, timeout=60)
+        r = httpx.put(
+            f"{url}/v1/admin/campaigns/{definition.campaign}",
+            json=s.definition_json(definition),
+            headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"},
+            timeout=60,
+        )
         if r.status_code == 200:
             return
         if time.monotonic() > deadline:
@@ -69,16 +72,24 @@ def _define(url: str, definition: Any) -> None:
 
 
 def _ready(proc: s.Proc, url: str, timeout_s: float, repeats: int = 1) -> None:
-    s.wait_until(f"{proc.name} ready", lambda: proc.check() and all(
-        s.http_status(url + "/readyz") == 200 for _ in range(repeats)), timeout_s, every_s=0.25)
+    s.wait_until(
+        f"{proc.name} ready",
+        lambda: proc.check() and all(s.http_status(url + "/readyz") == 200 for _ in range(repeats)),
+        timeout_s,
+        every_s=0.25,
+    )
 
 
 @contextlib.contextmanager
 def embedded_stack(work: Path) -> Iterator[Stack]:
     port = s.free_port()
     env = {"SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN, "SURVEY_HASH_KEY": s.HASH_KEY}
-    proc = s.Proc("serve", [*s.CLI, "serve", "--port", str(port), "--data-dir",
-                            str(work / f"serve-{s.tag()}")], work / "serve.log", env=env)
+    proc = s.Proc(
+        "serve",
+        [*s.CLI, "serve", "--port", str(port), "--data-dir", str(work / f"serve-{s.tag()}")],
+        work / "serve.log",
+        env=env,
+    )
     url = f"http://{s.HOST}:{port}"
     try:
         _ready(proc, url, 120)
@@ -89,8 +100,9 @@ def embedded_stack(work: Path) -> Iterator[Stack]:
 
 
 def collector_workers_flag() -> bool:
-    out = subprocess.run([*s.CLI, "collector", "--help"], capture_output=True, text=True,
-                         timeout=60, cwd=s.ROOT).stdout
+    out = subprocess.run(
+        [*s.CLI, "collector", "--help"], capture_output=True, text=True, timeout=60, cwd=s.ROOT
+    ).stdout
     return "--workers" in out
 
 
@@ -100,30 +112,63 @@ def distributed_stack(work: Path, collectors: int = 2) -> Iterator[Stack]:
     ch = s.clickhouse_base()
     run_tag = s.tag()
     prefix, database = f"bench-e{run_tag}", f"bench_e2e_{run_tag}"
-    env = {"SURVEY_KAFKA_BOOTSTRAP": bootstrap, "SURVEY_TOPIC_PREFIX": prefix,
-           "SURVEY_CLICKHOUSE_URL": f"{ch}/{database}", "SURVEY_HASH_KEY": s.HASH_KEY,
-           "SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
+    env = {
+        "SURVEY_KAFKA_BOOTSTRAP": bootstrap,
+        "SURVEY_TOPIC_PREFIX": prefix,
+        "SURVEY_CLICKHOUSE_URL": f"{ch}/{database}",
+        "SURVEY_HASH_KEY": s.HASH_KEY,
+        "SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN,
+        "PYTHONUNBUFFERED": "1",
+    }
     procs: dict[str, s.Proc] = {}
     try:
-        done = subprocess.run([*s.CLI, "migrate"], env={**os.environ, **env}, cwd=s.ROOT,
-                              capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            [*s.CLI, "migrate"],
+            env={**os.environ, **env},
+            cwd=s.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"migrate failed: {done.stderr[-2000:]}")
         api_port, col_port, metrics_port = s.free_port(), s.free_port(), s.free_port()
-        procs["api"] = s.Proc("api", [*s.CLI, "api", "--port", str(api_port)], work / "api.log", env=env)
+        procs["api"] = s.Proc(
+            "api", [*s.CLI, "api", "--port", str(api_port)], work / "api.log", env=env
+        )
         api = f"http://{s.HOST}:{api_port}"
         _ready(procs["api"], api, 120)
         definition = s.bench_definition()
         _define(api, definition)
-        procs["worker"] = s.Proc("worker", [*s.CLI, "worker", "--instance-id", f"{prefix}-w1",
-                                            "--metrics-port", str(metrics_port)],
-                                 work / "worker.log", env=env, cwd=work)  # faust writes <app>-data/ here
+        procs["worker"] = s.Proc(
+            "worker",
+            [
+                *s.CLI,
+                "worker",
+                "--instance-id",
+                f"{prefix}-w1",
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            work / "worker.log",
+            env=env,
+            cwd=work,
+        )  # faust writes <app>-data/ here
         if collectors > 1 and collector_workers_flag():
             args = [*s.CLI, "collector", "--port", str(col_port), "--workers", str(collectors)]
             launcher = "survey-ingest collector --workers"
         elif collectors > 1:
-            args = [s.PY, "-m", "benchmarks.serve_workers", "benchmarks.kafka_collector_app:create_app",
-                    "--factory", "--workers", str(collectors), "--port", str(col_port)]
+            args = [
+                s.PY,
+                "-m",
+                "benchmarks.serve_workers",
+                "benchmarks.kafka_collector_app:create_app",
+                "--factory",
+                "--workers",
+                str(collectors),
+                "--port",
+                str(col_port),
+            ]
             launcher = "benchmarks.serve_workers + kafka_collector_app"
         else:
             args = [*s.CLI, "collector", "--port", str(col_port)]
@@ -142,9 +187,18 @@ def distributed_stack(work: Path, collectors: int = 2) -> Iterator[Stack]:
                 conn.close()
 
         s.wait_until("worker ready", worker_ready, 180, every_s=0.5)
-        yield Stack("distributed", col, api, procs,
-                    notes={"collectors": collectors, "collector_launcher": launcher,
-                           "prefix": prefix, "database": database})
+        yield Stack(
+            "distributed",
+            col,
+            api,
+            procs,
+            notes={
+                "collectors": collectors,
+                "collector_launcher": launcher,
+                "prefix": prefix,
+                "database": database,
+            },
+        )
     finally:
         for name in ("collector", "worker", "api"):
             if name in procs:
@@ -176,7 +230,7 @@ class Prober:
         return http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
 
     def _probe_count(self, conn: http.client.HTTPConnection) -> int:
-        conn.request("GET", f"/v1/campaigns/2026/leaderboard?level=unit")
+        conn.request("GET", "/v1/campaigns/2026/leaderboard?level=unit")
         response = conn.getresponse()
         body = response.read()
         if response.status != 200:
@@ -195,8 +249,9 @@ class Prober:
             body = json.dumps(s.probe_body(seq, self.run)).encode()
             for _attempt in range(20):
                 try:
-                    conn.request("POST", "/v1/submissions", body,
-                                 {"content-type": "application/json"})
+                    conn.request(
+                        "POST", "/v1/submissions", body, {"content-type": "application/json"}
+                    )
                     response = conn.getresponse()
                     response.read()
                     if response.status == 202:
@@ -258,26 +313,45 @@ class Prober:
         fresh += [gave_up - self.acked[k] for k in missing]
         out = s.summary_ms(fresh)
         out["lower_bound"] = bool(missing)
-        out |= {"probes": len(self.acked), "not_visible": len(missing), "polls": self.polls,
-                "poll_p95_ms": round(s.percentile(self.poll_ms, 95), 1),
-                "errors": self.errors[:10], "error_count": len(self.errors)}
+        out |= {
+            "probes": len(self.acked),
+            "not_visible": len(missing),
+            "polls": self.polls,
+            "poll_p95_ms": round(s.percentile(self.poll_ms, 95), 1),
+            "errors": self.errors[:10],
+            "error_count": len(self.errors),
+        }
         return out
 
 
-def loaded(stack: Stack, bodies: Path, seconds: float, rate: int,
-           on_start: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def loaded(
+    stack: Stack,
+    bodies: Path,
+    seconds: float,
+    rate: int,
+    on_start: Callable[[], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Probe freshness while wrk posts generated sheets at `rate`/s; returns (freshness, wrk)."""
     warm = 5.0
     wrk_out: dict[str, Any] = {}
 
     def load() -> None:
         try:
-            wrk_out.update(s.run_wrk(
-                stack.post_url, threads=LOAD_THREADS, connections=LOAD_CONNECTIONS,
-                seconds=seconds + warm + 2, script=s.WRK_DIR / "submit.lua",
-                env={"BENCH_BODIES": str(bodies), "BENCH_RATE": str(rate),
-                     "BENCH_THREADS": str(LOAD_THREADS)}))
-        except Exception as exc:  # noqa: BLE001
+            wrk_out.update(
+                s.run_wrk(
+                    stack.post_url,
+                    threads=LOAD_THREADS,
+                    connections=LOAD_CONNECTIONS,
+                    seconds=seconds + warm + 2,
+                    script=s.WRK_DIR / "submit.lua",
+                    env={
+                        "BENCH_BODIES": str(bodies),
+                        "BENCH_RATE": str(rate),
+                        "BENCH_THREADS": str(LOAD_THREADS),
+                    },
+                )
+            )
+        except Exception as exc:
             wrk_out["error"] = repr(exc)
 
     loader = threading.Thread(target=load, daemon=True)
@@ -303,18 +377,32 @@ def measure(stack: Stack, bodies: Path, idle_s: float, loaded_s: float) -> dict[
     wrk_s = wrk.get("cpu_s", 0.0) * loaded_s / max(1.0, wrk.get("duration_us", 1e6) / 1e6)
     cpu = meter.stop({"wrk": wrk_s})
     stack.check()
-    s.log(f"e2e {stack.name}: at {wrk.get('ok_rps')} req/s freshness p50 {fresh['p50_ms']} ms, "
-          f"p95 {fresh['p95_ms']} ms, {fresh['not_visible']} of {fresh['probes']} not visible")
-    return {"idle": idle, "loaded": fresh, "load": wrk, "cpu": cpu, "notes": stack.notes,
-            "ratio_p95_loaded_vs_idle": s.ratio(fresh["p95_ms"], idle["p95_ms"])}
+    s.log(
+        f"e2e {stack.name}: at {wrk.get('ok_rps')} req/s freshness p50 {fresh['p50_ms']} ms, "
+        f"p95 {fresh['p95_ms']} ms, {fresh['not_visible']} of {fresh['probes']} not visible"
+    )
+    return {
+        "idle": idle,
+        "loaded": fresh,
+        "load": wrk,
+        "cpu": cpu,
+        "notes": stack.notes,
+        "ratio_p95_loaded_vs_idle": s.ratio(fresh["p95_ms"], idle["p95_ms"]),
+    }
 
 
 def run(quick: bool, work: Path, only: str | None = None) -> dict[str, Any]:
     idle_s, loaded_s = (8.0, 20.0) if quick else (15.0, 60.0)
     bodies = s.write_body_templates(work / "bodies.txt", s.bench_definition(), 4000)
-    out: dict[str, Any] = {"rate": RATE, "probe_every_s": PROBE_EVERY_S,
-                           "poll_every_s": POLL_EVERY_S}
-    stacks = {"embedded": lambda: embedded_stack(work), "distributed": lambda: distributed_stack(work)}
+    out: dict[str, Any] = {
+        "rate": RATE,
+        "probe_every_s": PROBE_EVERY_S,
+        "poll_every_s": POLL_EVERY_S,
+    }
+    stacks = {
+        "embedded": lambda: embedded_stack(work),
+        "distributed": lambda: distributed_stack(work),
+    }
     for name, make in stacks.items():
         if only and name != only:
             continue
@@ -323,7 +411,7 @@ def run(quick: bool, work: Path, only: str | None = None) -> dict[str, Any]:
                 out[name] = measure(stack, bodies, idle_s, loaded_s)
         except s.BenchUnavailable as exc:
             out[name] = {"unavailable": str(exc)}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             s.log(f"e2e {name} failed: {exc!r}")
             out[name] = {"failed": repr(exc)[:3000]}
     return out

@@ -55,14 +55,20 @@ def main() -> None:
     value = os.urandom(args.value_bytes)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-file-log-") as tmp:
         fsync = "off" if args.no_fsync else "on"
-        print(f"logs in {tmp}, {args.value_bytes}-byte values, fsync {fsync}, "
-              f"{args.seconds:g} s per row")
-        print(f"{'concurrency':>11} {'appends/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'fsyncs':>8} "
-              f"{'records/fsync':>12}")
+        print(
+            f"logs in {tmp}, {args.value_bytes}-byte values, fsync {fsync}, "
+            f"{args.seconds:g} s per row"
+        )
+        print(
+            f"{'concurrency':>11} {'appends/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'fsyncs':>8} "
+            f"{'records/fsync':>12}"
+        )
         for concurrency in args.concurrency:
             directory = Path(tmp) / f"c{concurrency}"
-            print(asyncio.run(run(directory, concurrency, args.seconds, value, not args.no_fsync)),
-                  flush=True)
+            print(
+                asyncio.run(run(directory, concurrency, args.seconds, value, not args.no_fsync)),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

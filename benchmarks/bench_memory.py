@@ -26,8 +26,9 @@ RATE = 2000
 MB = 1024 * 1024
 
 
-def _role_summary(samples: list[tuple[float, int]], idle: int, rate: float,
-                  load_started: float) -> dict[str, Any]:
+def _role_summary(
+    samples: list[tuple[float, int]], idle: int, rate: float, load_started: float
+) -> dict[str, Any]:
     during = [(t, v) for t, v in samples if t >= load_started]
     if not during:
         return {"samples": 0}
@@ -36,14 +37,18 @@ def _role_summary(samples: list[tuple[float, int]], idle: int, rate: float,
     per_min_submissions = rate * 60
     return {
         "idle_mb": round(idle / MB, 1),
-        "start_mb": round(during[0][1] / MB, 1), "end_mb": round(during[-1][1] / MB, 1),
+        "start_mb": round(during[0][1] / MB, 1),
+        "end_mb": round(during[-1][1] / MB, 1),
         "max_mb": round(max(v for _, v in during) / MB, 1),
         "slope_mb_per_min": round(slope_mb, 2),
         "slope_mb_per_million_submissions": round(slope_mb / per_min_submissions * 1e6, 1)
-        if per_min_submissions else None,
+        if per_min_submissions
+        else None,
         "ratio_max_vs_idle": s.ratio(max(v for _, v in during), idle) if idle else None,
         "samples": len(during),
-        "series_mb": [(round(t, 1), round(v / MB, 1)) for t, v in samples[:: max(1, len(samples) // 60)]],
+        "series_mb": [
+            (round(t, 1), round(v / MB, 1)) for t, v in samples[:: max(1, len(samples) // 60)]
+        ],
     }
 
 
@@ -66,21 +71,36 @@ def soak(stack: Stack, bodies: Path, seconds: float, every_s: float) -> dict[str
     sampler.stop()
     stack.check()
     rate = wrk.get("ok_rps", RATE) or RATE
-    roles_out = {role: _role_summary(sampler.samples[role], idle[role], rate, load_started)
-                 for role in roles}
+    roles_out = {
+        role: _role_summary(sampler.samples[role], idle[role], rate, load_started) for role in roles
+    }
     for role, r in roles_out.items():
-        s.log(f"memory {stack.name} {role}: idle {r.get('idle_mb')} MB, start {r.get('start_mb')}, "
-              f"end {r.get('end_mb')}, max {r.get('max_mb')}, slope {r.get('slope_mb_per_min')} MB/min")
-    return {"seconds": seconds, "rate": rate, "load": wrk, "roles": roles_out,
-            "freshness_during_soak": fresh, "notes": stack.notes}
+        s.log(
+            f"memory {stack.name} {role}: idle {r.get('idle_mb')} MB, start {r.get('start_mb')}, "
+            f"end {r.get('end_mb')}, max {r.get('max_mb')}, "
+            f"slope {r.get('slope_mb_per_min')} MB/min"
+        )
+    return {
+        "seconds": seconds,
+        "rate": rate,
+        "load": wrk,
+        "roles": roles_out,
+        "freshness_during_soak": fresh,
+        "notes": stack.notes,
+    }
 
 
-def run(quick: bool, work: Path, seconds: float | None = None, only: str | None = None) -> dict[str, Any]:
+def run(
+    quick: bool, work: Path, seconds: float | None = None, only: str | None = None
+) -> dict[str, Any]:
     seconds = seconds or (60.0 if quick else 600.0)
     every_s = 2.0 if quick else 5.0
     bodies = s.write_body_templates(work / "bodies.txt", s.bench_definition(), 4000)
     out: dict[str, Any] = {}
-    stacks = {"embedded": lambda: embedded_stack(work), "distributed": lambda: distributed_stack(work)}
+    stacks = {
+        "embedded": lambda: embedded_stack(work),
+        "distributed": lambda: distributed_stack(work),
+    }
     for name, make in stacks.items():
         if only and name != only:
             continue
@@ -89,7 +109,7 @@ def run(quick: bool, work: Path, seconds: float | None = None, only: str | None 
                 out[name] = soak(stack, bodies, seconds, every_s)
         except s.BenchUnavailable as exc:
             out[name] = {"unavailable": str(exc)}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             s.log(f"memory {name} failed: {exc!r}")
             out[name] = {"failed": repr(exc)[:3000]}
     return out

@@ -33,8 +33,10 @@ from benchmarks import support as s
 
 def _records(definition: Any, n: int, run: str) -> list[tuple[bytes, bytes]]:
     now = dt.datetime.now(dt.UTC)
-    return [(b["submission_id"].encode(), s.received_record(b, now, f"{i:032x}"))
-            for i, b in enumerate(s.unique_bodies(definition, n, run))]
+    return [
+        (b["submission_id"].encode(), s.received_record(b, now, f"{i:032x}"))
+        for i, b in enumerate(s.unique_bodies(definition, n, run))
+    ]
 
 
 # -- distributed ---------------------------------------------------------------------------------
@@ -60,26 +62,36 @@ def _fill_topic(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) 
 def _read_kafka_python(bootstrap: str, topic: str, n: int, timeout_s: float) -> dict[str, Any]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None,
-                             enable_auto_commit=False, max_poll_records=5000,
-                             fetch_max_bytes=50 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        group_id=None,
+        enable_auto_commit=False,
+        max_poll_records=5000,
+        fetch_max_bytes=50 * 1024 * 1024,
+    )
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        return _timed_read(lambda: [r for rs in consumer.poll(timeout_ms=500).values() for r in rs],
-                           n, timeout_s)
+        return _timed_read(
+            lambda: [r for rs in consumer.poll(timeout_ms=500).values() for r in rs], n, timeout_s
+        )
     finally:
         consumer.close()
 
 
-def _read_aiokafka(bootstrap: str, topic: str, partitions: int, n: int,
-                   timeout_s: float) -> dict[str, Any]:
+def _read_aiokafka(
+    bootstrap: str, topic: str, partitions: int, n: int, timeout_s: float
+) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     async def main() -> dict[str, Any]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         try:
             tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -121,8 +133,11 @@ def _timed_read(poll: Any, n: int, timeout_s: float) -> dict[str, Any]:
 def _rate(count: int, first: float | None, last: float | None) -> dict[str, Any]:
     # From the seek to the last record: connecting and joining are not reading.
     span = (last - first) if first is not None and last is not None else 0.0
-    return {"records": count, "seconds": round(span, 3),
-            "events_per_s": round(count / span) if span > 0 else 0}
+    return {
+        "records": count,
+        "seconds": round(span, 3),
+        "events_per_s": round(count / span) if span > 0 else 0,
+    }
 
 
 def distributed(quick: bool, work: Path) -> dict[str, Any]:
@@ -136,15 +151,25 @@ def distributed(quick: bool, work: Path) -> dict[str, Any]:
     run_tag = s.tag()
     prefix = f"bench-p{run_tag}"
     database = f"bench_pipe_{run_tag}"
-    env = {"SURVEY_KAFKA_BOOTSTRAP": bootstrap, "SURVEY_TOPIC_PREFIX": prefix,
-           "SURVEY_CLICKHOUSE_URL": f"{ch}/{database}", "SURVEY_HASH_KEY": s.HASH_KEY,
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        "SURVEY_KAFKA_BOOTSTRAP": bootstrap,
+        "SURVEY_TOPIC_PREFIX": prefix,
+        "SURVEY_CLICKHOUSE_URL": f"{ch}/{database}",
+        "SURVEY_HASH_KEY": s.HASH_KEY,
+        "PYTHONUNBUFFERED": "1",
+    }
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
     topology = Topology.of(settings)
     definition = s.bench_definition()
     try:
-        done = subprocess.run([*s.CLI, "migrate"], env={**os.environ, **env},
-                              cwd=s.ROOT, capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            [*s.CLI, "migrate"],
+            env={**os.environ, **env},
+            cwd=s.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"migrate failed: {done.stderr[-2000:]}")
         publisher = RegistryPublisher(bootstrap, topology.registry)
@@ -166,9 +191,20 @@ def distributed(quick: bool, work: Path) -> dict[str, Any]:
         s.log(f"pipeline: aiokafka plain read {ak['events_per_s']:,} records/s")
 
         metrics_port = s.free_port()
-        worker = s.Proc("worker", [*s.CLI, "worker", "--instance-id", f"{prefix}-w1",
-                                   "--metrics-port", str(metrics_port)],
-                        work / "worker.log", env=env, cwd=work)  # faust writes <app>-data/ here
+        worker = s.Proc(
+            "worker",
+            [
+                *s.CLI,
+                "worker",
+                "--instance-id",
+                f"{prefix}-w1",
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            work / "worker.log",
+            env=env,
+            cwd=work,
+        )  # faust writes <app>-data/ here
         client = s.clickhouse_client(database)
         samples: list[tuple[float, int, int]] = []
         try:
@@ -183,8 +219,13 @@ def distributed(quick: bool, work: Path) -> dict[str, Any]:
                 now = time.monotonic() - t0
                 samples.append((now, judged, stored))
                 if meter is None and judged > 0:
-                    meter = s.CpuMeter({"worker": worker.tree, "kafka_broker": s.kafka_pids,
-                                        "clickhouse": s.clickhouse_pids}).__enter__()
+                    meter = s.CpuMeter(
+                        {
+                            "worker": worker.tree,
+                            "kafka_broker": s.kafka_pids,
+                            "clickhouse": s.clickhouse_pids,
+                        }
+                    ).__enter__()
                     if os.environ.get("BENCH_PYSPY_OUT"):
                         from benchmarks.profile import spy
 
@@ -200,14 +241,21 @@ def distributed(quick: bool, work: Path) -> dict[str, Any]:
         stored_rate = _progress_rate(samples, 2, n)
         baseline = max(kp["events_per_s"], ak["events_per_s"])
         return {
-            "records": n, "partitions": settings.raw_partitions, "fill_seconds": round(fill_s, 1),
-            "plain_kafka_python": kp, "plain_aiokafka": ak,
+            "records": n,
+            "partitions": settings.raw_partitions,
+            "fill_seconds": round(fill_s, 1),
+            "plain_kafka_python": kp,
+            "plain_aiokafka": ak,
             "baseline_events_per_s": baseline,
-            "baseline_client": "kafka-python" if kp["events_per_s"] >= ak["events_per_s"] else "aiokafka",
-            "worker_judged": judged_rate, "worker_stored": stored_rate,
+            "baseline_client": "kafka-python"
+            if kp["events_per_s"] >= ak["events_per_s"]
+            else "aiokafka",
+            "worker_judged": judged_rate,
+            "worker_stored": stored_rate,
             "ratio_stored": s.ratio(stored_rate["events_per_s"], baseline),
             "ratio_judged": s.ratio(judged_rate["events_per_s"], baseline),
-            "worker_cpu": cpu, "worker_log_tail": worker.tail(1500) if stored < n else "",
+            "worker_cpu": cpu,
+            "worker_log_tail": worker.tail(1500) if stored < n else "",
         }
     finally:
         s.delete_topics(bootstrap, prefix)
@@ -226,9 +274,13 @@ def _progress_rate(samples: list[tuple[float, int, int]], col: int, n: int) -> d
             t_last, v_last = row[0], row[col]
             break
     span = t_last - t_first
-    return {"events": v_last - v_first, "seconds": round(span, 2),
-            "events_per_s": round((v_last - v_first) / span) if span > 0 else 0,
-            "complete": v_last >= n, "startup_seconds": round(t_first, 1)}
+    return {
+        "events": v_last - v_first,
+        "seconds": round(span, 2),
+        "events_per_s": round((v_last - v_first) / span) if span > 0 else 0,
+        "complete": v_last >= n,
+        "startup_seconds": round(t_first, 1),
+    }
 
 
 # -- embedded ------------------------------------------------------------------------------------
@@ -266,8 +318,14 @@ def embedded(quick: bool, work: Path) -> dict[str, Any]:
 
         store = ChdbStore(work / "chdb")
         store.migrate()
-        processor = EmbeddedProcessor(raw, OffsetStore(work / "offsets.json"), store, registry,
-                                      hash_key=s.HASH_KEY, batch_rows=5000)
+        processor = EmbeddedProcessor(
+            raw,
+            OffsetStore(work / "offsets.json"),
+            store,
+            registry,
+            hash_key=s.HASH_KEY,
+            batch_rows=5000,
+        )
         batch_times = []
         t = time.perf_counter()
         while processor.position < n:
@@ -282,9 +340,12 @@ def embedded(quick: bool, work: Path) -> dict[str, Any]:
     judge_rate = n / judge_only_s
     proc_rate = n / processor_s
     return {
-        "records": n, "judge_only_events_per_s": round(judge_rate),
-        "processor_events_per_s": round(proc_rate), "ratio": s.ratio(proc_rate, judge_rate),
-        "processor_batch_ms": s.summary_ms(batch_times), "rows_stored": int(stored),
+        "records": n,
+        "judge_only_events_per_s": round(judge_rate),
+        "processor_events_per_s": round(proc_rate),
+        "ratio": s.ratio(proc_rate, judge_rate),
+        "processor_batch_ms": s.summary_ms(batch_times),
+        "rows_stored": int(stored),
     }
 
 
@@ -298,7 +359,7 @@ def run(quick: bool, work: Path, only: str | None = None) -> dict[str, Any]:
             out[name] = fn(quick, work)
         except s.BenchUnavailable as exc:
             out[name] = {"unavailable": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - reported, the other part still runs
+        except Exception as exc:
             s.log(f"pipeline {name} failed: {exc!r}")
             out[name] = {"failed": repr(exc)}
     return out

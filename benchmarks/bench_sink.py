@@ -9,7 +9,9 @@ views), batch by batch alternately so that any disturbance hits both:
   plain   clickhouse-driver Client.execute("INSERT INTO submissions (...) VALUES", rows) with the
           rows already converted: the write alone
 
-Also measured: the same batches again through insert_judged (a redelivery: nothing inserted).
+Also measured: the same batches again through insert_judged (a redelivery: nothing inserted), and
+the proposal of benchmarks/proposals/sink_lookup.py (the stored-keys lookup through an external
+table) as a third side, into a third identical database.
 
     python -m benchmarks.bench_sink [--quick] [--out FILE]
 """
@@ -28,12 +30,42 @@ BATCH = 5000
 
 
 def run(quick: bool) -> dict[str, Any]:
+    """Two rounds (one with --quick), a third when one was disturbed; of the undisturbed rounds
+    the lower-middle ratio is reported (the conservative one of two)."""
+    rounds = []
+    for attempt in range(3):
+        result = run_once(quick)
+        rounds.append(result)
+        s.log(
+            f"sink round {attempt + 1}: insert_judged {result['store_rows_per_s']:,} rows/s, plain "
+            f"{result['plain_rows_per_s']:,} rows/s, ratio {result['ratio']}, other processes "
+            f"{result['cpu']['foreign_cores']} cores"
+        )
+        calm = [r for r in rounds if not r["cpu"]["disturbed"]]
+        if len(calm) >= (1 if quick else 2):
+            break
+    pool = [r for r in rounds if not r["cpu"]["disturbed"]] or rounds
+    best = (
+        min(pool, key=lambda r: r["cpu"]["foreign_cores"])
+        if len(pool) == 1
+        else sorted(pool, key=lambda r: r["ratio"])[(len(pool) - 1) // 2]
+    )  # the lower middle
+    best["rounds"] = [
+        {k: r[k] for k in ("store_rows_per_s", "plain_rows_per_s", "ratio")}
+        | {"foreign_cores": r["cpu"]["foreign_cores"]}
+        for r in rounds
+    ]
+    return best
+
+
+def run_once(quick: bool) -> dict[str, Any]:
     from storage import open_store, sql
 
     rows_total = 20_000 if quick else 100_000
     base = s.clickhouse_base()
     run_tag = s.tag()
     store_db, plain_db = f"bench_sink_store_{run_tag}", f"bench_sink_plain_{run_tag}"
+    proposed_db = f"bench_sink_prop_{run_tag}"
     definition = s.bench_definition()
     s.log(f"sink: judging {rows_total:,} generated sheets")
     verdicts = s.judged_rows(definition, rows_total, f"sink{run_tag}")
@@ -41,29 +73,35 @@ def run(quick: bool) -> dict[str, Any]:
     plain_rows = [[sql.submission_row(j) for j in batch] for batch in batches]
     insert = sql.insert_sql("submissions", sql.SUBMISSION_COLUMNS)
 
+    from benchmarks.proposals.sink_lookup import ExternalTableLookupStore
+
     store = open_store(f"{base}/{store_db}")
+    proposed = ExternalTableLookupStore.from_url(f"{base}/{proposed_db}")
     plain_store = open_store(f"{base}/{plain_db}")  # only to migrate it the same way
     client = s.clickhouse_client(plain_db)
     try:
         store.migrate()
+        proposed.migrate()
         plain_store.migrate()
         plain_store.close()
-        store_times: list[float] = []
-        plain_times: list[float] = []
+        times: dict[str, list[float]] = {"store": [], "plain": [], "proposed": []}
         meter = s.CpuMeter({"clickhouse": s.clickhouse_pids}).__enter__()
         for i, batch in enumerate(batches):
-            order = ("store", "plain") if i % 2 == 0 else ("plain", "store")
+            sides = ["store", "plain", "proposed"]
+            order = sides[i % 3 :] + sides[: i % 3]  # each side goes first as often
             for side in order:
                 t = time.perf_counter()
-                if side == "store":
-                    inserted = store.insert_judged(batch)
-                    store_times.append(time.perf_counter() - t)
-                    if inserted != len(batch):
-                        raise RuntimeError(f"insert_judged stored {inserted} of {len(batch)}")
-                else:
+                if side == "plain":
                     client.execute(insert, plain_rows[i])
-                    plain_times.append(time.perf_counter() - t)
+                else:
+                    inserted = (store if side == "store" else proposed).insert_judged(batch)
+                    if inserted != len(batch):
+                        raise RuntimeError(
+                            f"{side}: insert_judged stored {inserted} of {len(batch)}"
+                        )
+                times[side].append(time.perf_counter() - t)
         cpu = meter.stop()
+        store_times, plain_times = times["store"], times["plain"]
         replay_times = []
         for batch in batches:
             t = time.perf_counter()
@@ -72,21 +110,41 @@ def run(quick: bool) -> dict[str, Any]:
             if again:
                 raise RuntimeError(f"a redelivered batch inserted {again} rows")
         stored = client.execute(f"SELECT count() FROM {store_db}.submissions")[0][0]
+        proposed_replay = []
+        for batch in batches:
+            t = time.perf_counter()
+            if proposed.insert_judged(batch):
+                raise RuntimeError("the proposal inserted a redelivered batch again")
+            proposed_replay.append(time.perf_counter() - t)
+        proposed_stored = client.execute(f"SELECT count() FROM {proposed_db}.submissions")[0][0]
         plain_count = client.execute("SELECT count() FROM submissions")[0][0]
     finally:
         store.close()
+        proposed.close()
         client.disconnect()
-        for db in (store_db, plain_db):
+        for db in (store_db, plain_db, proposed_db):
             s.drop_database(db)
     store_rate = rows_total / sum(store_times)
     plain_rate = rows_total / sum(plain_times)
     return {
-        "rows": rows_total, "batch_rows": BATCH,
-        "store_rows_per_s": round(store_rate), "plain_rows_per_s": round(plain_rate),
+        "rows": rows_total,
+        "batch_rows": BATCH,
+        "store_rows_per_s": round(store_rate),
+        "plain_rows_per_s": round(plain_rate),
         "ratio": s.ratio(store_rate, plain_rate),
-        "store_batch_ms": s.summary_ms(store_times), "plain_batch_ms": s.summary_ms(plain_times),
+        "store_batch_ms": s.summary_ms(store_times),
+        "plain_batch_ms": s.summary_ms(plain_times),
         "redelivered_rows_per_s": round(rows_total / sum(replay_times)),
-        "rows_stored": stored, "rows_stored_plain": plain_count, "cpu": cpu,
+        "rows_stored": stored,
+        "rows_stored_plain": plain_count,
+        "cpu": cpu,
+        "proposal_external_table_lookup": {
+            "rows_per_s": round(rows_total / sum(times["proposed"])),
+            "ratio": s.ratio(rows_total / sum(times["proposed"]), plain_rate),
+            "batch_ms": s.summary_ms(times["proposed"]),
+            "redelivered_rows_per_s": round(rows_total / sum(proposed_replay)),
+            "rows_stored": proposed_stored,
+        },
         "server": base,
     }
 

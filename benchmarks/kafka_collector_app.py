@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import time
+from typing import Any
 
 from eventlog.kafka_log import KafkaRawLog
 from ingest.collector import Collector
@@ -21,10 +22,21 @@ READY_TIMEOUT_S = 60.0
 
 
 def create_app() -> Collector:
+    return _create(KafkaRawLog)
+
+
+def create_app_aiokafka() -> Collector:
+    """The same collector on the proposed aiokafka raw log (benchmarks/proposals)."""
+    from benchmarks.proposals.aiokafka_raw_log import AIOKafkaRawLog
+
+    return _create(AIOKafkaRawLog)
+
+
+def _create(raw_log: Any) -> Collector:
     settings = Settings()
     topology = Topology.of(settings)
     follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
-    raw = KafkaRawLog(settings.kafka_bootstrap, topology.raw)
+    raw = raw_log(settings.kafka_bootstrap, topology.raw)
     app = Collector(
         raw,
         lambda: follower.registry.campaigns,

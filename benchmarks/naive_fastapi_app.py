@@ -23,6 +23,8 @@ TOPIC = os.environ.get("BENCH_TOPIC", "bench.naive")
 @app.post("/v1/submissions", status_code=202)
 def submit(sheet: SubmissionEnvelope) -> dict[str, str]:
     producer.send(
-        TOPIC, key=sheet.submission_id.encode(), value=json.dumps(sheet.model_dump(mode="json")).encode()
+        TOPIC,
+        key=sheet.submission_id.encode(),
+        value=json.dumps(sheet.model_dump(mode="json")).encode(),
     ).get(timeout=10)
     return {"submission_id": sheet.submission_id, "status": "received"}

@@ -1,6 +1,6 @@
 """Profile a collector target under wrk with py-spy, and summarise where the time goes.
 
-    python -m benchmarks.profile collector_kafka|collector_embedded|noop [--seconds 20] [--workers 1]
+    python -m benchmarks.profile collector_kafka|collector_embedded|noop [--seconds S] [--workers N]
     python -m benchmarks.profile summary FILE.collapsed      # summarise an existing profile
 
 py-spy records every process of the target (--subprocesses) in collapsed-stack form; the summary
@@ -33,10 +33,27 @@ def py_spy() -> str:
 def spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[str]:
     """py-spy record of `pid` and its children for `seconds`, collapsed stacks into `out`."""
     return subprocess.Popen(
-        [py_spy(), "record", "--pid", str(pid), "--subprocesses", "--duration", str(int(seconds)),
-         "--rate", "200", "--format", "raw", "--nonblocking", "-o", str(out),
-         *os.environ.get("BENCH_PYSPY_ARGS", "").split()],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        [
+            py_spy(),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "-o",
+            str(out),
+            *os.environ.get("BENCH_PYSPY_ARGS", "").split(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def summarise(path: Path, top: int = 25) -> str:
@@ -70,8 +87,12 @@ def _short(frame: str) -> str:
 
 def record(target_name: str, seconds: float, workers: int, out_dir: Path, rate: int = 0) -> Path:
     setup = Setup(out_dir, quick=True)
-    targets = {"noop": setup.noop(workers), "collector_embedded": setup.embedded(),
-               "collector_kafka": setup.kafka_factory(workers), "naive": setup.naive(workers)}
+    targets = {
+        "noop": setup.noop(workers),
+        "collector_embedded": setup.embedded(),
+        "collector_kafka": setup.kafka_factory(workers),
+        "naive": setup.naive(workers),
+    }
     target = targets[target_name]
     if target.needs_kafka:
         setup.bootstrap()
@@ -81,16 +102,44 @@ def record(target_name: str, seconds: float, workers: int, out_dir: Path, rate: 
         env["BENCH_RATE"] = str(rate)
     try:
         with target.start() as running:
-            s.run_wrk(running.url, threads=WRK_THREADS, connections=WRK_CONNECTIONS, seconds=2,
-                      script=s.WRK_DIR / "submit.lua", env=env)
+            s.run_wrk(
+                running.url,
+                threads=WRK_THREADS,
+                connections=WRK_CONNECTIONS,
+                seconds=2,
+                script=s.WRK_DIR / "submit.lua",
+                env=env,
+            )
             spy = subprocess.Popen(
-                [py_spy(), "record", "--pid", str(running.procs[0].pid), "--subprocesses",
-                 "--duration", str(int(seconds)), "--rate", "200", "--format", "raw",
-                 "--nonblocking", "-o", str(collapsed)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                [
+                    py_spy(),
+                    "record",
+                    "--pid",
+                    str(running.procs[0].pid),
+                    "--subprocesses",
+                    "--duration",
+                    str(int(seconds)),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(collapsed),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             time.sleep(1)
-            result = s.run_wrk(running.url, threads=WRK_THREADS, connections=WRK_CONNECTIONS,
-                               seconds=seconds, script=s.WRK_DIR / "submit.lua", env=env)
+            result = s.run_wrk(
+                running.url,
+                threads=WRK_THREADS,
+                connections=WRK_CONNECTIONS,
+                seconds=seconds,
+                script=s.WRK_DIR / "submit.lua",
+                env=env,
+            )
             _, err = spy.communicate(timeout=seconds + 60)
             if spy.returncode != 0:
                 raise RuntimeError(f"py-spy failed: {err[-1000:]}")

@@ -1,4 +1,4 @@
-"""`make bench`: run every measurement, write benchmarks/results/latest.json and benchmarks/RESULTS.md.
+"""`make bench`: run every measurement; write benchmarks/results/latest.json and RESULTS.md.
 
     python -m benchmarks.run                                  # everything, full length (~45 min)
     python -m benchmarks.run --only collector,pipeline --quick
@@ -15,6 +15,7 @@ the date and mode of the run that made them. RESULTS.md is rendered from latest.
 hand-written benchmarks/analysis.md (profiles, what was tried, what limits the design).
 """
 
+# ruff: noqa: E501 - the report is long f-strings; wrapping them hides what they print
 from __future__ import annotations
 
 import argparse
@@ -36,14 +37,22 @@ LATEST = s.RESULTS_DIR / "latest.json"
 RESULTS_MD = s.BENCH_DIR / "RESULTS.md"
 ANALYSIS_MD = s.BENCH_DIR / "analysis.md"
 # Upper bounds per benchmark (seconds), full / quick: a stuck benchmark is killed and reported.
-TIMEOUTS = {"collector": (1800, 600), "pipeline": (1500, 600), "sink": (600, 300),
-            "queries": (1800, 600), "e2e": (900, 400), "memory": (2100, 600)}
+TIMEOUTS = {
+    "collector": (1800, 600),
+    "pipeline": (1500, 600),
+    "sink": (600, 300),
+    "queries": (1800, 600),
+    "e2e": (900, 400),
+    "memory": (2100, 600),
+}
 REPORT_DATE = os.environ.get("BENCH_REPORT_DATE", "2026-11-29")
 
 
 def run_one(name: str, quick: bool, work: Path) -> dict[str, Any]:
     out = work / f"{name}.json"
-    args = [s.PY, "-m", f"benchmarks.bench_{name}", "--out", str(out)] + (["--quick"] if quick else [])
+    args = [s.PY, "-m", f"benchmarks.bench_{name}", "--out", str(out)] + (
+        ["--quick"] if quick else []
+    )
     timeout = TIMEOUTS[name][1 if quick else 0]
     s.log(f"=== {name} ({'quick' if quick else 'full'}, at most {timeout // 60} min)")
     started = time.monotonic()
@@ -62,23 +71,50 @@ def run_one(name: str, quick: bool, work: Path) -> dict[str, Any]:
     return report
 
 
-def _entry(name: str, metric: str, unit: str, figure: float | None, baseline: float | None,
-           baseline_name: str, ratio_meaning: str, floor: str | None = None,
-           meets: bool | None = None, details: dict[str, Any] | None = None,
-           ratio: float | None = None) -> dict[str, Any]:
+def _entry(
+    name: str,
+    metric: str,
+    unit: str,
+    figure: float | None,
+    baseline: float | None,
+    baseline_name: str,
+    ratio_meaning: str,
+    floor: str | None = None,
+    meets: bool | None = None,
+    details: dict[str, Any] | None = None,
+    ratio: float | None = None,
+) -> dict[str, Any]:
     if ratio is None and figure is not None and baseline:
         ratio = s.ratio(figure, baseline)
-    return {"name": name, "metric": metric, "unit": unit, "figure": figure, "baseline": baseline,
-            "baseline_name": baseline_name, "ratio": ratio, "ratio_meaning": ratio_meaning,
-            "floor": floor, "meets_floor": meets, "details": details or {}}
+    return {
+        "name": name,
+        "metric": metric,
+        "unit": unit,
+        "figure": figure,
+        "baseline": baseline,
+        "baseline_name": baseline_name,
+        "ratio": ratio,
+        "ratio_meaning": ratio_meaning,
+        "floor": floor,
+        "meets_floor": meets,
+        "details": details or {},
+    }
 
 
 def _failed(bench: str, report: dict[str, Any], key: str = "") -> dict[str, Any] | None:
     part = report.get(key, {}) if key else report
     why = part.get("failed") or part.get("unavailable")
     if why:
-        return _entry(f"{bench}{'_' + key if key else ''}", "not measured", "", None, None, "",
-                      "", details={"why": why})
+        return _entry(
+            f"{bench}{'_' + key if key else ''}",
+            "not measured",
+            "",
+            None,
+            None,
+            "",
+            "",
+            details={"why": why},
+        )
     return None
 
 
@@ -90,49 +126,124 @@ def entries_collector(r: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
 
     def brief(x: dict[str, Any]) -> dict[str, Any]:
-        return {k: x.get(k) for k in ("target", "description", "workers", "ok_rps", "p50_ms",
-                                      "p99_ms", "non_2xx", "cpu", "ok_answers_total",
-                                      "log_records", "every_2xx_in_log", "rounds_rps", "notes")}
+        return {
+            k: x.get(k)
+            for k in (
+                "target",
+                "description",
+                "workers",
+                "ok_rps",
+                "p50_ms",
+                "p99_ms",
+                "non_2xx",
+                "cpu",
+                "ok_answers_total",
+                "log_records",
+                "every_2xx_in_log",
+                "rounds_rps",
+                "notes",
+            )
+        }
 
     noop2, noop1 = t.get("noop_2w"), t.get("noop_1w")
     kafka = t.get(kafka_name)
     if kafka and noop2:
         ratio = s.ratio(kafka["ok_rps"], noop2["ok_rps"])
         backed = bool(kafka["every_2xx_in_log"]) and kafka["non_2xx"] == 0
-        out.append(_entry(
-            "collector_kafka_acks_all", "requests/s (202, acks=all), 2 processes", "req/s",
-            kafka["ok_rps"], noop2["ok_rps"], "noop_app, 2 processes (the HTTP limit)",
-            "collector / no-op", ">= 0.5 of no-op, every 202 backed by an ack",
-            ratio >= 0.5 and backed,
-            {"collector": brief(kafka), "noop": brief(noop2),
-             "ratio_vs_naive": s.ratio(kafka["ok_rps"], t["naive_2w"]["ok_rps"]) if "naive_2w" in t else None,
-             "settings": r["settings"]}))
+        out.append(
+            _entry(
+                "collector_kafka_acks_all",
+                "requests/s (202, acks=all), 2 processes",
+                "req/s",
+                kafka["ok_rps"],
+                noop2["ok_rps"],
+                "noop_app, 2 processes (the HTTP limit)",
+                "collector / no-op",
+                ">= 0.5 of no-op, every 202 backed by an ack",
+                ratio >= 0.5 and backed,
+                {
+                    "collector": brief(kafka),
+                    "noop": brief(noop2),
+                    "ratio_vs_naive": s.ratio(kafka["ok_rps"], t["naive_2w"]["ok_rps"])
+                    if "naive_2w" in t
+                    else None,
+                    "settings": r["settings"],
+                },
+            )
+        )
     elif kafka_name in r.get("unavailable", {}):
-        out.append(_entry("collector_kafka_acks_all", "not measured", "", None, None, "", "",
-                          details={"why": r["unavailable"][kafka_name]}))
+        out.append(
+            _entry(
+                "collector_kafka_acks_all",
+                "not measured",
+                "",
+                None,
+                None,
+                "",
+                "",
+                details={"why": r["unavailable"][kafka_name]},
+            )
+        )
     single = t.get("collector_kafka_cli_1w")
     if single and noop1:
-        out.append(_entry(
-            "collector_kafka_cli_single_process", "requests/s, `survey-ingest collector` as shipped",
-            "req/s", single["ok_rps"], noop1["ok_rps"], "noop_app, 1 process", "collector / no-op",
-            details={"collector": brief(single), "noop": brief(noop1)}))
+        out.append(
+            _entry(
+                "collector_kafka_cli_single_process",
+                "requests/s, `survey-ingest collector` as shipped",
+                "req/s",
+                single["ok_rps"],
+                noop1["ok_rps"],
+                "noop_app, 1 process",
+                "collector / no-op",
+                details={"collector": brief(single), "noop": brief(noop1)},
+            )
+        )
     emb = t.get("collector_embedded")
     if emb and noop1:
-        out.append(_entry(
-            "collector_embedded", "requests/s (202 after fdatasync), 1 process (by design)", "req/s",
-            emb["ok_rps"], noop1["ok_rps"], "noop_app, 1 process", "embedded / no-op (1 process)",
-            details={"collector": brief(emb), "noop": brief(noop1),
-                     "ratio_vs_noop_2w": s.ratio(emb["ok_rps"], noop2["ok_rps"]) if noop2 else None}))
+        out.append(
+            _entry(
+                "collector_embedded",
+                "requests/s (202 after fdatasync), 1 process (by design)",
+                "req/s",
+                emb["ok_rps"],
+                noop1["ok_rps"],
+                "noop_app, 1 process",
+                "embedded / no-op (1 process)",
+                details={
+                    "collector": brief(emb),
+                    "noop": brief(noop1),
+                    "ratio_vs_noop_2w": s.ratio(emb["ok_rps"], noop2["ok_rps"]) if noop2 else None,
+                },
+            )
+        )
     naive = t.get("naive_2w")
     if naive and noop2:
-        out.append(_entry(
-            "naive_fastapi_kafka", "requests/s, FastAPI + pydantic + kafka-python, 2 processes",
-            "req/s", naive["ok_rps"], noop2["ok_rps"], "noop_app, 2 processes", "naive / no-op",
-            details={"naive": brief(naive)}))
+        out.append(
+            _entry(
+                "naive_fastapi_kafka",
+                "requests/s, FastAPI + pydantic + kafka-python, 2 processes",
+                "req/s",
+                naive["ok_rps"],
+                noop2["ok_rps"],
+                "noop_app, 2 processes",
+                "naive / no-op",
+                details={"naive": brief(naive)},
+            )
+        )
     for name, why in r.get("unavailable", {}).items():
         if name != kafka_name:
-            out.append(_entry(f"collector_target_{name}", "not measured", "", None, None, "", "",
-                              details={"why": why}))
+            out.append(
+                _entry(
+                    f"collector_target_{name}",
+                    "not measured",
+                    "",
+                    None,
+                    None,
+                    "",
+                    "",
+                    details={"why": why},
+                )
+            )
     return out
 
 
@@ -144,32 +255,73 @@ def entries_pipeline(r: dict[str, Any]) -> list[dict[str, Any]]:
     elif d:
         stored = d["worker_stored"]["events_per_s"]
         ratio = d["ratio_stored"]
-        out.append(_entry(
-            "pipeline_worker_kafka", "events/s of one worker: judged, stored and counted", "events/s",
-            stored, d["baseline_events_per_s"],
-            f"plain {d['baseline_client']} consumer reading the same topic",
-            "worker / plain read", ">= 0.25 of the plain read rate", ratio >= 0.25,
-            {k: d[k] for k in ("records", "partitions", "plain_kafka_python", "plain_aiokafka",
-                               "worker_judged", "worker_stored", "ratio_judged", "worker_cpu")}
-            | {"ratio_vs_kafka_python_read": s.ratio(stored, d["plain_kafka_python"]["events_per_s"])}))
+        out.append(
+            _entry(
+                "pipeline_worker_kafka",
+                "events/s of one worker: judged, stored and counted",
+                "events/s",
+                stored,
+                d["baseline_events_per_s"],
+                f"plain {d['baseline_client']} consumer reading the same topic",
+                "worker / plain read",
+                ">= 0.25 of the plain read rate",
+                ratio >= 0.25,
+                {
+                    k: d[k]
+                    for k in (
+                        "records",
+                        "partitions",
+                        "plain_kafka_python",
+                        "plain_aiokafka",
+                        "worker_judged",
+                        "worker_stored",
+                        "ratio_judged",
+                        "worker_cpu",
+                    )
+                }
+                | {
+                    "ratio_vs_kafka_python_read": s.ratio(
+                        stored, d["plain_kafka_python"]["events_per_s"]
+                    )
+                },
+            )
+        )
     e = r.get("embedded", {})
     if (f := _failed("pipeline", r, "embedded")) is not None:
         out.append(f)
     elif e:
-        out.append(_entry(
-            "pipeline_embedded_processor", "events/s: judge + chDB insert + offset commit", "events/s",
-            e["processor_events_per_s"], e["judge_only_events_per_s"], "judging alone (decode + judge)",
-            "processor / judge-only", details=e))
+        out.append(
+            _entry(
+                "pipeline_embedded_processor",
+                "events/s: judge + chDB insert + offset commit",
+                "events/s",
+                e["processor_events_per_s"],
+                e["judge_only_events_per_s"],
+                "judging alone (decode + judge)",
+                "processor / judge-only",
+                details=e,
+            )
+        )
     return out
 
 
 def entries_sink(r: dict[str, Any]) -> list[dict[str, Any]]:
     if (f := _failed("sink", r)) is not None:
         return [f]
-    return [_entry(
-        "sink_clickhouse_insert_judged", "rows/s through store.insert_judged (idempotent)", "rows/s",
-        r["store_rows_per_s"], r["plain_rows_per_s"], "plain clickhouse-driver bulk INSERT, same rows",
-        "insert_judged / plain", ">= 0.7 of the plain insert", r["ratio"] >= 0.7, r)]
+    return [
+        _entry(
+            "sink_clickhouse_insert_judged",
+            "rows/s through store.insert_judged (idempotent)",
+            "rows/s",
+            r["store_rows_per_s"],
+            r["plain_rows_per_s"],
+            "plain clickhouse-driver bulk INSERT, same rows",
+            "insert_judged / plain",
+            ">= 0.7 of the plain insert",
+            r["ratio"] >= 0.7,
+            r,
+        )
+    ]
 
 
 def entries_queries(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,26 +333,61 @@ def entries_queries(r: dict[str, Any]) -> list[dict[str, Any]]:
         if (f := _failed("queries", r, where)) is not None:
             out.append(f)
             continue
-        worst = max(("unit", "province", "work_region"), key=lambda lv: q[f"leaderboard_{lv}"]["p95_ms"])
+        worst = max(
+            ("unit", "province", "work_region"), key=lambda lv: q[f"leaderboard_{lv}"]["p95_ms"]
+        )
         lb = q[f"leaderboard_{worst}"]
         naive = q["leaderboard_naive_exact"]
         label = "ClickHouse server" if where == "server" else "chDB"
         rows = f"{q['rows']:,}"
-        out.append(_entry(
-            f"queries_leaderboard_{where}", f"leaderboard p95 at {rows} submissions ({label})", "ms",
-            lb["p95_ms"], naive["p95_ms"], "the same counts from the base table (no counts view)",
-            "figure / baseline (lower is better)", "p95 <= 100 ms", lb["p95_ms"] <= 100,
-            {"p50_ms": lb["p50_ms"], "worst_level": worst,
-             "levels": {lv: q[f"leaderboard_{lv}"] for lv in ("unit", "province", "work_region")},
-             "naive_exact": naive, "rows": q["rows"], "fill_seconds": q.get("fill_seconds"),
-             "ratio_vs_floor": s.ratio(lb["p95_ms"], 100)}))
+        out.append(
+            _entry(
+                f"queries_leaderboard_{where}",
+                f"leaderboard p95 at {rows} submissions ({label})",
+                "ms",
+                lb["p95_ms"],
+                naive["p95_ms"],
+                "the same counts from the base table (no counts view)",
+                "figure / baseline (lower is better)",
+                "p95 <= 100 ms",
+                lb["p95_ms"] <= 100,
+                {
+                    "p50_ms": lb["p50_ms"],
+                    "worst_level": worst,
+                    "levels": {
+                        lv: q[f"leaderboard_{lv}"] for lv in ("unit", "province", "work_region")
+                    },
+                    "naive_exact": naive,
+                    "rows": q["rows"],
+                    "fill_seconds": q.get("fill_seconds"),
+                    "right_after_fill": q.get("right_after_fill"),
+                    "active_parts": q.get("active_parts"),
+                    "settle_seconds": q.get("settle_seconds"),
+                    "ratio_vs_floor": s.ratio(lb["p95_ms"], 100),
+                },
+            )
+        )
         st = q["status"]
-        out.append(_entry(
-            f"queries_status_{where}", f"status lookup p95 at {rows} submissions ({label})", "ms",
-            st["p95_ms"], q["round_trip"]["p95_ms"], "SELECT 1 round trip through the same store",
-            "figure / baseline (lower is better)", "p95 <= 100 ms", st["p95_ms"] <= 100,
-            {"p50_ms": st["p50_ms"], "status": st, "found": q["status_found"],
-             "round_trip": q["round_trip"], "ratio_vs_floor": s.ratio(st["p95_ms"], 100)}))
+        out.append(
+            _entry(
+                f"queries_status_{where}",
+                f"status lookup p95 at {rows} submissions ({label})",
+                "ms",
+                st["p95_ms"],
+                q["round_trip"]["p95_ms"],
+                "SELECT 1 round trip through the same store",
+                "figure / baseline (lower is better)",
+                "p95 <= 100 ms",
+                st["p95_ms"] <= 100,
+                {
+                    "p50_ms": st["p50_ms"],
+                    "status": st,
+                    "found": q["status_found"],
+                    "round_trip": q["round_trip"],
+                    "ratio_vs_floor": s.ratio(st["p95_ms"], 100),
+                },
+            )
+        )
     return out
 
 
@@ -216,13 +403,28 @@ def entries_e2e(r: dict[str, Any]) -> list[dict[str, Any]]:
         lo = e["loaded"]
         rate = e["load"].get("ok_rps")
         bound = " (lower bound: some probes never became visible)" if lo.get("lower_bound") else ""
-        out.append(_entry(
-            f"e2e_freshness_{where}", f"202 -> counted in the leaderboard, p95 at {rate} sheets/s{bound}",
-            "ms", lo["p95_ms"], e["idle"]["p95_ms"], "the same probes on the idle stack",
-            "loaded / idle (lower is better)", "p95 <= 2000 ms",
-            lo["p95_ms"] <= 2000 and not lo.get("lower_bound"),
-            {"p50_ms": lo["p50_ms"], "loaded": lo, "idle": e["idle"], "load": e["load"],
-             "cpu": e["cpu"], "notes": e.get("notes"), "ratio_vs_floor": s.ratio(lo["p95_ms"], 2000)}))
+        out.append(
+            _entry(
+                f"e2e_freshness_{where}",
+                f"202 -> counted in the leaderboard, p95 at {rate} sheets/s{bound}",
+                "ms",
+                lo["p95_ms"],
+                e["idle"]["p95_ms"],
+                "the same probes on the idle stack",
+                "loaded / idle (lower is better)",
+                "p95 <= 2000 ms",
+                lo["p95_ms"] <= 2000 and not lo.get("lower_bound"),
+                {
+                    "p50_ms": lo["p50_ms"],
+                    "loaded": lo,
+                    "idle": e["idle"],
+                    "load": e["load"],
+                    "cpu": e["cpu"],
+                    "notes": e.get("notes"),
+                    "ratio_vs_floor": s.ratio(lo["p95_ms"], 2000),
+                },
+            )
+        )
     return out
 
 
@@ -238,15 +440,30 @@ def entries_memory(r: dict[str, Any]) -> list[dict[str, Any]]:
         for role, x in m["roles"].items():
             if not x.get("samples"):
                 continue
-            out.append(_entry(
-                f"memory_{where}_{role}", f"max RSS over a {m['seconds']:g} s soak at {m['rate']} sheets/s",
-                "MB", x["max_mb"], x["idle_mb"], "RSS idle after start-up", "max / idle",
-                details={k: v for k, v in x.items() if k != "series_mb"} | {"series_mb": x["series_mb"]}))
+            out.append(
+                _entry(
+                    f"memory_{where}_{role}",
+                    f"max RSS over a {m['seconds']:g} s soak at {m['rate']} sheets/s",
+                    "MB",
+                    x["max_mb"],
+                    x["idle_mb"],
+                    "RSS idle after start-up",
+                    "max / idle",
+                    details={k: v for k, v in x.items() if k != "series_mb"}
+                    | {"series_mb": x["series_mb"]},
+                )
+            )
     return out
 
 
-ENTRIES = {"collector": entries_collector, "pipeline": entries_pipeline, "sink": entries_sink,
-           "queries": entries_queries, "e2e": entries_e2e, "memory": entries_memory}
+ENTRIES = {
+    "collector": entries_collector,
+    "pipeline": entries_pipeline,
+    "sink": entries_sink,
+    "queries": entries_queries,
+    "e2e": entries_e2e,
+    "memory": entries_memory,
+}
 
 
 # -- RESULTS.md ----------------------------------------------------------------------------------
@@ -300,13 +517,19 @@ def render(latest: dict[str, Any]) -> str:
     ]
     for e in latest["benchmarks"]:
         meets = {True: "yes", False: "**no**", None: "–"}[e.get("meets_floor")]
-        base = f"{_fmt(e['baseline'], e['unit'])} ({e['baseline_name']})" if e["baseline_name"] else "–"
+        base = (
+            f"{_fmt(e['baseline'], e['unit'])} ({e['baseline_name']})"
+            if e["baseline_name"]
+            else "–"
+        )
         fig = f"{_fmt(e['figure'], e['unit'])} {e['unit'] if e['unit'] not in ('ms', 'MB') else ''}".strip()
         if e["figure"] is None:
             fig = f"not measured: {str(e['details'].get('why', ''))[:120]}"
-        lines.append(f"| `{e['name']}` — {e['metric']} | {fig} | {base} | {_fmt(e['ratio'])} "
-                     f"({e['ratio_meaning']}) | {e['floor'] or '–'} | {meets} | "
-                     f"{e.get('mode', '')} {e.get('run_at', '')[:16]} |")
+        lines.append(
+            f"| `{e['name']}` — {e['metric']} | {fig} | {base} | {_fmt(e['ratio'])} "
+            f"({e['ratio_meaning']}) | {e['floor'] or '–'} | {meets} | "
+            f"{e.get('mode', '')} {e.get('run_at', '')[:16]} |"
+        )
     lines += ["", "## Details per benchmark", ""]
     for e in latest["benchmarks"]:
         d = e["details"]
@@ -334,50 +557,84 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
                 f"p99 {x['p99_ms']:.2f} ms, non-2xx {x['non_2xx']}; cores used: "
                 + ", ".join(f"{k} {v}" for k, v in cpu["cores"].items())
                 + f"; other processes {cpu['foreign_cores']}"
-                + (f"; 2xx answered (warm-up included) {x['ok_answers_total']:,}, records in the log "
-                   f"{x['log_records']:,} -> every 2xx in the log: {x['every_2xx_in_log']}"
-                   if x.get("log_records") is not None else ""))
+                + (
+                    f"; 2xx answered (warm-up included) {x['ok_answers_total']:,}, records in the log "
+                    f"{x['log_records']:,} -> every 2xx in the log: {x['every_2xx_in_log']}"
+                    if x.get("log_records") is not None
+                    else ""
+                )
+            )
         if d.get("ratio_vs_naive"):
             out.append(f"- collector / naive FastAPI endpoint: {d['ratio_vs_naive']}x")
         if d.get("settings"):
-            out.append(f"- settings: `{d['settings']['wrk']}`; {d['settings']['server_stack']}; "
-                       f"`survey-ingest collector --workers`: "
-                       f"{'available' if d['settings']['cli_has_workers_flag'] else 'not available (benchmarks/serve_workers.py + kafka_collector_app.py used)'}")
+            out.append(
+                f"- settings: `{d['settings']['wrk']}`; {d['settings']['server_stack']}; "
+                f"`survey-ingest collector --workers`: "
+                f"{'available' if d['settings']['cli_has_workers_flag'] else 'not available (benchmarks/serve_workers.py + kafka_collector_app.py used)'}"
+            )
     elif name == "pipeline_worker_kafka":
-        out.append(f"- {d['records']:,} records, {d['partitions']} partitions. Plain reads: "
-                   f"kafka-python {d['plain_kafka_python']['events_per_s']:,}/s, aiokafka "
-                   f"{d['plain_aiokafka']['events_per_s']:,}/s.")
-        out.append(f"- worker: judged {d['worker_judged']['events_per_s']:,}/s, stored+counted "
-                   f"{d['worker_stored']['events_per_s']:,}/s (ratio vs kafka-python's read: "
-                   f"{d['ratio_vs_kafka_python_read']}); cores: "
-                   + ", ".join(f"{k} {v}" for k, v in d.get("worker_cpu", {}).get("cores", {}).items()))
+        out.append(
+            f"- {d['records']:,} records, {d['partitions']} partitions. Plain reads: "
+            f"kafka-python {d['plain_kafka_python']['events_per_s']:,}/s, aiokafka "
+            f"{d['plain_aiokafka']['events_per_s']:,}/s."
+        )
+        out.append(
+            f"- worker: judged {d['worker_judged']['events_per_s']:,}/s, stored+counted "
+            f"{d['worker_stored']['events_per_s']:,}/s (ratio vs kafka-python's read: "
+            f"{d['ratio_vs_kafka_python_read']}); cores: "
+            + ", ".join(f"{k} {v}" for k, v in d.get("worker_cpu", {}).get("cores", {}).items())
+        )
     elif name == "pipeline_embedded_processor":
-        out.append(f"- {d['records']:,} records; batch of 5,000: p50 {d['processor_batch_ms']['p50_ms']} ms, "
-                   f"p95 {d['processor_batch_ms']['p95_ms']} ms; rows stored {d['rows_stored']:,}.")
+        out.append(
+            f"- {d['records']:,} records; batch of 5,000: p50 {d['processor_batch_ms']['p50_ms']} ms, "
+            f"p95 {d['processor_batch_ms']['p95_ms']} ms; rows stored {d['rows_stored']:,}."
+        )
     elif name == "sink_clickhouse_insert_judged":
-        out.append(f"- {d['rows']:,} verdicts in batches of {d['batch_rows']:,}; per batch: insert_judged "
-                   f"p50 {d['store_batch_ms']['p50_ms']} ms, plain p50 {d['plain_batch_ms']['p50_ms']} ms; "
-                   f"a redelivered batch (nothing inserted): {d['redelivered_rows_per_s']:,} rows/s.")
+        out.append(
+            f"- {d['rows']:,} verdicts in batches of {d['batch_rows']:,}; per batch: insert_judged "
+            f"p50 {d['store_batch_ms']['p50_ms']} ms, plain p50 {d['plain_batch_ms']['p50_ms']} ms; "
+            f"a redelivered batch (nothing inserted): {d['redelivered_rows_per_s']:,} rows/s."
+        )
     elif name.startswith("queries_leaderboard"):
         lv = d["levels"]
-        out.append(f"- {d['rows']:,} rows (filled in {d.get('fill_seconds')} s). p50/p95 per level: "
-                   + "; ".join(f"{k} {v['p50_ms']}/{v['p95_ms']} ms" for k, v in lv.items())
-                   + f". Without the counts view: {d['naive_exact']['p50_ms']}/{d['naive_exact']['p95_ms']} ms.")
+        out.append(
+            f"- {d['rows']:,} rows (filled in {d.get('fill_seconds')} s). p50/p95 per level: "
+            + "; ".join(f"{k} {v['p50_ms']}/{v['p95_ms']} ms" for k, v in lv.items())
+            + f". Without the counts view: {d['naive_exact']['p50_ms']}/{d['naive_exact']['p95_ms']} ms."
+        )
+        after = d.get("right_after_fill")
+        if after:
+            out.append(
+                "- right after the bulk fill, while the server merged the fresh parts "
+                f"({after.get('active_parts')} active parts): p50/p95 "
+                + "; ".join(
+                    f"{lv} {after[f'leaderboard_{lv}']['p50_ms']}/{after[f'leaderboard_{lv}']['p95_ms']} ms"
+                    for lv in ("unit", "province", "work_region")
+                )
+                + f"; measured above after the merges settled ({d.get('settle_seconds')} s, "
+                f"{d.get('active_parts')} active parts)."
+            )
     elif name.startswith("queries_status"):
-        out.append(f"- p50 {d['p50_ms']} ms, p95 {d['status']['p95_ms']} ms, p99 {d['status']['p99_ms']} ms "
-                   f"over {d['status']['n']} lookups ({d['found']} found); SELECT 1: p50 "
-                   f"{d['round_trip']['p50_ms']} ms.")
+        out.append(
+            f"- p50 {d['p50_ms']} ms, p95 {d['status']['p95_ms']} ms, p99 {d['status']['p99_ms']} ms "
+            f"over {d['status']['n']} lookups ({d['found']} found); SELECT 1: p50 "
+            f"{d['round_trip']['p50_ms']} ms."
+        )
     elif name.startswith("e2e_"):
         lo, idle = d["loaded"], d["idle"]
-        out.append(f"- loaded: p50 {lo['p50_ms']} ms, p95 {lo['p95_ms']} ms, max {lo['max_ms']} ms over "
-                   f"{lo['probes']} probes ({lo['not_visible']} never visible); idle: p50 {idle['p50_ms']} ms, "
-                   f"p95 {idle['p95_ms']} ms; load achieved {d['load'].get('ok_rps')} req/s "
-                   f"(non-2xx {d['load'].get('non_2xx')}); cores: "
-                   + ", ".join(f"{k} {v}" for k, v in d["cpu"].get("cores", {}).items()))
+        out.append(
+            f"- loaded: p50 {lo['p50_ms']} ms, p95 {lo['p95_ms']} ms, max {lo['max_ms']} ms over "
+            f"{lo['probes']} probes ({lo['not_visible']} never visible); idle: p50 {idle['p50_ms']} ms, "
+            f"p95 {idle['p95_ms']} ms; load achieved {d['load'].get('ok_rps')} req/s "
+            f"(non-2xx {d['load'].get('non_2xx')}); cores: "
+            + ", ".join(f"{k} {v}" for k, v in d["cpu"].get("cores", {}).items())
+        )
     elif name.startswith("memory_"):
-        out.append(f"- idle {d['idle_mb']} MB, start of load {d['start_mb']} MB, end {d['end_mb']} MB, max "
-                   f"{d['max_mb']} MB; slope over the second half {d['slope_mb_per_min']} MB/min = "
-                   f"{d['slope_mb_per_million_submissions']} MB per million submissions.")
+        out.append(
+            f"- idle {d['idle_mb']} MB, start of load {d['start_mb']} MB, end {d['end_mb']} MB, max "
+            f"{d['max_mb']} MB; slope over the second half {d['slope_mb_per_min']} MB/min = "
+            f"{d['slope_mb_per_million_submissions']} MB per million submissions."
+        )
     return out
 
 
@@ -385,8 +642,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(ALL)}")
     parser.add_argument("--quick", action="store_true", help="short runs (minutes, not ~45)")
-    parser.add_argument("--render-only", action="store_true",
-                        help="re-render RESULTS.md from latest.json without measuring")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render RESULTS.md from latest.json without measuring",
+    )
     args = parser.parse_args()
     chosen = [b.strip() for b in args.only.split(",")] if args.only else list(ALL)
     unknown = set(chosen) - set(ALL)
@@ -407,25 +667,41 @@ def main() -> None:
                 raw[name] = report
                 try:
                     made = ENTRIES[name](report)
-                except Exception as exc:  # noqa: BLE001 - a report we cannot read is a failure
-                    made = [_entry(name, "not measured", "", None, None, "", "",
-                                   details={"why": f"report unreadable: {exc!r}"})]
+                except Exception as exc:
+                    made = [
+                        _entry(
+                            name,
+                            "not measured",
+                            "",
+                            None,
+                            None,
+                            "",
+                            "",
+                            details={"why": f"report unreadable: {exc!r}"},
+                        )
+                    ]
                 for e in made:
                     e |= {"benchmark": name, "mode": mode, "run_at": run_at}
                 fresh += made
                 order = {b: i for i, b in enumerate(ALL)}
-                latest = {"date": REPORT_DATE, "machine": machine, "run_at": run_at,
-                          "benchmarks": sorted(kept + fresh, key=lambda e: order[e["benchmark"]]),
-                          "raw": raw}
+                latest = {
+                    "date": REPORT_DATE,
+                    "machine": machine,
+                    "run_at": run_at,
+                    "benchmarks": sorted(kept + fresh, key=lambda e: order[e["benchmark"]]),
+                    "raw": raw,
+                }
                 tmp_path = LATEST.with_suffix(".json.tmp")
                 tmp_path.write_text(json.dumps(latest, indent=2, ensure_ascii=False))
                 tmp_path.replace(LATEST)
                 RESULTS_MD.write_text(render(latest))
     RESULTS_MD.write_text(render(latest))
     for e in latest.get("benchmarks", []):
-        print(f"{e['name']:45s} {_fmt(e['figure'], e['unit']):>14} {e['unit'] if e['unit'] not in ('ms', 'MB') else '':8s} "
-              f"ratio {_fmt(e['ratio']):>8}  floor {e['floor'] or '-'}: "
-              f"{ {True: 'yes', False: 'NO', None: '-'}[e.get('meets_floor')]}")
+        print(
+            f"{e['name']:45s} {_fmt(e['figure'], e['unit']):>14} {e['unit'] if e['unit'] not in ('ms', 'MB') else '':8s} "
+            f"ratio {_fmt(e['ratio']):>8}  floor {e['floor'] or '-'}: "
+            f"{ {True: 'yes', False: 'NO', None: '-'}[e.get('meets_floor')] }"
+        )
     sys.stdout.flush()
 
 

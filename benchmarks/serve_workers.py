@@ -38,8 +38,13 @@ def child(args: argparse.Namespace) -> None:
     sock.set_inheritable(True)
     app = load(args.app, args.factory)
     config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False, loop="uvloop",
-        http="httptools", timeout_keep_alive=30,
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_keep_alive=30,
     )
     print(f"worker ready on {args.host}:{args.port}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
@@ -57,8 +62,17 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    argv = [sys.executable, "-m", "benchmarks.serve_workers", args.app, "--child",
-            "--host", args.host, "--port", str(args.port)] + (["--factory"] if args.factory else [])
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.serve_workers",
+        args.app,
+        "--child",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ] + (["--factory"] if args.factory else [])
     workers = [subprocess.Popen(argv) for _ in range(args.workers)]
     stopping = False
 

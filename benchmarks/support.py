@@ -64,13 +64,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.1) -> None:
+def wait_until(
+    what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - "not yet" in any form; the deadline decides
+        except Exception:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
@@ -123,15 +125,26 @@ def ratio(a: float, b: float, digits: int = 3) -> float:
 class Proc:
     """A child process in its own session, output to a log file; stopped by its own pid."""
 
-    def __init__(self, name: str, args: Sequence[str], log_path: Path,
-                 env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self.name = name
         self.args = list(args)
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - the child writes it
         self.proc = subprocess.Popen(
-            self.args, env={**os.environ, **(env or {})}, cwd=cwd, stdout=self._log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            self.args,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.pid = self.proc.pid
 
@@ -265,8 +278,10 @@ class CpuMeter:
             cores[name] = round(used / elapsed, 2) if elapsed > 0 else 0.0
         foreign = max(0.0, busy - ours) / elapsed if elapsed > 0 else 0.0
         self.result = {
-            "cores": cores, "machine_busy_cores": round(busy / elapsed, 2) if elapsed else 0.0,
-            "foreign_cores": round(foreign, 2), "disturbed": foreign > DISTURBED_CORES,
+            "cores": cores,
+            "machine_busy_cores": round(busy / elapsed, 2) if elapsed else 0.0,
+            "foreign_cores": round(foreign, 2),
+            "disturbed": foreign > DISTURBED_CORES,
             "loadavg_1m": float(Path("/proc/loadavg").read_text().split()[0]),
         }
         return self.result
@@ -275,7 +290,9 @@ class CpuMeter:
 class RssSampler:
     """Samples the RSS of named processes every `every_s` seconds in a thread."""
 
-    def __init__(self, groups: dict[str, Callable[[], Iterable[int]]], every_s: float = 2.0) -> None:
+    def __init__(
+        self, groups: dict[str, Callable[[], Iterable[int]]], every_s: float = 2.0
+    ) -> None:
         import threading
 
         self.groups = groups
@@ -313,7 +330,11 @@ def slope_per_min(samples: Sequence[tuple[float, float]]) -> float:
     ys = [v for _, v in samples]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
-    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else math.nan
+    return (
+        60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+        if sxx
+        else math.nan
+    )
 
 
 # -- wrk -----------------------------------------------------------------------------------------
@@ -325,9 +346,16 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(url: str, *, threads: int, connections: int, seconds: float, script: Path,
-            env: dict[str, str] | None = None, timeout_ms: int = 10_000,
-            ) -> dict[str, Any]:
+def run_wrk(
+    url: str,
+    *,
+    threads: int,
+    connections: int,
+    seconds: float,
+    script: Path,
+    env: dict[str, str] | None = None,
+    timeout_ms: int = 10_000,
+) -> dict[str, Any]:
     """Runs wrk with a script that prints a WRK_JSON line; returns that line, plus req/s and
     the CPU seconds wrk used (`cpu_s`, from its rusage: wrk is gone before anyone could read
     /proc for it)."""
@@ -336,10 +364,25 @@ def run_wrk(url: str, *, threads: int, connections: int, seconds: float, script:
     if not have_wrk():
         raise BenchUnavailable("wrk is not installed (apt-get install -y wrk)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s",
-            "--timeout", f"{max(1, timeout_ms // 1000)}s", "-s", str(script), url]
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=WRK_DIR)
+    args = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        f"{max(1, timeout_ms // 1000)}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=WRK_DIR,
+    )
     try:
         out, _ = proc.communicate(timeout=seconds + 60)
     except subprocess.TimeoutExpired:
@@ -351,7 +394,9 @@ def run_wrk(url: str, *, threads: int, connections: int, seconds: float, script:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {out[-2000:]}")
     result: dict[str, Any] = json.loads(match.group(1))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result["cpu_s"] = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 3)
+    result["cpu_s"] = round(
+        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 3
+    )
     duration = result["duration_us"] / 1e6
     ok = result["requests"] - result["non_2xx"]
     result["ok"] = ok
@@ -370,11 +415,19 @@ def _start_script(name: str, env: dict[str, str], wait_s: float) -> str:
     deadline = time.monotonic() + wait_s
     while not script.exists():
         if time.monotonic() > deadline:
-            raise BenchUnavailable(f"{script.relative_to(ROOT)} does not exist (waited {wait_s:.0f} s)")
+            raise BenchUnavailable(
+                f"{script.relative_to(ROOT)} does not exist (waited {wait_s:.0f} s)"
+            )
         log(f"waiting for {script.relative_to(ROOT)} to exist")
         time.sleep(15)
-    done = subprocess.run(["bash", str(script)], env={**os.environ, **env}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        ["bash", str(script)],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
         raise BenchUnavailable(f"{script.relative_to(ROOT)} failed: {done.stderr[-1500:]}")
     lines = done.stdout.strip().splitlines()
@@ -414,8 +467,13 @@ def clickhouse_client(database: str = "default") -> Any:
     from clickhouse_driver import Client
 
     parts = urlsplit(clickhouse_base())
-    return Client(host=parts.hostname or HOST, port=parts.port or 9000, database=database,
-                  settings={"max_query_size": 16 * 1024 * 1024}, connect_timeout=10)
+    return Client(
+        host=parts.hostname or HOST,
+        port=parts.port or 9000,
+        database=database,
+        settings={"max_query_size": 16 * 1024 * 1024},
+        connect_timeout=10,
+    )
 
 
 def drop_database(database: str) -> None:
@@ -485,8 +543,12 @@ def topic_end(bootstrap: str, topic: str) -> int:
     """Sum of the end offsets of every partition of `topic`."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None,
-                             enable_auto_commit=False, request_timeout_ms=10_000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=10_000,
+    )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
@@ -504,7 +566,7 @@ def delete_topics(bootstrap: str, prefix: str) -> None:
         names = [t for t in admin.list_topics() if t.startswith(prefix)]
         if names:
             admin.delete_topics(names, timeout_ms=30_000)
-    except Exception as exc:  # noqa: BLE001 - cleanup only
+    except Exception as exc:
         log(f"could not delete topics {prefix}*: {exc}")
     finally:
         admin.close()
@@ -522,18 +584,36 @@ def bench_definition() -> Any:
     counting = next(p for p in definition.phases if p.counts)
     if not counting.start <= today <= counting.end:
         shift = (today - dt.timedelta(days=3)) - counting.start
-        phases = [p.model_copy(update={"start": p.start + shift, "end": p.end + shift})
-                  for p in definition.phases]
-        phases = [p.model_copy(update={"end": max(p.end, today + dt.timedelta(days=7))})
-                  if p.counts else p for p in phases]
+        phases = [
+            p.model_copy(update={"start": p.start + shift, "end": p.end + shift})
+            for p in definition.phases
+        ]
+        phases = [
+            p.model_copy(update={"end": max(p.end, today + dt.timedelta(days=7))})
+            if p.counts
+            else p
+            for p in phases
+        ]
         definition = definition.model_copy(update={"phases": phases})
     province = definition.provinces[0].id
-    units = [*definition.units, Unit(id=PROBE_UNIT, name="benchmark probe", kind="volunteer",
-                                     province=province, planned_samples=1)]
+    units = [
+        *definition.units,
+        Unit(
+            id=PROBE_UNIT,
+            name="benchmark probe",
+            kind="volunteer",
+            province=province,
+            planned_samples=1,
+        ),
+    ]
     links = [*definition.links, Link(code=PROBE_LINK, unit=PROBE_UNIT, channel="bench")]
     return CampaignDefinition.model_validate(
-        {**definition.model_dump(), "units": [u.model_dump() for u in units],
-         "links": [lk.model_dump() for lk in links]})
+        {
+            **definition.model_dump(),
+            "units": [u.model_dump() for u in units],
+            "links": [lk.model_dump() for lk in links],
+        }
+    )
 
 
 def definition_json(definition: Any) -> dict[str, Any]:
@@ -541,7 +621,9 @@ def definition_json(definition: Any) -> dict[str, Any]:
     return out
 
 
-def sheet_bodies(definition: Any, n: int, seed: int = 7, valid_share: float = 0.9) -> list[dict[str, Any]]:
+def sheet_bodies(
+    definition: Any, n: int, seed: int = 7, valid_share: float = 0.9
+) -> list[dict[str, Any]]:
     """n realistic answer sheets (the demo generator: 10% carry a flaw) for `definition`."""
     from survey_ingest.generator import SheetFactory
 
@@ -577,14 +659,27 @@ def probe_body(seq: int, run: str) -> dict[str, Any]:
     """A valid sheet credited to the probe unit, unique per (run, seq)."""
     now = dt.datetime.now(dt.UTC)
     return {
-        "submission_id": f"probe-{run}-{seq:08d}", "campaign": "2026", "link_code": PROBE_LINK,
+        "submission_id": f"probe-{run}-{seq:08d}",
+        "campaign": "2026",
+        "link_code": PROBE_LINK,
         "questionnaire_version": "2026.1",
         "started_at": (now - dt.timedelta(minutes=6)).isoformat(),
         "submitted_at": now.isoformat(),
         "respondent": {"province": "11", "city": "1101", "age_group": "25-34"},
         "device_id": f"probe-device-{run}-{seq}",
-        "answers": {"q1": 4, "q2": 3, "q3": 5, "q4": 2, "q5": 4, "q6": 3, "q7": 4,
-                    "q8": "1至3小时", "q9": "其他", "q10": ["网络诈骗"], "q11": ["未成年人网络保护"]},
+        "answers": {
+            "q1": 4,
+            "q2": 3,
+            "q3": 5,
+            "q4": 2,
+            "q5": 4,
+            "q6": 3,
+            "q7": 4,
+            "q8": "1至3小时",
+            "q9": "其他",
+            "q10": ["网络诈骗"],
+            "q11": ["未成年人网络保护"],
+        },
     }
 
 
@@ -606,9 +701,12 @@ def machine() -> dict[str, Any]:
             if line.startswith("MemTotal:"):
                 mem_total = int(line.split()[1]) * 1024
     return {
-        "cpu_model": model, "nproc": int(nproc or os.cpu_count() or 0),
-        "mem_total_gib": round(mem_total / 2**30, 1), "free_h": free,
-        "kernel": platform.release(), "python": platform.python_version(),
+        "cpu_model": model,
+        "nproc": int(nproc or os.cpu_count() or 0),
+        "mem_total_gib": round(mem_total / 2**30, 1),
+        "free_h": free,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
         "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
     }
 
@@ -636,9 +734,17 @@ def stopping(*procs: Proc) -> Iterator[None]:
 def received_record(body: dict[str, Any], received_at: dt.datetime, client: str = "") -> bytes:
     """A raw-log record exactly as ingest/collector.py writes it (the body as posted)."""
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return b"".join((b'{"v":1,"kind":"submission.received","received_at":"',
-                     received_at.isoformat().encode(), b'","client":"', client.encode(),
-                     b'","body":', raw, b"}"))
+    return b"".join(
+        (
+            b'{"v":1,"kind":"submission.received","received_at":"',
+            received_at.isoformat().encode(),
+            b'","client":"',
+            client.encode(),
+            b'","body":',
+            raw,
+            b"}",
+        )
+    )
 
 
 def unique_bodies(definition: Any, n: int, run: str, seed: int = 11) -> list[dict[str, Any]]:
@@ -661,9 +767,13 @@ def registry_for(definition: Any) -> Any:
     from schemas.events import CampaignDefined
 
     registry = Registry()
-    registry.apply(CampaignDefined(campaign=definition.campaign,
-                                   defined_at=_dt.datetime(2026, 1, 1, tzinfo=_dt.UTC),
-                                   definition=definition))
+    registry.apply(
+        CampaignDefined(
+            campaign=definition.campaign,
+            defined_at=_dt.datetime(2026, 1, 1, tzinfo=_dt.UTC),
+            definition=definition,
+        )
+    )
     return registry
 
 

@@ -24,6 +24,16 @@ from schemas.campaign import TextQuestion
 from schemas.envelope import SubmissionEnvelope
 from schemas.events import Status, SubmissionJudged, SubmissionReceived
 
+# The collector writes `device_id` to the raw log as this prefix + its keyed hash, so no raw
+# device id is ever stored; a raw log from before that still holds raw ids, hashed here.
+DEVICE_HASH_PREFIX = "h:"
+
+
+def device_hash(hash_key: str, device_id: str | None) -> str:
+    if device_id and device_id.startswith(DEVICE_HASH_PREFIX):
+        return device_id[len(DEVICE_HASH_PREFIX) :]
+    return keyed_hash(hash_key, device_id or "")
+
 
 def fingerprint(body: dict[str, object]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -124,7 +134,7 @@ def assess(
         started_at=env.started_at,
         submitted_at=env.submitted_at,
         duration_seconds=(env.submitted_at - env.started_at).total_seconds(),
-        device_hash=keyed_hash(hash_key, env.device_id or ""),
+        device_hash=device_hash(hash_key, env.device_id),
         client=received.client,
         answers_json=json.dumps(answers, ensure_ascii=False, sort_keys=True),
         opinion=mask_personal_numbers(env.opinion or ""),

@@ -47,6 +47,8 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "max_block_ms": 2_000,
         "allow_auto_create_topics": False,  # a topic auto-created with defaults is a silent bug
         "bootstrap_timeout_ms": 5_000,
+        # Back in service within seconds of the broker's return, not after a 30 s backoff.
+        "reconnect_backoff_max_ms": 2_000,
     }
     config.update(overrides)
     return config
@@ -61,22 +63,24 @@ class KafkaRawLog:
         topic: str,
         *,
         probe_interval_s: float = 2.0,
-        producer_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.probe_interval_s = probe_interval_s
-        self._overrides = producer_overrides or {}
         self._producer: KafkaProducer | None = None
         self._last_probe_ok = 0.0
+        self._probe_failed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._connect_and_probe, name="raw-log", daemon=True)
         self._thread.start()
 
     async def append(self, key: bytes, value: bytes) -> None:
         producer = self._producer
-        if producer is None:
-            raise LogUnavailableError("not connected to Kafka yet")
+        if producer is None or self._probe_failed:
+            # Fail fast while the broker is known to be away: the client retries after the
+            # Retry-After instead of every request waiting out the delivery timeout. (A probe
+            # that is merely slow, on a busy machine, does not count.)
+            raise LogUnavailableError("Kafka is not reachable")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         try:
@@ -93,9 +97,10 @@ class KafkaRawLog:
             raise LogUnavailableError("Kafka did not acknowledge the write in time") from exc
 
     def healthy(self) -> bool:
-        """Connected, and the raw topic's leaders answered within the last few probes."""
-        fresh = time.monotonic() - self._last_probe_ok < 2.5 * self.probe_interval_s
-        return self._producer is not None and fresh
+        """Connected, and the raw topic's leaders answered the last probe, recently."""
+        window = self.probe_interval_s + REQUEST_TIMEOUT_MS / 1000 + 1.0
+        fresh = time.monotonic() - self._last_probe_ok < window
+        return self._producer is not None and not self._probe_failed and fresh
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
@@ -111,7 +116,7 @@ class KafkaRawLog:
         while not self._stop.is_set():
             try:
                 if self._producer is None:
-                    producer = KafkaProducer(**producer_config(self.bootstrap, **self._overrides))
+                    producer = KafkaProducer(**producer_config(self.bootstrap))
                     partitions = producer.partitions_for(self.topic)
                     if not partitions:
                         producer.close(timeout=1)
@@ -122,15 +127,17 @@ class KafkaRawLog:
                     probe = KafkaConsumer(
                         bootstrap_servers=self.bootstrap.split(","), group_id=None,
                         request_timeout_ms=REQUEST_TIMEOUT_MS, bootstrap_timeout_ms=5_000,
-                        enable_auto_commit=False,
+                        enable_auto_commit=False, reconnect_backoff_max_ms=2_000,
                     )
                 # A round trip to every raw partition leader: that is what an append needs.
                 partitions = probe.partitions_for_topic(self.topic) or ()
                 tps = [TopicPartition(self.topic, p) for p in partitions]
                 probe.end_offsets(tps)
                 self._last_probe_ok = time.monotonic()
+                self._probe_failed = False
             except Exception as exc:  # any failure only means "not healthy now"; keep trying
                 log.warning("raw log %s not reachable: %s", self.topic, exc)
+                self._probe_failed = True
             self._stop.wait(self.probe_interval_s)
         if probe is not None:
             probe.close()

@@ -7,6 +7,7 @@ layer here costs requests per second. Questionnaire-level judging happens after 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pydantic
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from core.judge import DEVICE_HASH_PREFIX
 from core.ports import LogUnavailableError, RawLog
 from core.privacy import keyed_hash
 from ingest import metrics
@@ -27,6 +29,7 @@ from ingest.asgi import (
     read_body,
     send_json,
 )
+from ingest.cors import CorsPolicy, vary_only, with_allow_origin
 from ingest.rate_limit import TokenBuckets
 from schemas.envelope import MAX_BODY_BYTES, SubmissionEnvelope, envelope_field_errors
 from survey_ingest import metrics_server
@@ -51,6 +54,7 @@ class Collector:
         rate_limit_per_link: float = 0.0,
         max_in_flight: int = 4096,
         trusted_proxies: list[str] | None = None,
+        cors_origins: list[str] | None = None,
     ) -> None:
         self.log = log
         self.known_campaigns = known_campaigns
@@ -63,6 +67,8 @@ class Collector:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.trusted_proxies = set(trusted_proxies or ())
+        # None unless origins are configured: the default hot path does no CORS work at all.
+        self.cors = CorsPolicy(cors_origins) if cors_origins else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -99,6 +105,15 @@ class Collector:
 
     async def _submission(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if self.cors is not None:
+            origin = self.cors.allowed_origin(scope)
+            if origin is None:
+                send = vary_only(send)
+            elif self.cors.is_preflight(scope):
+                await self.cors.send_preflight(send, origin)
+                return
+            else:
+                send = with_allow_origin(send, origin)
         status = await self._handle(scope, receive, send)
         metrics.count_response(status)
         metrics.LATENCY.observe(time.perf_counter() - started)
@@ -173,6 +188,8 @@ class Collector:
             )
             return 503
 
+        if envelope.device_id:
+            body = self._hash_device_id(body, envelope.device_id)
         record = b"".join(
             (
                 b'{"v":1,"kind":"submission.received","received_at":"',
@@ -210,6 +227,19 @@ class Collector:
             b'{"submission_id":"' + envelope.submission_id.encode() + b'","status":"received"}',
         )
         return 202
+
+    def _hash_device_id(self, body: bytes, device_id: str) -> bytes:
+        """The body with `device_id` replaced by "h:" + its keyed hash, so no raw device id is
+        ever written to the log. Deterministic, so identical resends keep identical fingerprints;
+        judging takes an "h:" value as the hash it already is. Only bodies with a device id pay for
+        this re-encoding; numbers survive it as the judge would have parsed them anyway."""
+        doc = json.loads(body)
+        doc["device_id"] = DEVICE_HASH_PREFIX + keyed_hash(self.hash_key, device_id)
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate escape: keep it escaped, still valid JSON
+            return json.dumps(doc, separators=(",", ":")).encode()
 
     def _client_address(self, scope: Scope) -> str:
         peer = scope.get("client")

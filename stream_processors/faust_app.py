@@ -86,7 +86,9 @@ def build_app(
         broker_rebalance_timeout=20.0,
         broker_commit_interval=1.0,
         consumer_group_instance_id=instance_id,
-        stream_wait_empty=False,
+        # On stop and on rebalance, finish every record already taken before committing: a
+        # record cancelled half-way would otherwise be acked (and committed) without its output.
+        stream_wait_empty=True,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -97,7 +99,9 @@ def build_app(
 
     raw, assessed, judged = topic(topology.raw), topic(topology.assessed), topic(topology.judged)
     # Keys are str; json (not raw) so they come back as str when a table is rebuilt.
-    json_schema = faust.Schema(key_serializer="json", value_serializer="json")
+    json_schema: faust.Schema[str, Any] = faust.Schema(
+        key_serializer="json", value_serializer="json"
+    )
     fingerprints = app.Table(
         FINGERPRINTS_TABLE, default=None, partitions=topology.partitions, schema=json_schema
     )

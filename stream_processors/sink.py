@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -28,10 +27,15 @@ from stream_processors.faust_records import position, read_judged
 log = logging.getLogger(__name__)
 
 
-def sink_consumer(bootstrap: str, topic: str, group: str, batch_rows: int) -> KafkaConsumer:
+def sink_consumer(
+    bootstrap: str, topic: str, group: str, batch_rows: int, instance_id: str | None = None
+) -> KafkaConsumer:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap.split(","),
         group_id=group,
+        # Static membership, as for the faust app: a restarted worker takes its partitions back
+        # at once instead of after the dead member's session timeout.
+        group_instance_id=instance_id,
         enable_auto_commit=False,  # committed by JudgedSink, after the store took the rows
         auto_offset_reset="earliest",
         max_poll_records=batch_rows,
@@ -53,14 +57,12 @@ class JudgedSink:
         batch_rows: int,
         batch_seconds: float,
         max_backoff_s: float = 30.0,
-        on_stored: Callable[[Sequence[SubmissionJudged]], None] | None = None,
     ) -> None:
         self.consumer = consumer
         self.store = store
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.max_backoff_s = max_backoff_s
-        self.on_stored = on_stored
         self.healthy = True
 
     def run(self, stop: threading.Event) -> None:
@@ -108,8 +110,6 @@ class JudgedSink:
                 continue
             self.healthy = True
             metrics.observe_batch(rows, time.perf_counter() - started)
-            if self.on_stored is not None and rows:
-                self.on_stored(rows)
             return True
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:

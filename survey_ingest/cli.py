@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     from reports import command as report_command
 
     report_command.add_command(sub)
+    from survey_ingest import erase
+
+    erase.add_command(sub)
     return parser
 
 
@@ -111,6 +114,10 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         from reports import command as report_command
 
         return report_command.run(args, _settings(args))
+    if args.command == "erase":
+        from survey_ingest import erase
+
+        return erase.run(args, _settings(args))
     if args.command == "links":
         from survey_ingest import qr
 

@@ -80,6 +80,7 @@ class EmbeddedRuntime:
             rate_limit_per_ip=settings.rate_limit_per_ip,
             rate_limit_per_link=settings.rate_limit_per_link,
             max_in_flight=settings.max_in_flight, trusted_proxies=settings.trusted_proxies,
+            cors_origins=settings.cors_origins,
         )
 
     def _judged(self, rows: Sequence[SubmissionJudged]) -> None:

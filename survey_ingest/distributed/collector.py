@@ -14,15 +14,30 @@ from survey_ingest.distributed.serving import serve_http
 log = logging.getLogger(__name__)
 
 
+class _KnownCampaigns:
+    """What the collector checks a campaign against, read on every request.
+
+    A campaign defined through any API process is known here as soon as this process's follower
+    has applied it (a fraction of a second). Until the follower has read the registry, no campaign
+    can be called unknown: the request goes on to the append, which answers for itself (202, or
+    503 while Kafka is unreachable), and judging rejects an unknown campaign later.
+    """
+
+    def __init__(self, follower: RegistryFollower) -> None:
+        self.follower = follower
+
+    def __contains__(self, campaign: object) -> bool:
+        return campaign in self.follower.registry.campaigns or not self.follower.ready()
+
+
 async def run_collector(settings: Settings) -> None:
     topology = Topology.of(settings)
     follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
     raw = KafkaRawLog(settings.kafka_bootstrap, topology.raw)
+    known = _KnownCampaigns(follower)
     app = Collector(
         raw,
-        # Read on every request: a campaign defined through any API process is taken here as soon
-        # as this process's follower has applied it (a fraction of a second).
-        lambda: follower.registry.campaigns,
+        lambda: known,
         hash_key=settings.hash_key,
         ready=lambda: raw.healthy() and follower.ready(),
         rate_limit_per_ip=settings.rate_limit_per_ip,

@@ -55,8 +55,8 @@ class RegistryFollower:
         self._thread.join(10)
 
     def ready(self) -> bool:
-        """Caught up with the registry topic within the last few seconds."""
-        return self._last_sync > 0 and time.monotonic() - self._last_sync < 5.0
+        """Caught up with the registry topic within the last ten seconds."""
+        return self._last_sync > 0 and time.monotonic() - self._last_sync < 10.0
 
     def wait_ready(self, timeout_s: float) -> bool:
         with self._changed:
@@ -87,6 +87,7 @@ class RegistryFollower:
                         bootstrap_servers=self.bootstrap.split(","), group_id=None,
                         enable_auto_commit=False, request_timeout_ms=5_000,
                         bootstrap_timeout_ms=5_000, allow_auto_create_topics=False,
+                        reconnect_backoff_max_ms=2_000,
                     )
                     consumer.assign([tp])
                     consumer.seek(tp, self._applied)

@@ -27,12 +27,17 @@ log = logging.getLogger(__name__)
 class _SinkThread:
     """Runs the sink until stopped; a consumer that fails is replaced (nothing was committed)."""
 
-    def __init__(self, settings: Settings, topology: Topology) -> None:
+    def __init__(self, settings: Settings, topology: Topology, instance_id: str | None) -> None:
         self.settings = settings
         self.topology = topology
+        self.instance_id = instance_id
         self.stop = threading.Event()
-        self.healthy = False
+        self.sink: JudgedSink | None = None
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
+
+    def healthy(self) -> bool:
+        """Running, and its last insert (if any) went through."""
+        return self.sink is not None and self.sink.healthy
 
     def start(self) -> None:
         self._thread.start()
@@ -51,14 +56,14 @@ class _SinkThread:
                     consumer = sink_consumer(
                         s.kafka_bootstrap, self.topology.judged, self.topology.sink_group,
                         s.sink_batch_rows,
+                        f"{self.instance_id}-sink" if self.instance_id else None,
                     )
-                    sink = JudgedSink(consumer, store, batch_rows=s.sink_batch_rows,
-                                      batch_seconds=s.sink_batch_seconds)
-                    self.healthy = True
-                    sink.run(self.stop)
+                    self.sink = JudgedSink(consumer, store, batch_rows=s.sink_batch_rows,
+                                           batch_seconds=s.sink_batch_seconds)
+                    self.sink.run(self.stop)
                 except Exception:
                     log.exception("sink failed; starting it again")
-                    self.healthy = False
+                    self.sink = None
                     self.stop.wait(1.0)
                 finally:
                     if consumer is not None:
@@ -87,11 +92,11 @@ def run_worker(
         started.set()
         log.info("worker ready: tables recovered, judging %s", topology.raw)
 
-    sink = _SinkThread(settings, topology)
+    sink = _SinkThread(settings, topology, instance_id)
     sink.start()
 
     def ready() -> bool:
-        return started.is_set() and follower.ready() and sink.healthy
+        return started.is_set() and follower.ready() and sink.healthy()
 
     if metrics_port:
         metrics_server.start_http_server(metrics_port, ready=ready)

@@ -19,7 +19,9 @@ from tests.integration.embedded_server import ADMIN_TOKEN, free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.1) -> None:
+def wait_until(
+    what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
@@ -87,7 +89,9 @@ class Role:
 class Stack:
     """Collector, worker and API on a unique topic prefix and ClickHouse database."""
 
-    def __init__(self, kafka_bootstrap: str, clickhouse_url: str, workdir: Path, **env: str) -> None:
+    def __init__(
+        self, kafka_bootstrap: str, clickhouse_url: str, workdir: Path, **env: str
+    ) -> None:
         tag = uuid.uuid4().hex[:10]
         self.prefix = f"t{tag}"
         self.database = f"t_{tag}"
@@ -119,7 +123,9 @@ class Stack:
         self.roles[key] = role
         return role.start()
 
-    def run(self, name: str, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, name: str, *args: str, timeout_s: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
         """A one-shot command (migrate, replay, reconcile), its output captured."""
         return subprocess.run(
             [sys.executable, "-m", "survey_ingest.cli", name, *args], env=self.env, cwd=ROOT,
@@ -134,8 +140,11 @@ class Stack:
         self.start_worker()
         for name, url in (("collector", self.collector_url), ("api", self.api_url)):
             role = self.roles[name]
-            wait_until(f"{name} ready", lambda u=url, r=role: r.check_alive() and _answers(f"{u}/readyz"),
-                       timeout_s)
+
+            def ready(role: Role = role, url: str = url) -> bool:
+                return role.check_alive() and _answers(f"{url}/readyz")
+
+            wait_until(f"{name} ready", ready, timeout_s)
         self.wait_worker_ready(timeout_s)
         return self
 
@@ -149,7 +158,8 @@ class Stack:
         def ready() -> bool:
             worker.check_alive()
             try:
-                text = httpx.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics", timeout=1).text
+                url = f"http://127.0.0.1:{self.worker_metrics_port}/metrics"
+                text = httpx.get(url, timeout=1).text
             except httpx.HTTPError:
                 return False
             return "survey_process_ready 1.0" in text
@@ -171,6 +181,22 @@ class Stack:
 
     def post(self, body: Any) -> httpx.Response:
         return httpx.post(f"{self.collector_url}/v1/submissions", json=body, timeout=20)
+
+    def post_until_taken(self, body: dict[str, Any], timeout_s: float) -> None:
+        """Post (bounded) until the collector answers 202: a new campaign is taken once the
+        collector's own registry follower has applied it, a moment after the PUT returned."""
+        answers: list[str] = []
+
+        def taken() -> bool:
+            r = self.post(body)
+            answers.append(f"{r.status_code} {r.text}")
+            return r.status_code == 202
+
+        try:
+            wait_until(f"collector takes a sheet for {body['campaign']}", taken, timeout_s)
+        except TimeoutError as exc:
+            tail = self.roles["collector"].tail()
+            raise AssertionError(f"{exc}: {answers[-3:]}\n{tail}") from None
 
     def status(self, campaign: str, sid: str) -> httpx.Response:
         return httpx.get(f"{self.api_url}/v1/campaigns/{campaign}/submissions/{sid}", timeout=10)

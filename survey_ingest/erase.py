@@ -1,0 +1,139 @@
+"""`survey-ingest erase`: delete stored verdicts of a campaign (erasure requests, retention).
+
+It deletes rows of the `submissions` table (the only table holding per-sheet data) with
+`ALTER TABLE ... DELETE`, a ClickHouse mutation: available on chDB and on ClickHouse since 18.12,
+so on the 18.16 server we support too. Mutations run in the background on a server, so the
+command waits (bounded) until `system.mutations` shows them done.
+
+What it does not touch, on purpose:
+- the count tables (`unit_counts`, `link_hour_counts`): aggregates with no personal data; erasing
+  a sheet does not change a ranking already published;
+- the raw log: it is erased by its retention (Kafka `retention.ms` on the raw topic). The
+  embedded file log has no retention yet: its segments are read by offset from the start, so
+  removing old segment files is not supported; retire the whole data dir after the campaign.
+  Until the raw record is gone, a `replay` would judge an erased sheet again.
+
+The embedded store belongs to one process at a time: stop `serve` before erasing its data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from core.judge import device_hash
+from schemas.settings import Settings
+from storage import SqlStore, open_store
+from storage.sql import literal
+
+CAMPAIGN_TZ = ZoneInfo("Asia/Shanghai")
+MUTATION_TIMEOUT_S = 300.0
+
+
+def add_command(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "erase",
+        help="delete stored verdicts; see README 'Privacy and erasure'",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--campaign", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--submission-id", dest="submission_id", help="one answer sheet")
+    which.add_argument(
+        "--device-id", dest="device_id",
+        help="every sheet from this device: the raw id as the answering page sent it "
+        "(hashed here with SURVEY_HASH_KEY), or its stored hash prefixed with 'h:'",
+    )
+    which.add_argument(
+        "--before", type=dt.date.fromisoformat,
+        help="every sheet received before this date (YYYY-MM-DD, Asia/Shanghai)",
+    )
+    p.add_argument("--data-dir", dest="data_dir", type=Path,
+                   help="the embedded data dir (instance stopped; default ./data)")
+    p.add_argument("--clickhouse", action="store_true",
+                   help="erase on the ClickHouse server of SURVEY_CLICKHOUSE_URL instead")
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+
+
+def where_clause(
+    campaign: str,
+    *,
+    hash_key: str,
+    submission_id: str | None = None,
+    device_id: str | None = None,
+    before: dt.date | None = None,
+) -> str:
+    """The rows to erase; exactly one of submission_id, device_id, before."""
+    if [submission_id, device_id, before].count(None) != 2:
+        raise ValueError("give exactly one of submission_id, device_id, before")
+    clause = f"campaign = {literal(campaign)}"
+    if submission_id is not None:
+        return f"{clause} AND submission_id = {literal(submission_id)}"
+    if device_id is not None:
+        hashed = device_hash(hash_key, device_id)
+        if not hashed:
+            raise ValueError("an empty device id matches nothing")
+        return f"{clause} AND device_hash = {literal(hashed)}"
+    assert before is not None
+    midnight = dt.datetime.combine(before, dt.time(), CAMPAIGN_TZ)
+    return f"{clause} AND received_at < {literal(midnight)}"
+
+
+def erase(store: SqlStore, where: str, *, dry_run: bool = False) -> int:
+    """Delete the verdicts matching `where`; returns how many there were."""
+    rows = store._execute(f"SELECT count() FROM submissions WHERE {where}")
+    matched = int(rows[0][0]) if rows else 0
+    if matched and not dry_run:
+        store._execute(f"ALTER TABLE submissions DELETE WHERE {where}")
+        _wait_for_mutations(store)
+    return matched
+
+
+def _wait_for_mutations(store: SqlStore) -> None:
+    deadline = time.monotonic() + MUTATION_TIMEOUT_S
+    query = (
+        "SELECT count() FROM system.mutations WHERE is_done = 0"
+        f" AND database = {literal(store.database)} AND table = 'submissions'"
+    )
+    while True:
+        rows = store._execute(query)
+        if not rows or int(rows[0][0]) == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"erase still running after {MUTATION_TIMEOUT_S:.0f}s; see system.mutations"
+            )
+        time.sleep(0.2)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    where = where_clause(
+        args.campaign, hash_key=settings.hash_key, submission_id=args.submission_id,
+        device_id=args.device_id, before=args.before,
+    )
+    if args.clickhouse:
+        url = settings.clickhouse_url
+    else:
+        chdb_dir = Path(settings.data_dir).resolve() / "chdb"
+        if not chdb_dir.is_dir():
+            print(f"survey-ingest: no embedded store at {chdb_dir}", file=sys.stderr)
+            return 2
+        url = f"chdb://{chdb_dir}"
+    store = open_store(url)
+    try:
+        deleted = erase(store, where, dry_run=args.dry_run)
+    finally:
+        store.close()
+    print(json.dumps({
+        "campaign": args.campaign, "matched": deleted, "deleted": 0 if args.dry_run else deleted,
+        "store": "clickhouse" if args.clickhouse else "embedded",
+        "note": "the raw log is erased by its retention; counts are aggregates and unchanged",
+    }))
+    return 0

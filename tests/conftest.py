@@ -1,0 +1,86 @@
+"""Session fixtures: the real Kafka broker and ClickHouse server, started once per test session.
+
+Each service is started by its infra/ script (which installs it when missing) with a bounded
+wait, on ports of its own so a `make stack` on the default ports is left alone, and stopped (and
+its data wiped) when the session ends. Under CI=true a service that cannot start fails the tests
+that need it; elsewhere they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Ports for the test session's own servers (override to run two sessions side by side).
+KAFKA_PORT = os.environ.get("SURVEY_TEST_KAFKA_PORT", "19092")
+KAFKA_CONTROLLER_PORT = os.environ.get("SURVEY_TEST_KAFKA_CONTROLLER_PORT", "19093")
+CLICKHOUSE_TCP_PORT = os.environ.get("SURVEY_TEST_CLICKHOUSE_TCP_PORT", "19000")
+CLICKHOUSE_HTTP_PORT = os.environ.get("SURVEY_TEST_CLICKHOUSE_HTTP_PORT", "18123")
+# Bounds: a first run also installs (Maven fetch of the Kafka jars, apt for ClickHouse).
+START_TIMEOUT_S = 600
+STOP_TIMEOUT_S = 120
+
+SERVICE_ENV = {
+    "SURVEY_KAFKA_PORT": KAFKA_PORT,
+    "SURVEY_KAFKA_CONTROLLER_PORT": KAFKA_CONTROLLER_PORT,
+    "SURVEY_CLICKHOUSE_TCP_PORT": CLICKHOUSE_TCP_PORT,
+    "SURVEY_CLICKHOUSE_HTTP_PORT": CLICKHOUSE_HTTP_PORT,
+    "SURVEY_INFRA_TIMEOUT": "90",
+}
+
+
+def _script(
+    service: str, action: str, *args: str, timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "infra" / service / f"{action}.sh"), *args],
+        env={**os.environ, **SERVICE_ENV}, capture_output=True, text=True, timeout=timeout_s,
+    )
+
+
+def _start(service: str) -> str:
+    """The address the start script prints; fails (CI) or skips (elsewhere) if it cannot start."""
+    try:
+        result = _script(service, "start", timeout_s=START_TIMEOUT_S)
+        ok = result.returncode == 0 and bool(result.stdout.strip())
+        why = f"exit {result.returncode}:\n{result.stderr[-3000:]}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        ok, why = False, str(exc)
+    if not ok:
+        message = f"{service} could not be started by infra/{service}/start.sh: {why}"
+        if CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _stop(service: str) -> None:
+    result = _script(service, "stop", "--wipe", timeout_s=STOP_TIMEOUT_S)
+    if result.returncode != 0:
+        print(f"infra/{service}/stop.sh failed: {result.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """host:port of a single-node KRaft broker for this session."""
+    address = _start("kafka")
+    try:
+        yield address
+    finally:
+        _stop("kafka")
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url() -> Iterator[str]:
+    """clickhouse://host:port/default; tests name a database of their own under it."""
+    address = _start("clickhouse")
+    try:
+        yield f"{address}/default"
+    finally:
+        _stop("clickhouse")
