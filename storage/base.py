@@ -93,6 +93,12 @@ class SqlStore(ABC):
         """Counts per unit recomputed from the verdicts themselves, each counted once."""
         return self._counts(sql.exact_unit_counts_sql(campaign))
 
+    def repair_counts(self) -> None:
+        """Count what is stored but was never counted (a crash between the base insert and the
+        view's). Run at start-up, before any writer; never lowers a count."""
+        with self._lock:
+            self._execute(sql.REPAIR_UNIT_COUNTS_SQL)
+
     def submission_status(self, campaign: str, submission_id: str) -> SubmissionStatus | None:
         with self._lock:
             rows = self._execute(sql.submission_status_sql(campaign, submission_id))

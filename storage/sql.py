@@ -316,3 +316,26 @@ def judged_rows_sql(campaign: str, submission_id: str) -> str:
         f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
         " ORDER BY first_of_id DESC, received_at, fingerprint LIMIT 1 BY fingerprint"
     )
+
+
+# Puts back into unit_counts what the base table has and the view missed. A crash between the
+# base insert and the view's insert (they are separate parts, not one transaction) would
+# otherwise leave a verdict stored but uncounted, and never counted, since it is not re-inserted.
+REPAIR_UNIT_COUNTS_SQL = """
+INSERT INTO unit_counts (campaign, unit, province, work_region, day, valid, rejected, test)
+SELECT campaign, unit, province, work_region, day,
+       greatest(ev, vv) - vv, greatest(er, vr) - vr, greatest(et, vt) - vt
+FROM (
+    SELECT campaign, unit, province, work_region, day,
+           countIf(status = 'accepted') AS ev, countIf(status = 'rejected') AS er,
+           countIf(status = 'test') AS et
+    FROM submissions FINAL WHERE unit != ''
+    GROUP BY campaign, unit, province, work_region, day
+) AS e ANY LEFT JOIN (
+    SELECT campaign, unit, province, work_region, day,
+           sum(valid) AS vv, sum(rejected) AS vr, sum(test) AS vt
+    FROM unit_counts
+    GROUP BY campaign, unit, province, work_region, day
+) AS v USING (campaign, unit, province, work_region, day)
+WHERE ev > vv OR er > vr OR et > vt
+"""

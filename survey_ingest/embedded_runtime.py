@@ -55,6 +55,7 @@ class EmbeddedRuntime:
         self.registry_log = FileLog(data / "registry", fsync=True)
         self.store = open_store(f"chdb://{data / 'chdb'}")
         self.store.migrate()
+        self.store.repair_counts()
         self.registry = Registry()
         read_registry(self.registry_log, self.registry)
         self.pending = PendingSubmissions()

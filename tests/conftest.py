@@ -1,14 +1,15 @@
 """Session fixtures: the real Kafka broker and ClickHouse server, started once per test session.
 
 Each service is started by its infra/ script (which installs it when missing) with a bounded
-wait, on ports of its own so a `make stack` on the default ports is left alone, and stopped (and
-its data wiped) when the session ends. Under CI=true a service that cannot start fails the tests
-that need it; elsewhere they are skipped with the reason.
+wait, on free ports of its own (a `make stack` or another test session is left alone), and
+stopped, its data wiped, when the session ends. Under CI=true a service that cannot start fails
+the tests that need it; elsewhere they are skipped with the reason.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +18,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# Ports for the test session's own servers (override to run two sessions side by side).
-KAFKA_PORT = os.environ.get("SURVEY_TEST_KAFKA_PORT", "19092")
-KAFKA_CONTROLLER_PORT = os.environ.get("SURVEY_TEST_KAFKA_CONTROLLER_PORT", "19093")
-CLICKHOUSE_TCP_PORT = os.environ.get("SURVEY_TEST_CLICKHOUSE_TCP_PORT", "19000")
-CLICKHOUSE_HTTP_PORT = os.environ.get("SURVEY_TEST_CLICKHOUSE_HTTP_PORT", "18123")
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+# Every session runs servers of its own, on free ports (override with SURVEY_TEST_*): two
+# sessions on one machine never stop or wipe each other's broker mid-run.
+KAFKA_PORT = os.environ.get("SURVEY_TEST_KAFKA_PORT") or _free_port()
+KAFKA_CONTROLLER_PORT = os.environ.get("SURVEY_TEST_KAFKA_CONTROLLER_PORT") or _free_port()
+CLICKHOUSE_TCP_PORT = os.environ.get("SURVEY_TEST_CLICKHOUSE_TCP_PORT") or _free_port()
+CLICKHOUSE_HTTP_PORT = os.environ.get("SURVEY_TEST_CLICKHOUSE_HTTP_PORT") or _free_port()
 # Bounds: a first run also installs (Maven fetch of the Kafka jars, apt for ClickHouse).
 START_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 120

@@ -104,8 +104,12 @@ class RegistryFollower:
     def _sync_round(self, consumer: KafkaConsumer, tp: TopicPartition) -> None:
         started = time.time()
         end = consumer.end_offsets([tp])[tp]
+        deadline = time.monotonic() + 10.0
         while self._applied < end and not self._stop.is_set():
             self._apply_all(consumer, tp, consumer.poll(timeout_ms=500))
+            if time.monotonic() > deadline:
+                # Behind, yet nothing arrives: start again with a fresh consumer.
+                raise TimeoutError(f"registry stuck at offset {self._applied} of {end}")
         with self._changed:
             self.synced_as_of = started
             self._last_sync = time.monotonic()
