@@ -363,6 +363,8 @@ def entries_queries(r: dict[str, Any]) -> list[dict[str, Any]]:
                     "right_after_fill": q.get("right_after_fill"),
                     "active_parts": q.get("active_parts"),
                     "settle_seconds": q.get("settle_seconds"),
+                    "unit_counts_rows": q.get("unit_counts_rows"),
+                    "live_rows_streamed": q.get("live_rows_streamed"),
                     "ratio_vs_floor": s.ratio(lb["p95_ms"], 100),
                 },
             )
@@ -605,14 +607,15 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
         after = d.get("right_after_fill")
         if after:
             out.append(
-                "- right after the bulk fill, while the server merged the fresh parts "
-                f"({after.get('active_parts')} active parts): p50/p95 "
+                "- right after the bulk fill, before any merge collapsed the counts table "
+                f"({after.get('unit_counts_rows'):,} rows in unit_counts): p50/p95 "
                 + "; ".join(
                     f"{lv} {after[f'leaderboard_{lv}']['p50_ms']}/{after[f'leaderboard_{lv}']['p95_ms']} ms"
                     for lv in ("unit", "province", "work_region")
                 )
-                + f"; measured above after the merges settled ({d.get('settle_seconds')} s, "
-                f"{d.get('active_parts')} active parts)."
+                + f"; the figure above is after {d.get('live_rows_streamed', 0):,} more verdicts "
+                f"through insert_judged, as the live sink sends them, and the merges they trigger "
+                f"({d.get('unit_counts_rows', 0):,} rows in unit_counts)."
             )
     elif name.startswith("queries_status"):
         out.append(

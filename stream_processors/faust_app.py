@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 
@@ -35,26 +35,26 @@ from stream_processors.faust_records import (
     received_key,
     submission_key,
 )
-from stream_processors.faust_topology import Topology
+from stream_processors.faust_topology import DEVICES_TABLE, FINGERPRINTS_TABLE, Topology
 
 log = logging.getLogger(__name__)
 
-FINGERPRINTS_TABLE = "fingerprints"
-DEVICES_TABLE = "device-first"
+
+
+def _stop_uncommitted(what: str, exc: BaseException) -> NoReturn:
+    """Exit at once, committing nothing more: the restarted worker takes the record again.
+
+    faust acks a record whose agent raised (and commits it), and only logs a failed send (then
+    commits the source offset anyway); either would drop a verdict without a trace.
+    """
+    log.critical("%s failed (%r); stopping without committing", what, exc)
+    logging.shutdown()
+    os._exit(70)
 
 
 class _StopOnSendError(faust.Sensor):
-    """A lost output must stop the worker before anything after it is committed.
-
-    faust only logs a failed send and then commits the source offset at the next commit, which
-    would drop a verdict. Exiting here leaves the offset uncommitted; the restarted worker judges
-    the record again.
-    """
-
     def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
-        log.critical("a verdict could not be written to Kafka (%r); stopping uncommitted", exc)
-        logging.shutdown()
-        os._exit(70)
+        _stop_uncommitted("writing a verdict to Kafka", exc)
 
 
 def build_app(
@@ -110,37 +110,45 @@ def build_app(
     )
     hash_key = settings.hash_key
 
-    async def assess_submissions(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            where = position(event.message.partition, event.message.offset)
-            received = read_received(event.value, where)
-            if received is None:
-                continue
-            await registry_synced_after(received.received_at.timestamp())
-            key = received_key(received)
-            prior: tuple[str, ...] = tuple(fingerprints.get(key) or ())
-            assessment = assess(received, where, registry, prior, hash_key)
-            if assessment.fingerprints != prior:
-                fingerprints[key] = list(assessment.fingerprints)
-            if assessment.resend:
-                metrics.RESENDS.inc()
-            out_key = device_key(assessment.judged) or key
-            await assessed.send(key=out_key.encode(), value=encode_event(assessment.judged))
+    async def assess_one(event: faust.EventT[bytes]) -> None:
+        where = position(event.message.partition, event.message.offset)
+        received = read_received(event.value, where)
+        if received is None:
+            return
+        await registry_synced_after(received.received_at.timestamp())
+        key = received_key(received)
+        prior: tuple[str, ...] = tuple(fingerprints.get(key) or ())
+        assessment = assess(received, where, registry, prior, hash_key)
+        if assessment.fingerprints != prior:
+            fingerprints[key] = list(assessment.fingerprints)
+        if assessment.resend:
+            metrics.RESENDS.inc()
+        out_key = device_key(assessment.judged) or key
+        await assessed.send(key=out_key.encode(), value=encode_event(assessment.judged))
 
-    async def settle_respondents(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            where = position(event.message.partition, event.message.offset)
-            verdict = read_judged(event.value, where)
-            if verdict is None:
-                continue
-            dk = device_key(verdict)
-            first = devices.get(dk) if dk else None
-            final, first_after = settle_respondent(verdict, first)
-            if dk and first_after is not None and first_after != first:
-                devices[dk] = first_after
-            key = submission_key(final.campaign, final.submission_id)
-            await judged.send(key=key.encode(), value=encode_event(final))
+    async def settle_one(event: faust.EventT[bytes]) -> None:
+        where = position(event.message.partition, event.message.offset)
+        verdict = read_judged(event.value, where)
+        if verdict is None:
+            return
+        dk = device_key(verdict)
+        first = devices.get(dk) if dk else None
+        final, first_after = settle_respondent(verdict, first)
+        if dk and first_after is not None and first_after != first:
+            devices[dk] = first_after
+        key = submission_key(final.campaign, final.submission_id)
+        await judged.send(key=key.encode(), value=encode_event(final))
 
-    app.agent(raw, name="assess")(assess_submissions)
-    app.agent(assessed, name="settle")(settle_respondents)
+    def agent(step: Callable[[faust.EventT[bytes]], Awaitable[None]], name: str) -> Any:
+        async def run(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                try:
+                    await step(event)
+                except Exception as exc:
+                    _stop_uncommitted(f"{name} at {event.message.tp}:{event.message.offset}", exc)
+
+        return run
+
+    app.agent(raw, name="assess")(agent(assess_one, "assess"))
+    app.agent(assessed, name="settle")(agent(settle_one, "settle"))
     return app

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from schemas.settings import Settings
 
+# The faust tables: what `assess` remembers per submission id, `settle` per device.
+FINGERPRINTS_TABLE = "fingerprints"
+DEVICES_TABLE = "device-first"
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -16,6 +20,7 @@ class Topology:
     registry: str
     counts: str
     app_id: str  # the faust app id: its consumer group and the prefix of its changelog topics
+    changelogs: tuple[str, ...]  # the tables' changelog topics, named as faust names them
     sink_group: str
     partitions: int
 
@@ -23,13 +28,17 @@ class Topology:
     def of(cls, settings: Settings) -> Topology:
         topics = settings.topics
         prefix = settings.topic_prefix
+        app_id = f"{prefix}-judge"
         return cls(
             raw=topics.raw,
             assessed=f"{prefix}.submissions.assessed",
             judged=topics.judged,
             registry=topics.registry,
             counts=topics.counts,
-            app_id=f"{prefix}-judge",
+            app_id=app_id,
+            changelogs=tuple(
+                f"{app_id}-{table}-changelog" for table in (FINGERPRINTS_TABLE, DEVICES_TABLE)
+            ),
             sink_group=f"{prefix}-sink",
             partitions=settings.raw_partitions,
         )

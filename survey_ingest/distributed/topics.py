@@ -54,6 +54,10 @@ def topic_specs(topology: Topology, replication: int) -> list[TopicSpec]:
         # One partition: the registry is folded in one total order.
         TopicSpec(topology.registry, 1, compacted),
         TopicSpec(topology.counts, n, compacted),
+        # The faust tables' changelogs, created here rather than by the worker: a worker that
+        # creates one itself can start before the topic is in its metadata, and faust then
+        # fails the first write to the table.
+        *(TopicSpec(name, n, compacted) for name in topology.changelogs),
     ]
 
 

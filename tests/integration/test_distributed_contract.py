@@ -23,7 +23,7 @@ PROVINCES = {"45": (1, 1, 400, 1), "44": (2, 7, 1000, 2), "31": (0, 1, 200, 3)}
 REGIONS = {"south": (3, 8, 1400), "east": (0, 1, 200)}
 
 
-def verdict(stack: Stack, campaign: str, sid: str, timeout_s: float = 30) -> dict[str, Any]:
+def verdict(stack: Stack, campaign: str, sid: str, timeout_s: float = 90) -> dict[str, Any]:
     """Poll (bounded) until the API has a verdict for the submission."""
     found: dict[str, Any] = {}
 
@@ -113,7 +113,7 @@ def test_contract_statuses_and_leaderboards(stack: Stack, scenario: dict[str, An
     # The conflicting resend is judged after the rest: wait (bounded) for the exact figures.
     expected = ({u: UNITS[u] for u in UNITS}, PROVINCES, REGIONS)
     try:
-        wait_until("exact leaderboards", lambda: boards(stack) == expected, 30, every_s=0.25)
+        wait_until("exact leaderboards", lambda: boards(stack) == expected, 90, every_s=0.25)
     except TimeoutError:
         assert boards(stack) == expected  # shows the difference
     time.sleep(1.0)  # nothing more may arrive: the identical resend stays absorbed

@@ -72,7 +72,7 @@ def test_worker_stopped_mid_stream_loses_nothing_and_counts_once(stack: Stack, h
             posted.acquire(timeout=60)
         # Mid-stream: verdicts are being judged, emitted and stored while the worker dies.
         wait_until("verdicts stored before the stop",
-                   lambda: len(stored_ids(stack, campaign)) > 1, 30)
+                   lambda: len(stored_ids(stack, campaign)) > 1, 90)
         if how == "sigkill":
             worker.kill()
         else:
