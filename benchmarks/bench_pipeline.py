@@ -237,6 +237,26 @@ def distributed(quick: bool, work: Path) -> dict[str, Any]:
         finally:
             worker.stop(30)
             client.disconnect()
+        # The same records through a consumer loop without faust (benchmarks/proposals).
+        from benchmarks.proposals import plain_worker
+
+        plain_db = f"{database}_plain"
+        try:
+            plain = plain_worker.run(
+                bootstrap,
+                topology.raw,
+                settings.raw_partitions,
+                n,
+                f"{ch}/{plain_db}",
+                s.registry_for(definition),
+                s.HASH_KEY,
+                timeout_s=300,
+            )
+        except Exception as exc:  # a proposal failing must not lose the figure
+            plain = {"failed": repr(exc)[:500]}
+        finally:
+            s.drop_database(plain_db)
+        s.log(f"pipeline: plain consumer worker (proposal) {plain.get('events_per_s')} events/s")
         judged_rate = _progress_rate(samples, 1, n)
         stored_rate = _progress_rate(samples, 2, n)
         baseline = max(kp["events_per_s"], ak["events_per_s"])
@@ -255,6 +275,7 @@ def distributed(quick: bool, work: Path) -> dict[str, Any]:
             "ratio_stored": s.ratio(stored_rate["events_per_s"], baseline),
             "ratio_judged": s.ratio(judged_rate["events_per_s"], baseline),
             "worker_cpu": cpu,
+            "proposal_plain_consumer_worker": plain,
             "worker_log_tail": worker.tail(1500) if stored < n else "",
         }
     finally:

@@ -184,6 +184,28 @@ def entries_collector(r: dict[str, Any]) -> list[dict[str, Any]]:
                 details={"why": r["unavailable"][kafka_name]},
             )
         )
+    for name, x in t.items():
+        if not name.startswith(kafka_name + "+") or not noop2:
+            continue
+        variant = name.split("+", 1)[1]
+        out.append(
+            _entry(
+                f"collector_kafka_proposal_{variant}",
+                f"requests/s, proposal `{variant}` (benchmarks/proposals; not the code as it is)",
+                "req/s",
+                x["ok_rps"],
+                noop2["ok_rps"],
+                "noop_app, 2 processes (the HTTP limit)",
+                "collector / no-op",
+                details={
+                    "collector": brief(x),
+                    "noop": brief(noop2),
+                    "ratio_vs_code_as_it_is": s.ratio(x["ok_rps"], kafka["ok_rps"])
+                    if kafka
+                    else None,
+                },
+            )
+        )
     single = t.get("collector_kafka_cli_1w")
     if single and noop1:
         out.append(
@@ -277,6 +299,7 @@ def entries_pipeline(r: dict[str, Any]) -> list[dict[str, Any]]:
                         "worker_stored",
                         "ratio_judged",
                         "worker_cpu",
+                        "proposal_plain_consumer_worker",
                     )
                 }
                 | {
@@ -566,6 +589,8 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
                     else ""
                 )
             )
+        if d.get("ratio_vs_code_as_it_is"):
+            out.append(f"- proposal / the code as it is, same run: {d['ratio_vs_code_as_it_is']}x")
         if d.get("ratio_vs_naive"):
             out.append(f"- collector / naive FastAPI endpoint: {d['ratio_vs_naive']}x")
         if d.get("settings"):
@@ -586,6 +611,14 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
             f"{d['ratio_vs_kafka_python_read']}); cores: "
             + ", ".join(f"{k} {v}" for k, v in d.get("worker_cpu", {}).get("cores", {}).items())
         )
+        plain = d.get("proposal_plain_consumer_worker") or {}
+        if plain.get("events_per_s"):
+            out.append(
+                f"- proposal (benchmarks/proposals/plain_worker.py): the same records judged by a plain "
+                f"aiokafka consumer loop + insert_judged, no faust: {plain['events_per_s']:,} events/s "
+                f"(x{plain['events_per_s'] / max(1, d['worker_stored']['events_per_s']):.1f} the faust worker; "
+                f"{s.ratio(plain['events_per_s'], d['plain_kafka_python']['events_per_s'])} of kafka-python's read)."
+            )
     elif name == "pipeline_embedded_processor":
         out.append(
             f"- {d['records']:,} records; batch of 5,000: p50 {d['processor_batch_ms']['p50_ms']} ms, "
@@ -648,7 +681,7 @@ def main() -> None:
     parser.add_argument(
         "--render-only",
         action="store_true",
-        help="re-render RESULTS.md from latest.json without measuring",
+        help="rebuild the entries and RESULTS.md from latest.json's stored reports, measuring nothing",
     )
     args = parser.parse_args()
     chosen = [b.strip() for b in args.only.split(",")] if args.only else list(ALL)
@@ -698,6 +731,21 @@ def main() -> None:
                 tmp_path.write_text(json.dumps(latest, indent=2, ensure_ascii=False))
                 tmp_path.replace(LATEST)
                 RESULTS_MD.write_text(render(latest))
+    if args.render_only and latest.get("raw"):
+        # Entries again from the stored reports (after a change to how they are read).
+        order = {b: i for i, b in enumerate(ALL)}
+        rebuilt = []
+        for name in ALL:
+            report = latest["raw"].get(name)
+            old = [e for e in latest["benchmarks"] if e.get("benchmark") == name]
+            if report is None or not old:
+                rebuilt += old
+                continue
+            for e in ENTRIES[name](report):
+                e |= {"benchmark": name, "mode": old[0]["mode"], "run_at": old[0]["run_at"]}
+                rebuilt.append(e)
+        latest["benchmarks"] = sorted(rebuilt, key=lambda e: order[e["benchmark"]])
+        LATEST.write_text(json.dumps(latest, indent=2, ensure_ascii=False))
     RESULTS_MD.write_text(render(latest))
     for e in latest.get("benchmarks", []):
         print(
