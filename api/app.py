@@ -19,7 +19,7 @@ from api.services import Services
 from core.counting import leaderboard
 from schemas.campaign import CampaignFileError, parse_campaign_text
 from schemas.envelope import SubmissionEnvelope
-from survey_ingest import metrics_server
+from telemetry import metrics_server
 
 QUERY_LATENCY = Histogram(
     "survey_api_query_duration_seconds", "Read-side query latency", ["endpoint"],

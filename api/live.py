@@ -9,8 +9,8 @@ import json
 from collections.abc import AsyncIterator
 
 from core.counting import LEVELS, Count, leaderboard
-from core.registry import Registry
 from core.ports import Store
+from core.registry import Registry
 
 
 class LiveCounts:

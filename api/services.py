@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from core.registry import Registry
 from core.ports import Store
+from core.registry import Registry
 from schemas.campaign import CampaignDefinition
 
 

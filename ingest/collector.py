@@ -32,7 +32,7 @@ from ingest.asgi import (
 from ingest.cors import CorsPolicy, vary_only, with_allow_origin
 from ingest.rate_limit import TokenBuckets
 from schemas.envelope import MAX_BODY_BYTES, SubmissionEnvelope, envelope_field_errors
-from survey_ingest import metrics_server
+from telemetry import metrics_server
 
 SUBMISSIONS_PATH = "/v1/submissions"
 _ENVELOPE = SubmissionEnvelope.__pydantic_validator__

@@ -2,7 +2,7 @@
 
 Base units and bounded labels: `status` is the HTTP status the collector answered (a fixed set,
 plus 499 for a client that went away). Several collector processes on one host aggregate through
-PROMETHEUS_MULTIPROC_DIR (see survey_ingest.metrics_server); the in-flight gauge sums the live ones.
+PROMETHEUS_MULTIPROC_DIR (see telemetry.metrics_server); the in-flight gauge sums the live ones.
 """
 
 from __future__ import annotations

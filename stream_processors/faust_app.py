@@ -40,7 +40,6 @@ from stream_processors.faust_topology import DEVICES_TABLE, FINGERPRINTS_TABLE, 
 log = logging.getLogger(__name__)
 
 
-
 def _stop_uncommitted(what: str, exc: BaseException) -> NoReturn:
     """Exit at once, committing nothing more: the restarted worker takes the record again.
 
@@ -71,6 +70,8 @@ def build_app(
         topology.app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store="memory://",
+        # faust keeps table metadata on disk; under the data dir, never the working directory.
+        datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         topic_partitions=topology.partitions,
         topic_replication_factor=replication,

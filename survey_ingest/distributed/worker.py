@@ -17,9 +17,9 @@ from storage import open_store
 from stream_processors.faust_app import build_app
 from stream_processors.faust_topology import Topology
 from stream_processors.sink import JudgedSink, sink_consumer
-from survey_ingest import metrics_server
 from survey_ingest.distributed.registry import RegistryFollower
 from survey_ingest.distributed.topics import admin_client, replication_for
+from telemetry import metrics_server
 
 log = logging.getLogger(__name__)
 

@@ -107,7 +107,7 @@ def exposed_series_names() -> set[str]:
     import ingest.metrics  # noqa: F401
     import stream_processors.metrics  # noqa: F401
     from core.registry import Registry
-    from survey_ingest import metrics_server
+    from telemetry import metrics_server
 
     suffixes = {
         "counter": ("_total", "_created"),

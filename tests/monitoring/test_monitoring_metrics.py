@@ -21,7 +21,7 @@ from schemas.campaign import CampaignDefinition
 from schemas.events import CampaignDefined, SubmissionJudged
 from stream_processors import metrics as processor_metrics
 from stream_processors.metrics import LinkWatch
-from survey_ingest import metrics_server
+from telemetry import metrics_server
 from tests.helpers import campaign_definition
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,7 +261,7 @@ for _ in range(requests):
 metrics.count_response(503)
 metrics.IN_FLIGHT.inc(in_flight)
 if mode == "print":
-    from survey_ingest.metrics_server import exposition
+    from telemetry.metrics_server import exposition
     sys.stdout.write(exposition(ready=lambda: True).decode())
 elif mode == "hold":
     print("holding", flush=True)

@@ -24,7 +24,7 @@ CAMPAIGN = "c-metrics"
 WORKER = """
 import sys
 from ingest import metrics
-from survey_ingest import metrics_server
+from telemetry import metrics_server
 requests = int(sys.argv[2])
 for _ in range(requests):
     metrics.count_response(202)

@@ -1,0 +1,1 @@
+"""Process telemetry shared by every runtime component (metrics exposition)."""
