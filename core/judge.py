@@ -139,6 +139,7 @@ def assess(
         answers_json=json.dumps(answers, ensure_ascii=False, sort_keys=True),
         opinion=mask_personal_numbers(env.opinion or ""),
         first_of_id=first_of_id,
+        network=received.network,
     )
     return Assessment(judged, resend, fingerprints, counts_phase)
 

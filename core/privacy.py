@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 
 # Mainland mobile numbers, and 18-digit resident ID numbers (last character may be X).
@@ -24,3 +25,21 @@ def mask_personal_numbers(text: str) -> str:
     text = _ID_CARD.sub(lambda m: "*" * len(m.group()), text)
     text = _PHONE.sub(lambda m: "*" * len(m.group()), text)
     return _LANDLINE.sub(lambda m: "*" * len(m.group()), text)
+
+
+def network_prefix(address: str) -> str:
+    """The network an address belongs to: its /24 (IPv4) or /48 (IPv6), as text; "" if the
+    address is not an IP address. Only ever stored as a keyed hash, like the address itself."""
+    if address.count(".") == 3 and ":" not in address:
+        head, _, last = address.rpartition(".")
+        if last.isdigit():  # the common case, without building an address object
+            return head + ".0/24"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return network_prefix(str(ip.ipv4_mapped))
+        return str(ipaddress.ip_network(f"{ip}/48", strict=False))
+    return str(ipaddress.ip_network(f"{ip}/24", strict=False))

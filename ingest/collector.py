@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.judge import DEVICE_HASH_PREFIX
 from core.ports import LogUnavailableError, RawLog
-from core.privacy import keyed_hash
+from core.privacy import keyed_hash, network_prefix
 from ingest import metrics
 from ingest.asgi import (
     ASGIApp,
@@ -196,6 +196,8 @@ class Collector:
                 dt.datetime.now(dt.UTC).isoformat().encode(),
                 b'","client":"',
                 keyed_hash(self.hash_key, client).encode(),
+                b'","network":"',
+                self._network_hash(client),
                 b'","body":',
                 body,
                 b"}",
@@ -240,6 +242,11 @@ class Collector:
             return text.encode()
         except UnicodeEncodeError:  # a lone surrogate escape: keep it escaped, still valid JSON
             return json.dumps(doc, separators=(",", ":")).encode()
+
+    def _network_hash(self, client: str) -> bytes:
+        """Keyed hash of the client's /24 (IPv4) or /48 (IPv6) network, for anomaly detection
+        (clusters of sheets from one network); like the address, never stored in clear."""
+        return keyed_hash(self.hash_key, network_prefix(client)).encode()
 
     def _client_address(self, scope: Scope) -> str:
         peer = scope.get("client")

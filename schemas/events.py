@@ -23,6 +23,9 @@ class SubmissionReceived(_Event):
     kind: Literal["submission.received"] = "submission.received"
     received_at: AwareDatetime
     client: str = ""  # keyed hash of the client address; never the address itself
+    # Keyed hash of the client's network prefix (/24 IPv4, /48 IPv6), for anomaly detection;
+    # empty in records written before it existed.
+    network: str = ""
     body: dict[str, Any]
 
 
@@ -73,6 +76,7 @@ class SubmissionJudged(_Event):
     answers_json: str = "{}"
     opinion: str = ""
     first_of_id: bool = True  # False for a conflicting resend of an id already judged
+    network: str = ""  # keyed hash of the client's network prefix (from SubmissionReceived)
 
 
 class CountChanged(_Event):
@@ -86,8 +90,66 @@ class CountChanged(_Event):
     as_of: AwareDatetime
 
 
+# What the anomaly detectors (core.anomaly) look for; findings are evidence for organisers to
+# review and never change a verdict or a count.
+AnomalyKind = Literal[
+    "burst",  # a link far above its own hourly history
+    "network_cluster",  # one network prefix behind much of a link's hour
+    "device_cluster",  # one device behind many sheets of a link's hour
+    "answer_cluster",  # near-identical answer vectors on a link within an hour
+    "text_near_duplicate",  # near-duplicate free text across the campaign
+    "time_of_day",  # a link's hour-of-day profile far from the campaign's
+    "speeders",  # a cohort of unusually fast sheets on a link within an hour
+]
+
+
+class FindingEvidence(BaseModel):
+    """What a finding rests on: counts against what was expected, and where to look."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    observed: int  # sheets in the finding's scope
+    expected: float  # what the reference (history, campaign) predicts for that scope
+    total: int  # sheets the scope was taken from (e.g. the link's hour)
+    sample_submission_ids: tuple[str, ...] = ()
+    network: str = ""  # keyed hash of the network prefix (network_cluster)
+    device_hash: str = ""  # device_cluster
+    answer_key: str = ""  # answer_cluster: "band:hash" of the shared answers
+    simhash: str = ""  # text_near_duplicate: the cluster's 64-bit SimHash, hex
+    max_distance: int = 0  # text_near_duplicate: Hamming distance a member may be away
+    hours: tuple[int, ...] = ()  # time_of_day: local hours far above the campaign's share
+    fast_below_seconds: float = 0.0  # speeders: what "fast" meant
+    baseline_median: float = 0.0  # burst: the link's hourly median and MAD before
+    baseline_mad: float = 0.0
+    links: tuple[str, ...] = ()  # links involved, most sheets first (capped)
+    units: tuple[str, ...] = ()
+
+
+class FindingRaised(_Event):
+    """A detector's finding. Re-raised with a higher revision as its evidence grows; the latest
+    revision of a finding_id stands. Deterministic: a replay raises the same findings."""
+
+    kind: Literal["finding.raised"] = "finding.raised"
+    finding_id: str
+    revision: int = 1
+    anomaly: AnomalyKind
+    detector_version: str
+    campaign: str
+    link_code: str = ""  # empty for campaign-wide findings (text_near_duplicate)
+    unit: str = ""
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    raised_at: AwareDatetime  # receive time of the submission that raised it (event time)
+    score: float  # how far above expectation: observed / expected, or the test statistic
+    evidence: FindingEvidence
+
+
 Event = Annotated[
-    SubmissionReceived | CampaignDefined | LinkRevoked | SubmissionJudged | CountChanged,
+    SubmissionReceived
+    | CampaignDefined
+    | LinkRevoked
+    | SubmissionJudged
+    | CountChanged
+    | FindingRaised,
     Field(discriminator="kind"),
 ]
 _EVENT = TypeAdapter(Event)
