@@ -29,6 +29,7 @@ services-install:
 	bash infra/monitoring/install.sh
 	bash infra/kafka/install.sh
 	bash infra/clickhouse/install.sh
+	bash infra/nginx/install.sh
 
 test: install services-install
 	$(PY) -m pytest -q -ra

@@ -1,0 +1,117 @@
+"""Load through a balancer by clients that behave as the answering page does: a 502/503/504 or a
+dropped connection is answered by resending the same sheet (same submission_id), bounded."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.integration.distributed_stack import Stack
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass
+class LoadResult:
+    acked: list[str] = field(default_factory=list)  # submission ids answered 202
+    retried: Counter[str] = field(default_factory=Counter)  # what made a client resend
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def post_until_accepted(
+    client: httpx.Client, url: str, body: dict[str, Any], result: LoadResult,
+    deadline_s: float = 90.0,
+) -> None:
+    """Resend the identical sheet until a 202; any other answer, or the deadline, fails."""
+    give_up = time.monotonic() + deadline_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            r = client.post(url, json=body)
+        except httpx.TransportError as exc:
+            why = type(exc).__name__
+        else:
+            if r.status_code == 202:
+                with result.lock:
+                    result.acked.append(body["submission_id"])
+                return
+            if r.status_code not in RETRY_STATUSES:
+                raise AssertionError(f"{r.status_code} {r.text}: not a retryable answer")
+            why = str(r.status_code)
+        with result.lock:
+            result.retried[why] += 1
+        if time.monotonic() > give_up:
+            raise AssertionError(f"{body['submission_id']}: no 202 within {deadline_s} s ({why})")
+        time.sleep(min(0.05 * attempt, 0.5))
+
+
+def drive(
+    url: str, bodies: Sequence[dict[str, Any]], *, threads: int = 12,
+    midway: Callable[[], None] | None = None, midway_after: int = 0,
+) -> LoadResult:
+    """Post every body (each retried until 202) from `threads` clients; `midway()` runs once
+    `midway_after` sheets were accepted, while the rest are still being sent."""
+    result = LoadResult()
+    accepted = threading.Semaphore(0)
+    client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=threads * 2))
+
+    def send(body: dict[str, Any]) -> None:
+        post_until_accepted(client, url, body, result)
+        accepted.release()
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            futures = [pool.submit(send, b) for b in bodies]
+            if midway is not None:
+                for _ in range(midway_after):
+                    if not accepted.acquire(timeout=90):
+                        break
+                midway()
+            for f in futures:
+                f.result()
+    finally:
+        client.close()
+    return result
+
+
+def clickhouse_counts(stack: Stack, campaign: str) -> tuple[int, int]:
+    """(rows, distinct submission ids) stored for the campaign, read straight from ClickHouse."""
+    from clickhouse_driver import Client
+
+    host_port = stack.clickhouse_url.split("://", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":")
+    client = Client(host=host, port=int(port), database=stack.database)
+    try:
+        rows = client.execute(
+            "SELECT count(), uniqExact(submission_id) FROM submissions WHERE campaign = %(c)s",
+            {"c": campaign})
+    finally:
+        client.disconnect()
+    return int(rows[0][0]), int(rows[0][1])
+
+
+def raw_records(stack: Stack) -> int:
+    """Records in the raw topic (all partitions): the collectors' appends, resends included."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = f"{stack.prefix}.submissions.raw"
+    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        begins = consumer.beginning_offsets(partitions)
+    finally:
+        consumer.close()
+    return sum(ends[tp] - begins[tp] for tp in partitions)
+
+
+def valid_counts(stack: Stack, campaign: str) -> dict[str, int]:
+    return {unit: row["valid"] for unit, row in stack.board(campaign, "unit").items()}
