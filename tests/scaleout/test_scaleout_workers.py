@@ -1,0 +1,140 @@
+"""Two workers share the raw topic's partitions; one is stopped (SIGTERM) and started again with
+the same static instance id while sheets flow: the group rebalances and every sheet counts once."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import campaign_definition, sheet
+from tests.integration.distributed_stack import Role, Stack, _answers, wait_until
+from tests.integration.embedded_server import free_port
+from tests.scaleout.load import clickhouse_counts, drive, valid_counts
+
+pytestmark = pytest.mark.integration
+SHEETS = 3000
+AFTER_RESTART = 300
+LINKS = {"Gd7kQ2xP": "gd-cyber", "Gx1aB2cD": "gx-net", "Sh9zY8xW": "sh-uni"}
+_JUDGED = re.compile(r"^survey_processor_judged_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+
+
+class Worker:
+    """One `survey-ingest worker` with a static instance id, its data dir and metrics port."""
+
+    def __init__(self, stack: Stack, n: int) -> None:
+        self.stack = stack
+        self.key = f"worker-{n}"
+        self.instance_id = f"{stack.prefix}-w{n}"
+        self.metrics_port = free_port()
+        self.data_dir = stack.workdir / self.key
+        self.data_dir.mkdir(exist_ok=True)
+        self.role: Role | None = None
+
+    def start(self) -> Worker:
+        env = {**self.stack.env, "SURVEY_DATA_DIR": str(self.data_dir)}
+        self.role = Role("worker", ["--instance-id", self.instance_id,
+                                    "--metrics-port", str(self.metrics_port)],
+                         env, self.stack.workdir / f"{self.stack.prefix}-{self.key}.log").start()
+        self.stack.roles[self.key] = self.role  # stopped with the stack
+        return self
+
+    def metrics(self) -> str:
+        assert self.role is not None
+        self.role.check_alive()
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return ""
+
+    def judged(self) -> int:
+        """Verdicts this process made since it started (its own counter, not the group's)."""
+        return int(sum(float(v) for v in _JUDGED.findall(self.metrics())))
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        assert self.role is not None
+        try:
+            wait_until(f"{self.key} ready", lambda: "survey_process_ready 1.0" in self.metrics(),
+                       timeout_s, every_s=0.25)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.role.tail()}") from None
+
+
+@pytest.fixture(scope="module")
+def stack(scaleout_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    # 4 raw partitions (Stack's default): two workers get two each.
+    s = scaleout_stack()
+    migrated = s.run("migrate")
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    s.role("collector", "--port", str(s.collector_port))
+    s.role("api", "--port", str(s.api_port))
+    for name, url in (("collector", s.collector_url), ("api", s.api_url)):
+        role = s.roles[name]
+
+        def ready(role: Role = role, url: str = url) -> bool:
+            return role.check_alive() and _answers(f"{url}/readyz")
+
+        wait_until(f"{name} ready", ready, 90)
+    yield s
+    s.stop()
+
+
+def _bodies(campaign: str, n: int, expected: dict[str, int]) -> list[dict[str, Any]]:
+    bodies = [sheet(campaign, random.choice(list(LINKS))) for _ in range(n)]
+    for body in bodies:
+        expected[LINKS[body["link_code"]]] += 1
+    return bodies
+
+
+def test_worker_restarted_mid_stream_rebalances_and_counts_exactly(stack: Stack) -> None:
+    first, second = Worker(stack, 1).start(), Worker(stack, 2).start()
+    first.wait_ready()
+    second.wait_ready()
+    campaign = "c-workers"
+    assert stack.define(campaign_definition(campaign)).status_code == 200
+    stack.post_until_taken(sheet(campaign, "NoSuch12"), 20)
+    expected = dict.fromkeys(LINKS.values(), 0)
+    bodies = _bodies(campaign, SHEETS, expected)
+    events: list[str] = []
+    stopped: list[float] = []
+
+    def restart_second() -> None:
+        # Both members hold partitions: each has judged part of the stream.
+        wait_until("both workers judging", lambda: first.judged() > 0 and second.judged() > 0,
+                   90, 0.25)
+        events.append(f"judged before the stop: {first.judged()} + {second.judged()}")
+        assert second.role is not None
+        second.role.stop(timeout_s=30)  # SIGTERM: faust finishes what it took, then commits
+        stopped.append(time.monotonic())
+        second.start()  # the same instance id: it takes its partitions back
+
+    started = time.monotonic()
+    result = drive(stack.collector_url + "/v1/submissions", bodies, threads=8,
+                   midway=restart_second, midway_after=SHEETS // 3)
+    assert len(result.acked) == SHEETS and stopped
+    second.wait_ready()
+    # After the restart the second worker is a member again and judges its share.
+    more = _bodies(campaign, AFTER_RESTART, expected)
+    result_more = drive(stack.collector_url + "/v1/submissions", more, threads=8)
+    assert len(result_more.acked) == AFTER_RESTART
+    try:
+        wait_until("every sheet counted",
+                   lambda: valid_counts(stack, campaign) == expected, 120, 0.5)
+    except TimeoutError:
+        assert valid_counts(stack, campaign) == expected
+    wait_until("the restarted worker judges again", lambda: second.judged() > 0, 60, 0.25)
+    time.sleep(1.5)  # late duplicates would show now
+    assert valid_counts(stack, campaign) == expected
+    total = SHEETS + AFTER_RESTART + 1  # + the probe
+    assert clickhouse_counts(stack, campaign) == (total, total)
+    for sid in random.sample(result.acked + result_more.acked, 20):
+        assert stack.status(campaign, sid).json()["status"] == "accepted"
+    reconciled = stack.run("reconcile")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    print(f"\nworkers: {'; '.join(events)}; after the restart: first {first.judged()}, "
+          f"second {second.judged()}; {time.monotonic() - started:.1f} s")
