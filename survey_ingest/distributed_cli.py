@@ -31,6 +31,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("collector", help="HTTP collector appending to Kafka")
     _http_flags(p, COLLECTOR_PORT)
     _connection_flags(p, clickhouse=False)
+    p.add_argument("--workers", type=int,
+                   help="processes sharing the port, one per core (default 1, "
+                        "env SURVEY_COLLECTOR_WORKERS)")
 
     p = sub.add_parser("worker", help="faust worker: judge, then sink verdicts to ClickHouse")
     _connection_flags(p)
@@ -61,8 +64,17 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"topic_prefix": args.topic_prefix})
     command = args.command
     if command == "collector":
-        from survey_ingest.distributed.collector import run_collector
+        from survey_ingest.distributed.collector import (
+            CollectorSettings,
+            run_collector,
+            run_collector_workers,
+        )
 
+        workers = args.workers or CollectorSettings().collector_workers
+        if workers < 1:
+            raise SystemExit("survey-ingest collector: --workers must be at least 1")
+        if workers > 1:
+            return run_collector_workers(settings, workers)
         asyncio.run(run_collector(settings))
         return 0
     if command == "api":

@@ -22,6 +22,10 @@ def _server(app: object, settings: Settings) -> uvicorn.Server:
         app,  # type: ignore[arg-type]
         host=settings.host, port=settings.port, lifespan="off", log_level="warning",
         access_log=False, timeout_keep_alive=30,
+        # The collector decides itself which peers may name the client (SURVEY_TRUSTED_PROXIES);
+        # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
+        # local peer choose the address the per-IP rate limit keys on.
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 
