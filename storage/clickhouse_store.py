@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from clickhouse_driver import Client
 
@@ -24,13 +24,14 @@ class ClickHouseStore(SqlStore):
         user: str = "default",
         password: str = "",
         connect_timeout: float = 10.0,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.database = sql.identifier(database)
         common: dict[str, Any] = {
             "host": host, "port": port, "user": user, "password": password,
             "connect_timeout": connect_timeout,
-            "settings": {"max_query_size": MAX_QUERY_SIZE},
+            "settings": {"max_query_size": MAX_QUERY_SIZE, **(settings or {})},
         }
         # The database must exist before a connection can name it as its default.
         bootstrap = Client(database="default", **common)
@@ -42,7 +43,10 @@ class ClickHouseStore(SqlStore):
 
     @classmethod
     def from_url(cls, url: str) -> ClickHouseStore:
-        """clickhouse://[user[:password]@]host[:port][/database]"""
+        """clickhouse://[user[:password]@]host[:port][/database][?setting=value&...]
+
+        Query parameters are ClickHouse settings for every query, e.g. insert_distributed_sync=1
+        for a store whose tables are Distributed (storage/cluster.py)."""
         parts = urlsplit(url)
         if parts.scheme != "clickhouse":
             raise ValueError(f"not a clickhouse:// URL: {url!r}")
@@ -52,6 +56,7 @@ class ClickHouseStore(SqlStore):
             database=parts.path.strip("/") or DEFAULT_DATABASE,
             user=unquote(parts.username) if parts.username else "default",
             password=unquote(parts.password) if parts.password else "",
+            settings=dict(parse_qsl(parts.query, strict_parsing=True)) if parts.query else None,
         )
 
     def _execute(self, query: str) -> Sequence[Sequence[Any]]:

@@ -1,0 +1,203 @@
+"""ClickHouse cluster DDL: the numbered migrations' tables as shard-local tables (replicated where
+a keeper exists) behind Distributed tables of the same names, so the store's SQL runs unchanged.
+
+What it renders from each migration statement (storage/migrations/ stays the one source):
+
+- `CREATE TABLE t (...) ENGINE = XMergeTree(...)` -> `t_local` with the same columns and keys,
+  engine `ReplicatedXMergeTree('/clickhouse/tables/{shard}/<db>/t_local', '{replica}', ...)` when
+  `replicated` (needs ZooKeeper and the `{shard}`/`{replica}` macros in each server's config),
+  else the engine as it is; plus `t` = `Distributed(<cluster>, <db>, t_local, <sharding key>)`.
+- `CREATE MATERIALIZED VIEW v TO t AS SELECT ... FROM s` -> the same view on every shard, from
+  `s_local` to `t_local`: each shard counts its own verdicts, and the Distributed `t` sums the
+  shards when read (`sum() ... GROUP BY`, which is what every counts query already does).
+
+Sharding key: `sipHash64(submission_id)`. Idempotence is per shard: the store's insert skips a
+(campaign, submission_id, fingerprint) that is stored already, and ReplacingMergeTree collapses a
+key only among rows of the same table, i.e. the same shard. Every verdict of one submission id
+must therefore land on the same shard, whichever writer sends it and however often (a
+redelivery, a replay): a deterministic hash of the id does that; `rand()` or a key with the
+receive time or the worker in it would put a redelivered verdict on another shard and count it
+twice. The hash of the id also spreads the load evenly (client-made UUIDs), where sharding by
+campaign, unit or province would put a whole campaign or a big province on one node.
+
+Writers must use `insert_distributed_sync=1` (e.g. `clickhouse://host:9000/survey?
+insert_distributed_sync=1`): the default asynchronous Distributed insert returns before the rows
+reach their shard, so the store's "already stored?" lookup could miss rows it just wrote, and a
+redelivered batch would be inserted (and counted) twice.
+
+`python -m storage.cluster --cluster C --database D [--replicated] [--on-cluster] [URL ...]`
+prints the statements, or applies them to every node URL given (each node needs the local tables
+and, to serve reads and writes, the Distributed ones too) and records each migration in that
+node's schema_migrations: `survey-ingest migrate` then only creates the topics. Run it again after
+a new migration is added; an INSERT ... SELECT backfill runs on every node, local to local.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from storage import migrations, sql
+
+LOCAL_SUFFIX = "_local"
+# The tables writers insert into; the counts tables are written only by the views, on each
+# shard, and read through their Distributed table (whose key is then never used).
+SHARDING_KEYS = {"submissions": "sipHash64(submission_id)"}
+READ_ONLY_KEY = "rand()"
+ZK_PATH = "/clickhouse/tables/{shard}/%(database)s/%(table)s"
+
+_CREATE_TABLE = re.compile(
+    r"\ACREATE TABLE IF NOT EXISTS (?P<name>\w+)\s*(?P<columns>\(.*\))\s*"
+    r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)\((?P<args>[^)]*)\)(?P<rest>.*)\Z", re.S)
+_CREATE_VIEW = re.compile(
+    r"\ACREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+) TO (?P<target>\w+) AS"
+    r"(?P<select>.*?\bFROM )(?P<source>\w+)(?P<rest>.*)\Z", re.S)
+_MATERIALIZED = re.compile(r"\s+MATERIALIZED\s+")
+_INSERT_SELECT = re.compile(
+    r"\AINSERT INTO (?P<target>\w+)(?P<select>\s*\([^)]*\)\s*SELECT\b.*?\bFROM )"
+    r"(?P<source>\w+)(?P<rest>.*)\Z", re.S)
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    cluster: str  # a <remote_servers> cluster known to every node
+    database: str
+    replicated: bool = False  # Replicated*MergeTree: needs ZooKeeper and {shard}/{replica} macros
+    on_cluster: bool = False  # `ON CLUSTER`: one node runs it everywhere (distributed DDL: keeper)
+
+    def __post_init__(self) -> None:
+        sql.identifier(self.cluster)
+        sql.identifier(self.database)
+
+
+class ClusterDdlError(ValueError):
+    """A migration statement has a shape this renderer does not know (named in the message)."""
+
+
+def migrations_for(
+    layout: ClusterLayout, migration_list: Sequence[migrations.Migration] | None = None,
+) -> list[migrations.Migration]:
+    """Every migration in its cluster form, under its own name (so it is recorded as applied)."""
+    return [
+        migrations.Migration(m.name, tuple(
+            rendered for statement in m.statements for rendered in render(layout, statement)))
+        for m in (migration_list if migration_list is not None else migrations.load())
+    ]
+
+
+def statements(layout: ClusterLayout, migration_list: Sequence[migrations.Migration] | None = None,
+               ) -> list[str]:
+    """The cluster DDL for every migration, in order; local tables before what reads them."""
+    out: list[str] = [f"CREATE DATABASE IF NOT EXISTS {layout.database}{_on(layout)}"]
+    for migration in migrations_for(layout, migration_list):
+        out.extend(migration.statements)
+    return out
+
+
+def render(layout: ClusterLayout, statement: str) -> list[str]:
+    db, on = layout.database, _on(layout)
+    table = _CREATE_TABLE.match(statement)
+    if table is not None:
+        name, engine, args = table["name"], table["engine"], table["args"].strip()
+        local = name + LOCAL_SUFFIX
+        if layout.replicated:
+            path = ZK_PATH % {"database": db, "table": local}
+            args = ", ".join(a for a in (f"'{path}'", "'{replica}'", args) if a)
+            engine = "Replicated" + engine
+        key = SHARDING_KEYS.get(name, READ_ONLY_KEY)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {db}.{local}{on} {table['columns']}"
+            f" ENGINE = {engine}({args}){table['rest']}",
+            # The same columns, a MATERIALIZED one as an ALIAS of the same expression: 18.16's
+            # Distributed insert sends materialized columns on to the shard, which refuses them.
+            f"CREATE TABLE IF NOT EXISTS {db}.{name}{on}"
+            f" {_MATERIALIZED.sub(' ALIAS ', table['columns'])}"
+            f" ENGINE = Distributed({layout.cluster}, {db}, {local}, {key})",
+        ]
+    view = _CREATE_VIEW.match(statement)
+    if view is not None:
+        return [
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view['name']}{on}"
+            f" TO {db}.{view['target']}{LOCAL_SUFFIX} AS{view['select']}"
+            f"{db}.{view['source']}{LOCAL_SUFFIX}{view['rest']}"
+        ]
+    backfill = _INSERT_SELECT.match(statement)
+    if backfill is not None:
+        # A backfill of what was stored before a view existed: each shard fills its own.
+        return [
+            f"INSERT INTO {db}.{backfill['target']}{LOCAL_SUFFIX}{backfill['select']}"
+            f"{db}.{backfill['source']}{LOCAL_SUFFIX}{backfill['rest']}"
+        ]
+    raise ClusterDdlError(f"no cluster form for: {statement[:120]!r}")
+
+
+def _on(layout: ClusterLayout) -> str:
+    return f" ON CLUSTER {layout.cluster}" if layout.on_cluster else ""
+
+
+def apply(layout: ClusterLayout, node_urls: Sequence[str]) -> dict[str, list[str]]:
+    """Apply the cluster form of every migration not yet recorded on each node, and record it
+    there (schema_migrations is per node), so `survey-ingest migrate` later finds them applied.
+    Runs on every node, never `ON CLUSTER`; returns the migrations applied now, per node."""
+    from clickhouse_driver import Client
+
+    layout = replace(layout, on_cluster=False)
+    done: dict[str, list[str]] = {}
+    for url in node_urls:
+        parts = urlsplit(url)
+        if parts.scheme != "clickhouse":
+            raise ValueError(f"not a clickhouse:// URL: {url!r}")
+        common: dict[str, Any] = {
+            "host": parts.hostname or "127.0.0.1", "port": parts.port or 9000,
+            "user": unquote(parts.username) if parts.username else "default",
+            "password": unquote(parts.password) if parts.password else "",
+        }
+        bootstrap = Client(database="default", **common)
+        try:
+            bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {layout.database}")
+        finally:
+            bootstrap.disconnect()
+        client = Client(database=layout.database, **common)
+
+        def execute(query: str, client: Client = client) -> Sequence[Sequence[Any]]:
+            result: Sequence[Sequence[Any]] = client.execute(query)
+            return result
+
+        def insert(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+                   client: Client = client) -> None:
+            client.execute(sql.insert_sql(table, columns), list(rows))
+
+        try:
+            done[url] = migrations.apply(execute, insert, migrations_for(layout))
+        finally:
+            client.disconnect()
+    return done
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m storage.cluster",
+                                description=(__doc__ or "").split("\n", 1)[0])
+    p.add_argument("--cluster", required=True, help="cluster name in <remote_servers>")
+    p.add_argument("--database", required=True)
+    p.add_argument("--replicated", action="store_true", help="Replicated*MergeTree (keeper)")
+    p.add_argument("--on-cluster", dest="on_cluster", action="store_true",
+                   help="ON CLUSTER: distributed DDL from one node (keeper)")
+    p.add_argument("nodes", nargs="*", metavar="URL",
+                   help="clickhouse://host:port nodes to apply to (none: print the DDL)")
+    args = p.parse_args(argv)
+    layout = ClusterLayout(args.cluster, args.database, args.replicated, args.on_cluster)
+    if not args.nodes:
+        print(";\n\n".join(statements(layout)) + ";")
+        return 0
+    for url, names in apply(layout, args.nodes).items():
+        print(f"{url}: applied {', '.join(names) or 'nothing (all recorded)'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Two ClickHouse servers as shards behind Distributed tables (storage/cluster.py): verdicts are
+sharded by submission id, stored once however often they are sent, and counts read through the
+Distributed tables equal the sum of the shards'."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_driver import Client
+
+from schemas.events import Status, SubmissionJudged
+from storage import cluster, migrations, open_store
+from tests.conftest import CI, ROOT
+from tests.integration.embedded_server import free_port
+
+CLUSTER = "survey_shards"
+UNITS = ["gd-cyber", "gx-net", "sh-uni", "bj-cert"]
+START = dt.datetime(2026, 9, 13, tzinfo=dt.UTC)
+
+
+class Shards:
+    """Two ClickHouse servers (infra/clickhouse/start.sh), each told of both by remote_servers."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.ports = [(free_port(), free_port()) for _ in range(2)]
+        replicas = "".join(
+            f"<shard><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
+            for tcp, _ in self.ports)
+        self.extra = workdir / "remote_servers.xml"
+        self.extra.write_text(f'<?xml version="1.0"?>\n<yandex><remote_servers><{CLUSTER}>'
+                              f"{replicas}</{CLUSTER}></remote_servers></yandex>\n")
+        self.urls = [f"clickhouse://127.0.0.1:{tcp}" for tcp, _ in self.ports]
+
+    def _script(self, action: str, n: int, *args: str) -> subprocess.CompletedProcess[str]:
+        tcp, http = self.ports[n]
+        env = {**os.environ, "SURVEY_CLICKHOUSE_TCP_PORT": str(tcp),
+               "SURVEY_CLICKHOUSE_HTTP_PORT": str(http), "SURVEY_INFRA_TIMEOUT": "90",
+               "SURVEY_CLICKHOUSE_EXTRA_CONFIG": str(self.extra)}
+        return subprocess.run(["bash", str(ROOT / "infra" / "clickhouse" / f"{action}.sh"), *args],
+                              env=env, capture_output=True, text=True, timeout=600)
+
+    def start(self) -> Shards:
+        for n in range(2):
+            result = self._script("start", n)
+            if result.returncode != 0:
+                message = f"ClickHouse shard {n} did not start: {result.stderr[-3000:]}"
+                if CI:
+                    pytest.fail(message, pytrace=False)
+                pytest.skip(message)
+        return self
+
+    def stop(self) -> None:
+        for n in range(2):
+            self._script("stop", n, "--wipe")
+
+    def client(self, n: int, database: str) -> Client:
+        return Client(host="127.0.0.1", port=self.ports[n][0], database=database)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shards]:
+    s = Shards(tmp_path_factory.mktemp("shards"))
+    try:
+        yield s.start()
+    finally:
+        s.stop()
+
+
+def verdicts(campaign: str, n: int) -> list[SubmissionJudged]:
+    rnd = random.Random(7)
+    out = []
+    for i in range(n):
+        received = START + dt.timedelta(seconds=rnd.randrange(10 * 86400))
+        unit = rnd.choice(UNITS)
+        statuses: list[Status] = ["accepted", "rejected", "test"]
+        status = rnd.choices(statuses, [85, 12, 3])[0]
+        out.append(SubmissionJudged(
+            submission_id=str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+            campaign=campaign, fingerprint=f"{rnd.getrandbits(64):016x}",
+            source_position=f"0:{i}", received_at=received, status=status,
+            reasons=("too_fast",) if status == "rejected" else (), rules_version="2026.1",
+            phase="collection", link_code=f"L{UNITS.index(unit)}", unit=unit,
+            province=str(11 + UNITS.index(unit)), work_region=f"wr{UNITS.index(unit)}",
+            channel="wechat", questionnaire_version="2023.1", respondent_province="44",
+            respondent_city="4401", age_group="25-34",
+            started_at=received - dt.timedelta(seconds=300),
+            submitted_at=received - dt.timedelta(seconds=1), duration_seconds=299.0,
+            device_hash=f"{rnd.getrandbits(64):016x}", client=f"{rnd.getrandbits(64):016x}",
+            answers_json=json.dumps({"q1": rnd.randrange(1, 6)}), opinion="",
+        ))
+    return out
+
+
+def test_distributed_tables_shard_by_submission_id_and_counts_are_the_shards_sum(
+    shards: Shards,
+) -> None:
+    database = f"cl_{uuid.uuid4().hex[:8]}"
+    campaign = "c-cluster"
+    cluster.apply(cluster.ClusterLayout(CLUSTER, database), shards.urls)
+    store = open_store(f"{shards.urls[0]}/{database}?insert_distributed_sync=1")
+    other = open_store(f"{shards.urls[1]}/{database}?insert_distributed_sync=1")
+    try:
+        # The plain migrations find their cluster forms recorded on every node: nothing to do.
+        assert store.migrate() == [] and other.migrate() == []
+        assert cluster.apply(cluster.ClusterLayout(CLUSTER, database), shards.urls) == {
+            url: [] for url in shards.urls}
+        rows = verdicts(campaign, 2000)
+        assert store.insert_judged(rows) == len(rows)
+        # Redeliveries, through either node, in any order: nothing is inserted again.
+        assert store.insert_judged(rows) == 0
+        assert other.insert_judged(random.sample(rows, 500)) == 0
+
+        per_shard: list[set[str]] = []
+        shard_counts: list[Counter[str]] = []
+        for n in range(2):
+            client = shards.client(n, database)
+            try:
+                ids = [str(r[0]) for r in client.execute(
+                    "SELECT submission_id FROM submissions_local")]
+                # Each shard holds exactly the ids the key sends it: sipHash64(id) % 2 == n.
+                misplaced = client.execute(
+                    "SELECT count() FROM submissions_local"
+                    f" WHERE sipHash64(submission_id) % 2 != {n}")
+                counts = client.execute(
+                    "SELECT unit, sum(valid) FROM unit_counts_local WHERE campaign = %(c)s"
+                    " GROUP BY unit", {"c": campaign})
+            finally:
+                client.disconnect()
+            assert len(ids) == len(set(ids)) and ids, f"shard {n}: {len(ids)} rows"
+            assert misplaced == [(0,)]
+            per_shard.append(set(ids))
+            shard_counts.append(Counter({str(u): int(v) for u, v in counts}))
+        assert not per_shard[0] & per_shard[1]
+        assert per_shard[0] | per_shard[1] == {r.submission_id for r in rows}
+
+        expected = Counter(r.unit for r in rows if r.status == "accepted")
+        assert shard_counts[0] + shard_counts[1] == expected
+        # The leaderboard's read, through the Distributed tables, from either node.
+        for s in (store, other):
+            assert {u: c.valid for u, c in s.unit_counts(campaign).items()} == expected
+            assert s.exact_unit_counts(campaign) == s.unit_counts(campaign)
+        probe = rows[17]
+        status = other.submission_status(campaign, probe.submission_id)
+        assert status is not None and status.status == probe.status
+    finally:
+        store.close()
+        other.close()
+
+
+def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica() -> None:
+    layout = cluster.ClusterLayout(CLUSTER, "survey", replicated=True, on_cluster=True)
+    ddl = cluster.statements(layout)
+    local = [s for s in ddl if "_local" in s.split("(")[0] and "ENGINE" in s and "AS" not in
+             s.split("(")[0]]
+    # INSERT has no ON CLUSTER: a backfill runs on each node (storage.cluster.apply does that).
+    assert local and all(" ON CLUSTER survey_shards" in s for s in ddl if "INSERT" not in s[:6])
+    assert ("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/survey/"
+            "submissions_local', '{replica}')") in "\n".join(local)
+    assert ("ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/survey/"
+            "unit_counts_local', '{replica}')") in "\n".join(local)
+    assert ("ENGINE = Distributed(survey_shards, survey, submissions_local, "
+            "sipHash64(submission_id))") in "\n".join(ddl)
+    # Every plain table has its local and Distributed form; every view reads and writes locals.
+    plain = [s for m in migrations.load() for s in m.statements]
+    tables = [s for s in plain if s.lstrip().startswith("CREATE TABLE")]
+    views = [s for s in plain if "MATERIALIZED VIEW" in s]
+    backfills = [s for s in plain if s.lstrip().startswith("INSERT")]
+    assert len(ddl) == 1 + 2 * len(tables) + len(views) + len(backfills)
+    for s in ddl:
+        if "MATERIALIZED VIEW" in s or s.startswith("INSERT"):
+            assert "_local " in s.split("AS", 1)[0] or s.startswith("INSERT INTO survey.")
+            assert "FROM survey.submissions_local" in s
+        if "Distributed" in s:
+            assert "MATERIALIZED" not in s  # 18.16 refuses them on a Distributed insert
