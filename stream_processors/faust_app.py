@@ -18,26 +18,36 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, cast
 
 import faust
+from faust.streams import _current_event
 
 from core.judge import assess, device_key, settle_respondent
 from core.registry import Registry
-from schemas.events import encode_event
+from schemas.events import SubmissionReceived, encode_event
 from schemas.settings import Settings
 from stream_processors import metrics
 from stream_processors.faust_records import (
+    pack_by_partition,
     position,
     read_judged,
     read_received,
     received_key,
     submission_key,
+    unpack,
 )
 from stream_processors.faust_topology import DEVICES_TABLE, FINGERPRINTS_TABLE, Topology
 
 log = logging.getLogger(__name__)
+
+# An agent takes up to BATCH_EVENTS buffered records, or what came within BATCH_WITHIN_S, judges
+# them together and sends one batch record per target partition. The wait bounds the latency a
+# batch adds at low rates; at high rates batches fill first.
+BATCH_EVENTS = 1000
+BATCH_WITHIN_S = 0.02
 
 
 def _stop_uncommitted(what: str, exc: BaseException) -> NoReturn:
@@ -110,46 +120,100 @@ def build_app(
         DEVICES_TABLE, default=None, partitions=topology.partitions, schema=json_schema
     )
     hash_key = settings.hash_key
+    partitions = topology.partitions
 
-    async def assess_one(event: faust.EventT[bytes]) -> None:
-        where = position(event.message.partition, event.message.offset)
-        received = read_received(event.value, where)
-        if received is None:
-            return
-        await registry_synced_after(received.received_at.timestamp())
-        key = received_key(received)
-        prior: tuple[str, ...] = tuple(fingerprints.get(key) or ())
-        assessment = assess(received, where, registry, prior, hash_key)
-        if assessment.fingerprints != prior:
-            fingerprints[key] = list(assessment.fingerprints)
-        if assessment.resend:
-            metrics.RESENDS.inc()
-        out_key = device_key(assessment.judged) or key
-        await assessed.send(key=out_key.encode(), value=encode_event(assessment.judged))
+    async def assess_batch(events: Sequence[faust.EventT[bytes]]) -> list[tuple[bytes, bytes]]:
+        taken: list[tuple[faust.EventT[bytes], str, SubmissionReceived]] = []
+        for event in events:
+            where = position(event.message.partition, event.message.offset)
+            received = read_received(event.value, where)
+            if received is not None:
+                taken.append((event, where, received))
+        if not taken:
+            return []
+        # One wait for the batch: the registry is then synced past every record's receive time.
+        await registry_synced_after(max(r.received_at.timestamp() for _, _, r in taken))
+        out: list[tuple[bytes, bytes]] = []
+        for event, where, received in taken:
+            key = received_key(received)
+            prior: tuple[str, ...] = tuple(fingerprints.get(key) or ())
+            assessment = assess(received, where, registry, prior, hash_key)
+            if assessment.fingerprints != prior:
+                _as_current(event)  # the changelog partition is the source record's
+                fingerprints[key] = list(assessment.fingerprints)
+            if assessment.resend:
+                metrics.RESENDS.inc()
+            out_key = device_key(assessment.judged) or key
+            out.append((out_key.encode(), encode_event(assessment.judged)))
+        return out
 
-    async def settle_one(event: faust.EventT[bytes]) -> None:
-        where = position(event.message.partition, event.message.offset)
-        verdict = read_judged(event.value, where)
-        if verdict is None:
-            return
-        dk = device_key(verdict)
-        first = devices.get(dk) if dk else None
-        final, first_after = settle_respondent(verdict, first)
-        if dk and first_after is not None and first_after != first:
-            devices[dk] = first_after
-        key = submission_key(final.campaign, final.submission_id)
-        await judged.send(key=key.encode(), value=encode_event(final))
+    async def settle_batch(events: Sequence[faust.EventT[bytes]]) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        for event in events:
+            where = position(event.message.partition, event.message.offset)
+            _as_current(event)  # every device in the record hashes to the record's partition
+            for value in unpack(event.value, where):
+                verdict = read_judged(value, where)
+                if verdict is None:
+                    continue
+                dk = device_key(verdict)
+                first = devices.get(dk) if dk else None
+                final, first_after = settle_respondent(verdict, first)
+                if dk and first_after is not None and first_after != first:
+                    devices[dk] = first_after
+                key = submission_key(final.campaign, final.submission_id)
+                out.append((key.encode(), encode_event(final)))
+        return out
 
-    def agent(step: Callable[[faust.EventT[bytes]], Awaitable[None]], name: str) -> Any:
+    def agent(
+        step: Callable[[Sequence[faust.EventT[bytes]]], Awaitable[list[tuple[bytes, bytes]]]],
+        target: faust.TopicT,
+        name: str,
+    ) -> Any:
         async def run(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
+            # noack_take hands over buffered events without acking them: an event is acked (and
+            # so becomes committable) only below, once every output of its batch is in Kafka.
+            # A batch interrupted in any way (error, cancellation, SIGKILL) is never acked.
+            # (StreamT does not declare noack_take; the agent's stream is a faust.Stream.)
+            concrete = cast("faust.Stream[bytes]", stream)
+            batches = concrete.noack_take(BATCH_EVENTS, within=BATCH_WITHIN_S)
+            async for taken in batches:
+                events = cast(Sequence[faust.EventT[bytes]], taken)
                 try:
-                    await step(event)
+                    outputs = await step(events)
+                    await _send_all(target, pack_by_partition(outputs, partitions))
                 except Exception as exc:
-                    _stop_uncommitted(f"{name} at {event.message.tp}:{event.message.offset}", exc)
+                    first = events[0].message
+                    _stop_uncommitted(
+                        f"{name} of {len(events)} records from {first.tp}:{first.offset}", exc
+                    )
+                # In offset order per partition: faust commits the first run of consecutive
+                # acked offsets, and only acking in order makes that run mean "all done".
+                for event in events:
+                    await concrete.ack(event)
 
         return run
 
-    app.agent(raw, name="assess")(agent(assess_one, "assess"))
-    app.agent(assessed, name="settle")(agent(settle_one, "settle"))
+    app.agent(raw, name="assess")(agent(assess_batch, assessed, "assess"))
+    app.agent(assessed, name="settle")(agent(settle_batch, judged, "settle"))
     return app
+
+
+async def _send_all(target: faust.TopicT, records: list[tuple[int, bytes, bytes]]) -> None:
+    """Send the batch records and wait until Kafka has every one of them (acks=all)."""
+    pending = [
+        await target.send(key=key, value=value, partition=partition)
+        for partition, key, value in records
+    ]
+    for delivery in pending:
+        await delivery
+
+
+def _as_current(event: faust.EventT[bytes]) -> None:
+    """Make `event` faust's current event in this task, as stream iteration would.
+
+    A table write sends its changelog record to the current event's partition (and a RocksDB
+    store writes that partition's database). noack_take fills its buffer in another task, so
+    in the agent's task no event is current unless set here, before each write.
+    """
+    _current_event.set(weakref.ref(event))

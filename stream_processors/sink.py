@@ -22,7 +22,7 @@ from kafka.structs import OffsetAndMetadata
 from core.ports import Store
 from schemas.events import SubmissionJudged
 from stream_processors import metrics
-from stream_processors.faust_records import position, read_judged
+from stream_processors.faust_records import position, read_judged, unpack
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class JudgedSink:
         self.batch_seconds = batch_seconds
         self.max_backoff_s = max_backoff_s
         self.healthy = True
+        # Verdicts per record, as last seen (the judged topic carries batch records): polls ask
+        # for about as many records as the batch has room for rows.
+        self._per_record = 1
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: fill a batch (by size or time), store it, then commit its offsets."""
@@ -74,16 +77,20 @@ class JudgedSink:
         while not stop.is_set():
             due = self.batch_seconds + (opened if opened is not None else time.monotonic())
             wait_s = due - time.monotonic()
-            polled = self.consumer.poll(
-                timeout_ms=max(0, int(wait_s * 1000)), max_records=self.batch_rows - taken
-            )
+            room = max(1, (self.batch_rows - taken) // self._per_record)
+            polled = self.consumer.poll(timeout_ms=max(0, int(wait_s * 1000)), max_records=room)
             for tp, records in polled.items():
                 for record in records:
-                    verdict = read_judged(record.value, position(record.partition, record.offset))
-                    if verdict is not None:
-                        rows.append(verdict)
+                    where = position(record.partition, record.offset)
+                    n = 0
+                    for value in unpack(record.value, where):
+                        verdict = read_judged(value, where)
+                        if verdict is not None:
+                            rows.append(verdict)
+                        n += 1
+                    self._per_record = max(1, n)
                     offsets[tp] = record.offset + 1
-                    taken += 1
+                    taken += n
             if taken and opened is None:
                 opened = time.monotonic()
             young = opened is None or time.monotonic() - opened < self.batch_seconds

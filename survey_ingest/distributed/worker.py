@@ -81,6 +81,8 @@ def run_worker(
         replication = replication_for(admin)
     finally:
         admin.close()
+    # faust creates its data dir (tables' metadata) but not the parents of it.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
     app = build_app(settings, follower.registry, follower.wait_synced_after,
                     replication=replication, instance_id=instance_id)
