@@ -51,7 +51,9 @@ def build_api(services: Services) -> FastAPI:
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         ok = services.ready()
-        return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503
+        )
 
     @app.get("/metrics", tags=["health"])
     async def metrics() -> Response:
@@ -89,10 +91,14 @@ def build_api(services: Services) -> FastAPI:
     @app.get("/v1/campaigns/{campaign}/submissions/{submission_id}", tags=["reads"])
     async def submission_status(
         campaign: CampaignId,
-        submission_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+        submission_id: Annotated[
+            str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+        ],
     ) -> dict[str, Any]:
         with _STATUS_LATENCY.time():
-            found = await asyncio.to_thread(services.store.submission_status, campaign, submission_id)
+            found = await asyncio.to_thread(
+                services.store.submission_status, campaign, submission_id
+            )
         if found is not None:
             return {
                 "submission_id": found.submission_id, "status": found.status,
@@ -177,4 +183,6 @@ def _check_token(expected: str, authorization: str | None) -> None:
         given = authorization[7:].strip()
     # Constant-time comparison; an unset token never matches, so admin stays closed by default.
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(401, "missing or wrong admin token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "missing or wrong admin token", headers={"WWW-Authenticate": "Bearer"}
+        )

@@ -1,4 +1,5 @@
-"""What the read side needs from a runtime; the embedded and distributed runtimes both provide it."""
+"""What the read side needs from a runtime; the embedded and distributed runtimes both
+provide it."""
 
 from __future__ import annotations
 

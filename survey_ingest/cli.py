@@ -38,7 +38,8 @@ def _add_server_flags(p: argparse.ArgumentParser, port: int | None = None) -> No
 def _add_embedded_flags(p: argparse.ArgumentParser) -> None:
     _add_server_flags(p)
     p.add_argument("--data-dir", dest="data_dir", type=Path,
-                   help="where the embedded log and store live (default ./data, env SURVEY_DATA_DIR)")
+                   help="where the embedded log and store live "
+                   "(default ./data, env SURVEY_DATA_DIR)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="serve plus generated answer sheets and the live leaderboard")
     _add_embedded_flags(p)
     p.add_argument("--rate", type=float, default=50.0, help="answer sheets per second")
-    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds to run (default: until Ctrl-C)")
 
     camp = sub.add_parser("campaign", help="campaign definitions").add_subparsers(
         dest="campaign_command", required=True)
@@ -153,7 +155,9 @@ def _campaign(args: argparse.Namespace) -> int:
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach {args.url}: {exc}") from exc
         if response.status_code != 200:
-            raise CliError(f"{args.url} refused {args.file}: {response.status_code} {response.text}")
+            raise CliError(
+                f"{args.url} refused {args.file}: {response.status_code} {response.text}"
+            )
         print(response.text)
         return 0
     from survey_ingest import serve

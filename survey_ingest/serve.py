@@ -42,7 +42,9 @@ async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> 
         await runtime.stop()
 
 
-async def demo(settings: Settings, campaign_file: object, rate: float, duration: float | None) -> None:
+async def demo(
+    settings: Settings, campaign_file: object, rate: float, duration: float | None
+) -> None:
     from survey_ingest.generator import run_generator
 
     definition = _collecting_today(load_campaign_file(str(campaign_file)))
@@ -96,8 +98,8 @@ def _collecting_today(definition: CampaignDefinition) -> CampaignDefinition:
     phases = [p.model_copy(update={"start": p.start + shift, "end": p.end + shift})
               for p in definition.phases]
     if counting.end + shift < today:
-        phases = [p.model_copy(update={"end": today + dt.timedelta(days=7)}) if p.name == counting.name
-                  else p for p in phases]
+        phases = [p.model_copy(update={"end": today + dt.timedelta(days=7)})
+                  if p.name == counting.name else p for p in phases]
     return definition.model_copy(update={"phases": phases})
 
 
