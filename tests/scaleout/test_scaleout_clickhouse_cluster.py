@@ -4,6 +4,7 @@ Distributed tables equal the sum of the shards'."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -181,3 +182,142 @@ def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica() -> None
             assert "FROM survey.submissions_local" in s
         if "Distributed" in s:
             assert "MATERIALIZED" not in s  # 18.16 refuses them on a Distributed insert
+
+
+# Replicated: 2 shards x 2 replicas on ZooKeeper
+
+CLUSTER_DIR = ROOT / "infra" / "clickhouse" / "cluster"
+
+
+def _run(script: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(script), *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+
+
+def _started(what: str, result: subprocess.CompletedProcess[str]) -> None:
+    if result.returncode != 0:
+        message = f"{what} did not start: {result.stderr[-3000:]}"
+        if CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+class ReplicatedCluster:
+    """ZooKeeper (infra/clickhouse/cluster/keeper-start.sh) and four ClickHouse servers, each with
+    the config.d that infra/clickhouse/cluster/node-config.sh writes for its shard and replica."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.keeper_env = {"SURVEY_ZOOKEEPER_PORT": str(free_port()), "SURVEY_INFRA_TIMEOUT": "90"}
+        # nodes[shard][replica] = (tcp, http, interserver)
+        self.nodes = [[(free_port(), free_port(), free_port()) for _ in range(2)]
+                      for _ in range(2)]
+        self.topology = " ".join(",".join(f"127.0.0.1:{tcp}" for tcp, _, _ in shard)
+                                 for shard in self.nodes)
+
+    def url(self, shard: int, replica: int) -> str:
+        return f"clickhouse://127.0.0.1:{self.nodes[shard][replica][0]}"
+
+    def urls(self) -> list[str]:
+        return [self.url(s, r) for s in range(2) for r in range(2)]
+
+    def _env(self, shard: int, replica: int) -> dict[str, str]:
+        tcp, http, _ = self.nodes[shard][replica]
+        return {"SURVEY_CLICKHOUSE_TCP_PORT": str(tcp), "SURVEY_CLICKHOUSE_HTTP_PORT": str(http),
+                "SURVEY_INFRA_TIMEOUT": "90",
+                "SURVEY_CLICKHOUSE_EXTRA_CONFIG": str(self.workdir / f"node-{shard}-{replica}.xml")}
+
+    def start(self) -> ReplicatedCluster:
+        keeper = _run(CLUSTER_DIR / "keeper-start.sh", self.keeper_env)
+        _started("ZooKeeper", keeper)
+        address = keeper.stdout.strip().splitlines()[-1]
+        for shard in range(2):
+            for replica in range(2):
+                config = _run(CLUSTER_DIR / "node-config.sh", {}, CLUSTER, self.topology,
+                              f"0{shard + 1}", f"r{replica + 1}",
+                              str(self.nodes[shard][replica][2]), address)
+                assert config.returncode == 0, config.stderr
+                (self.workdir / f"node-{shard}-{replica}.xml").write_text(config.stdout)
+                self.start_node(shard, replica)
+        return self
+
+    def start_node(self, shard: int, replica: int) -> None:
+        script = ROOT / "infra" / "clickhouse" / "start.sh"
+        _started(f"ClickHouse {shard}/{replica}", _run(script, self._env(shard, replica)))
+
+    def stop_node(self, shard: int, replica: int, *args: str) -> None:
+        _run(ROOT / "infra" / "clickhouse" / "stop.sh", self._env(shard, replica), *args)
+
+    def stop(self) -> None:
+        # In parallel: a server with replicated tables takes seconds to shut down.
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: self.stop_node(*n, "--wipe"),
+                          [(s, r) for s in range(2) for r in range(2)]))
+        _run(CLUSTER_DIR / "keeper-stop.sh", self.keeper_env, "--wipe")
+
+    def count(self, shard: int, replica: int, database: str) -> int:
+        client = Client(host="127.0.0.1", port=self.nodes[shard][replica][0], database=database)
+        try:
+            return int(client.execute("SELECT count() FROM submissions_local")[0][0])
+        finally:
+            client.disconnect()
+
+    def wait_replicas_agree(self, database: str, total: int) -> list[int]:
+        """Bounded wait until both replicas of each shard hold the same rows, `total` in all."""
+        from tests.integration.distributed_stack import wait_until
+
+        def agree() -> bool:
+            counts = [[self.count(s, r, database) for r in range(2)] for s in range(2)]
+            return all(a == b for a, b in counts) and sum(c[0] for c in counts) == total
+
+        wait_until("replicas in step", agree, 90, 0.25)
+        return [self.count(s, 0, database) for s in range(2)]
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedCluster]:
+    c = ReplicatedCluster(tmp_path_factory.mktemp("replicated"))
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def test_replicated_shards_survive_a_replica_down_and_count_exactly(
+    replicated: ReplicatedCluster,
+) -> None:
+    database = f"rp_{uuid.uuid4().hex[:8]}"
+    campaign = "c-replicated"
+    applied = cluster.apply(cluster.ClusterLayout(CLUSTER, database, replicated=True),
+                            replicated.urls())
+    assert all(names == [m.name for m in migrations.load()] for names in applied.values())
+    rows = verdicts(campaign, 2400)
+    first, later = rows[:1600], rows[1600:]
+    store = open_store(f"{replicated.url(0, 0)}/{database}?insert_distributed_sync=1")
+    try:
+        assert store.insert_judged(first) == len(first)
+    finally:
+        store.close()
+    per_shard = replicated.wait_replicas_agree(database, len(first))
+    assert all(per_shard), per_shard  # both shards hold part of the verdicts
+
+    # One replica of shard 1 goes down: writes and reads go to its peer.
+    replicated.stop_node(0, 0)
+    other = open_store(f"{replicated.url(1, 1)}/{database}?insert_distributed_sync=1")
+    try:
+        assert other.insert_judged(later) == len(later)
+        assert other.insert_judged(rows) == 0  # a redelivery of everything: nothing new
+        expected = Counter(r.unit for r in rows if r.status == "accepted")
+        assert {u: c.valid for u, c in other.unit_counts(campaign).items()} == expected
+    finally:
+        other.close()
+    # Back up, it fetches what it missed from its peer (through ZooKeeper's replication log).
+    replicated.start_node(0, 0)
+    replicated.wait_replicas_agree(database, len(rows))
+    for shard, replica in ((0, 0), (0, 1), (1, 0)):
+        s = open_store(f"{replicated.url(shard, replica)}/{database}")
+        try:
+            assert {u: c.valid for u, c in s.unit_counts(campaign).items()} == expected
+            assert s.exact_unit_counts(campaign) == s.unit_counts(campaign)
+        finally:
+            s.close()
