@@ -173,6 +173,15 @@ def apply(layout: ClusterLayout, node_urls: Sequence[str]) -> dict[str, list[str
             client.execute(sql.insert_sql(table, columns), list(rows))
 
         try:
+            # A database migrated for one server already has plain tables under these names
+            # and its migrations recorded: applying would silently change nothing.
+            plain = execute(
+                "SELECT name, engine FROM system.tables WHERE database = currentDatabase()"
+                " AND name IN ('submissions', 'unit_counts') AND engine != 'Distributed'")
+            if plain:
+                raise ClusterDdlError(
+                    f"{url}: {layout.database} has single-server tables "
+                    f"({', '.join(f'{n} {e}' for n, e in plain)}); use a fresh database")
             done[url] = migrations.apply(execute, insert, migrations_for(layout))
         finally:
             client.disconnect()

@@ -155,6 +155,12 @@ def test_distributed_tables_shard_by_submission_id_and_counts_are_the_shards_sum
     finally:
         store.close()
         other.close()
+    # A database first migrated for a single server is refused, not silently left as it is.
+    single = f"{database}_single"
+    with open_store(f"{shards.urls[0]}/{single}") as plain:
+        plain.migrate()
+    with pytest.raises(cluster.ClusterDdlError, match="single-server tables"):
+        cluster.apply(cluster.ClusterLayout(CLUSTER, single), shards.urls[:1])
 
 
 def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica() -> None:
