@@ -16,10 +16,11 @@ def scaleout_stack(
     """Makes a Stack (not started) on its own topic prefix and database; stops all at the end."""
     made: list[Stack] = []
 
-    def make(**env: str) -> Stack:
+    def make(clickhouse: str | None = None, **env: str) -> Stack:
+        """`clickhouse`: another server than the session's (clickhouse://host:port/default)."""
         workdir = tmp_path_factory.mktemp("scaleout")
         # The worker's faust data lives under the data dir, which must exist: one per stack.
-        stack = Stack(kafka_bootstrap, clickhouse_url, workdir,
+        stack = Stack(kafka_bootstrap, clickhouse or clickhouse_url, workdir,
                       **{"SURVEY_DATA_DIR": str(workdir), **env})
         made.append(stack)
         return stack

@@ -12,19 +12,25 @@ import random
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from clickhouse_driver import Client
 
 from schemas.events import Status, SubmissionJudged
 from storage import cluster, migrations, open_store
 from tests.conftest import CI, ROOT
+from tests.helpers import campaign_definition, sheet
+from tests.integration.distributed_stack import Stack, wait_until
 from tests.integration.embedded_server import free_port
+from tests.scaleout.load import clickhouse_counts, drive, valid_counts
 
+pytestmark = pytest.mark.integration
 CLUSTER = "survey_shards"
 UNITS = ["gd-cyber", "gx-net", "sh-uni", "bj-cert"]
+LINKS = {"Gd7kQ2xP": "gd-cyber", "Gx1aB2cD": "gx-net", "Sh9zY8xW": "sh-uni"}
 START = dt.datetime(2026, 9, 13, tzinfo=dt.UTC)
 
 
@@ -163,6 +169,48 @@ def test_distributed_tables_shard_by_submission_id_and_counts_are_the_shards_sum
         cluster.apply(cluster.ClusterLayout(CLUSTER, single), shards.urls[:1])
 
 
+def test_the_distributed_roles_run_unchanged_on_the_sharded_store(
+    shards: Shards, scaleout_stack: Callable[..., Stack],
+) -> None:
+    """Collector -> Kafka -> worker -> Distributed tables over both shards -> API and reconcile."""
+    stack = scaleout_stack(clickhouse=f"{shards.urls[0]}/default")
+    cluster.apply(cluster.ClusterLayout(CLUSTER, stack.database), shards.urls)
+    stack.env["SURVEY_CLICKHOUSE_URL"] = f"{stack.clickhouse_url}?insert_distributed_sync=1"
+    stack.start()  # `migrate` finds the cluster's migrations recorded: topics only
+    campaign = "c-sharded"
+    assert stack.define(campaign_definition(campaign)).status_code == 200
+    stack.post_until_taken(sheet(campaign, "NoSuch12"), 20)
+    bodies = [sheet(campaign, random.choice(list(LINKS))) for _ in range(600)]
+    expected = dict.fromkeys(LINKS.values(), 0)
+    for body in bodies:
+        expected[LINKS[body["link_code"]]] += 1
+    result = drive(f"{stack.collector_url}/v1/submissions", bodies, threads=8)
+    assert len(result.acked) == len(bodies)
+    try:
+        wait_until("every sheet counted",
+                   lambda: valid_counts(stack, campaign) == expected, 120, 0.5)
+    except TimeoutError:
+        assert valid_counts(stack, campaign) == expected
+    total = len(bodies) + 1
+    assert clickhouse_counts(stack, campaign) == (total, total)
+    on_shard = []
+    for n in range(2):
+        client = shards.client(n, stack.database)
+        try:
+            on_shard.append(int(client.execute("SELECT count() FROM submissions_local")[0][0]))
+        finally:
+            client.disconnect()
+    assert sum(on_shard) == total and all(on_shard), on_shard
+    # A regional query through the API reads the base table through the Distributed table.
+    r = httpx.get(f"{stack.api_url}/v1/campaigns/{campaign}/counts",
+                  params={"by": "status"}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert {row["status"]: row["valid"] + row["rejected"] + row["test"]
+            for row in r.json()["rows"]}.get("accepted") == len(bodies)
+    reconciled = stack.run("reconcile")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+
+
 def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica() -> None:
     layout = cluster.ClusterLayout(CLUSTER, "survey", replicated=True, on_cluster=True)
     ddl = cluster.statements(layout)
@@ -270,7 +318,6 @@ class ReplicatedCluster:
 
     def wait_replicas_agree(self, database: str, total: int) -> list[int]:
         """Bounded wait until both replicas of each shard hold the same rows, `total` in all."""
-        from tests.integration.distributed_stack import wait_until
 
         def agree() -> bool:
             counts = [[self.count(s, r, database) for r in range(2)] for s in range(2)]
