@@ -9,8 +9,11 @@ write the broker did not take.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
+import struct
 import threading
 import time
 from typing import Any
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 # rather than keeping the client (and the collector's in-flight budget) waiting.
 DELIVERY_TIMEOUT_MS = 10_000
 REQUEST_TIMEOUT_MS = 5_000
+# The producer's delivery timeout ends every send; past this an append fails all the same.
+BACKSTOP_S = (DELIVERY_TIMEOUT_MS + REQUEST_TIMEOUT_MS) / 1000
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -68,6 +73,10 @@ class KafkaRawLog:
         self.topic = topic
         self.probe_interval_s = probe_interval_s
         self._producer: KafkaProducer | None = None
+        # The raw topic's partitions, sorted, as the producer's metadata has them (the probe
+        # thread refreshes them: partitions added to the topic are picked up within seconds).
+        self._partitions: list[int] | None = None
+        self._relay: _AckRelay | None = None
         self._last_probe_ok = 0.0
         self._probe_failed = False
         self._stop = threading.Event()
@@ -76,25 +85,26 @@ class KafkaRawLog:
 
     async def append(self, key: bytes, value: bytes) -> None:
         producer = self._producer
-        if producer is None or self._probe_failed:
+        partitions = self._partitions
+        if producer is None or partitions is None or self._probe_failed:
             # Fail fast while the broker is known to be away: the client retries after the
             # Retry-After instead of every request waiting out the delivery timeout. (A probe
             # that is merely slow, on a busy machine, does not count.)
             raise LogUnavailableError("Kafka is not reachable")
         loop = asyncio.get_running_loop()
+        relay = self._relay
+        if relay is None or relay.loop is not loop:
+            relay = self._relay = _AckRelay(loop)
         done: asyncio.Future[None] = loop.create_future()
+        # The partition kafka-python's default partitioner would pick (murmur2 of the key, as
+        # Kafka's Java client), computed here at a third of its cost.
+        partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
         try:
-            sent = producer.send(self.topic, value=value, key=key)
-        except KafkaError as exc:
+            sent = producer.send(self.topic, value=value, key=key, partition=partition)
+        except (KafkaError, ValueError) as exc:
             raise LogUnavailableError(f"Kafka refused the write: {exc}") from exc
-        # The callbacks run on the producer's sender thread: hand the outcome to our loop.
-        sent.add_callback(lambda _metadata: _settle(loop, done, None))
-        sent.add_errback(lambda exc: _settle(loop, done, exc))
-        try:
-            # The producer's delivery timeout ends every send; this is only a backstop.
-            await asyncio.wait_for(done, (DELIVERY_TIMEOUT_MS + REQUEST_TIMEOUT_MS) / 1000)
-        except TimeoutError as exc:
-            raise LogUnavailableError("Kafka did not acknowledge the write in time") from exc
+        relay.watch(sent, done)
+        await done
 
     def healthy(self) -> bool:
         """Connected, and the raw topic's leaders answered the last probe, recently."""
@@ -121,8 +131,13 @@ class KafkaRawLog:
                     if not partitions:
                         producer.close(timeout=1)
                         raise KafkaError(f"topic {self.topic} does not exist (run migrate)")
+                    self._partitions = sorted(partitions)
                     self._producer = producer
                     log.info("raw log connected: %s (%d partitions)", self.topic, len(partitions))
+                else:
+                    known = self._producer.partitions_for(self.topic)
+                    if known:
+                        self._partitions = sorted(known)
                 if probe is None:
                     probe = KafkaConsumer(
                         bootstrap_servers=self.bootstrap.split(","), group_id=None,
@@ -143,17 +158,96 @@ class KafkaRawLog:
             probe.close()
 
 
-def _settle(
-    loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], exc: BaseException | None
-) -> None:
-    def apply() -> None:
-        if done.done():
-            return  # the waiter timed out already
-        if exc is None:
-            done.set_result(None)
-        else:
-            done.set_exception(LogUnavailableError(f"Kafka did not take the write: {exc!r}"))
+class _AckRelay:
+    """Hands the producer's outcomes (on its sender thread) to the event loop: one wake-up of the
+    loop per burst of acknowledgements (a produce response acknowledges a whole batch), not one
+    per record; and one backstop sweep a second instead of a timer per append."""
 
-    # A closed loop: nobody is waiting for this outcome any more.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(apply)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._settled: collections.deque[tuple[asyncio.Future[None], object]] = (
+            collections.deque()
+        )
+        self._wake_pending = False
+        # (deadline, future) in the order of the appends, so deadlines are in order too.
+        self._pending: collections.deque[tuple[float, asyncio.Future[None]]] = (
+            collections.deque()
+        )
+        self._sweeping = False
+
+    def watch(self, sent: Any, done: asyncio.Future[None]) -> None:
+        outcome = functools.partial(self._outcome, done)
+        sent.add_callback(outcome)
+        sent.add_errback(outcome)
+        self._pending.append((time.monotonic() + BACKSTOP_S, done))
+        if not self._sweeping:
+            self._sweeping = True
+            self.loop.call_later(1.0, self._sweep)
+
+    def _outcome(self, done: asyncio.Future[None], result: object) -> None:
+        """Sender thread: record metadata, or the exception the write failed with."""
+        self._settled.append((done, result))
+        if not self._wake_pending:
+            self._wake_pending = True
+            # A closed loop: nobody waits for this outcome any more.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        # Cleared before draining: an outcome appended from now on schedules a drain of its own.
+        self._wake_pending = False
+        settled = self._settled
+        while settled:
+            done, result = settled.popleft()
+            if done.done():
+                continue  # the backstop failed it already
+            if isinstance(result, BaseException):
+                done.set_exception(
+                    LogUnavailableError(f"Kafka did not take the write: {result!r}")
+                )
+            else:
+                done.set_result(None)
+
+    def _sweep(self) -> None:
+        pending = self._pending
+        now = time.monotonic()
+        while pending and (pending[0][1].done() or pending[0][0] <= now):
+            _, done = pending.popleft()
+            if not done.done():
+                done.set_exception(
+                    LogUnavailableError("Kafka did not acknowledge the write in time")
+                )
+        if pending:
+            self.loop.call_later(1.0, self._sweep)
+        else:
+            self._sweeping = False
+
+
+_MURMUR_M = 0x5BD1E995
+_U32 = 0xFFFFFFFF
+_WORDS: dict[int, struct.Struct] = {}
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2, as kafka-python's
+    DefaultPartitioner has it), a word at a time instead of a byte at a time."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    n = length >> 2
+    words = _WORDS.get(n)
+    if words is None:
+        words = _WORDS.setdefault(n, struct.Struct(f"<{n}I"))
+    for k in words.unpack_from(data):
+        k = (k * _MURMUR_M) & _U32
+        k = ((k ^ (k >> 24)) * _MURMUR_M) & _U32
+        h = ((h * _MURMUR_M) & _U32) ^ k
+    tail = length & 3
+    if tail:
+        i = n << 2
+        if tail == 3:
+            h ^= data[i + 2] << 16
+        if tail >= 2:
+            h ^= data[i + 1] << 8
+        h = ((h ^ data[i]) * _MURMUR_M) & _U32
+    h = ((h ^ (h >> 13)) * _MURMUR_M) & _U32
+    return h ^ (h >> 15)
