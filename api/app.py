@@ -11,6 +11,7 @@ from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
+from api.findings import build_findings_router
 from api.live import LiveCounts
 from api.pages import build_pages_router
 from api.regional import build_regional_router
@@ -174,6 +175,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_regional_router(services, QUERY_LATENCY))
     app.include_router(build_pages_router(services))
     app.include_router(build_reports_router(services))
+    app.include_router(build_findings_router(services))
     return app
 
 
