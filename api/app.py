@@ -11,11 +11,12 @@ from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
-from api.findings import build_findings_router
 from api.live import LiveCounts
+from api.pacing import build_pacing_router
 from api.pages import build_pages_router
 from api.regional import build_regional_router
 from api.reports import build_reports_router
+from api.review import build_review_router
 from api.services import Services
 from core.counting import leaderboard
 from schemas.campaign import CampaignFileError, parse_campaign_text
@@ -101,11 +102,20 @@ def build_api(services: Services) -> FastAPI:
                 services.store.submission_status, campaign, submission_id
             )
         if found is not None:
-            return {
+            out: dict[str, Any] = {
                 "submission_id": found.submission_id, "status": found.status,
                 "reasons": list(found.reasons), "unit": found.unit or None,
                 "province": found.province or None,
             }
+            if found.status in ("accepted", "rejected"):
+                # An organiser's review decision (api/review.py) stands over the verdict.
+                review = await asyncio.to_thread(
+                    services.store.submission_review, campaign, submission_id
+                )
+                if review is not None:
+                    out["status"] = review[0]
+                    out["review"] = {"decision_id": review[1], "judged_status": found.status}
+            return out
         if services.is_pending(campaign, submission_id):
             return {"submission_id": submission_id, "status": "received", "reasons": [],
                     "unit": None, "province": None}
@@ -126,6 +136,8 @@ def build_api(services: Services) -> FastAPI:
         return {
             "campaign": campaign, "level": level,
             "as_of": dt.datetime.now(dt.UTC).isoformat(),
+            # Live figures may still move (review decisions); `campaign freeze` makes the final.
+            "provisional": True,
             "rows": [r.__dict__ for r in rows],
         }
 
@@ -175,7 +187,8 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_regional_router(services, QUERY_LATENCY))
     app.include_router(build_pages_router(services))
     app.include_router(build_reports_router(services))
-    app.include_router(build_findings_router(services))
+    app.include_router(build_review_router(services))
+    app.include_router(build_pacing_router(services))
     return app
 
 

@@ -65,6 +65,7 @@ class LiveCounts:
         payload: dict[str, object] = {
             "campaign": campaign,
             "as_of": dt.datetime.now(dt.UTC).isoformat(),
+            "provisional": True,  # live figures; the final ranking is `campaign freeze`
             "totals": {
                 "valid": sum(c.valid for c in counts.values()),
                 "rejected": sum(c.rejected for c in counts.values()),

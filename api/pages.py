@@ -23,7 +23,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.services import Services
 from core.registry import CampaignState, Registry
-from schemas.campaign import MultiQuestion, Phase, Question, ScaleQuestion, SingleQuestion
+from schemas.campaign import (
+    AttentionQuestion,
+    MultiQuestion,
+    Phase,
+    Question,
+    ScaleQuestion,
+    SingleQuestion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +194,8 @@ def _question_html(index: int, q: Question) -> str:
             for v in range(q.min, q.max + 1)
         )
         body = f'<div class="scale" role="radiogroup">{cells}</div>'
-    elif isinstance(q, SingleQuestion):
+    elif isinstance(q, SingleQuestion | AttentionQuestion):
+        # An attention check looks like any single-choice item: its label is the instruction.
         hint = "单选"
         body = "".join(
             f'<label class="choice"><input type="radio" name="{name}" value="{e(opt)}">'
@@ -226,6 +234,8 @@ def _questions_json(qs: list[Question]) -> list[dict[str, Any]]:
             item.update(min=q.min, max=q.max)
         elif isinstance(q, MultiQuestion):
             item["max_choices"] = q.max_choices
+        elif isinstance(q, AttentionQuestion):
+            item["type"] = "single"  # answered like one; the expected answer is not sent
         elif not isinstance(q, SingleQuestion):
             item["max_length"] = q.max_length
         out.append(item)
@@ -312,6 +322,7 @@ def _display_page(asset_url: Callable[[str], str], state: CampaignState) -> str:
         "campaign": defn.campaign,
         "timezone": defn.timezone,
         "live_url": f"/v1/campaigns/{defn.campaign}/live",
+        "pacing_url": f"/v1/campaigns/{defn.campaign}/pacing",
         "phases": [
             {"name": p.name, "label": PHASE_NAMES.get(p.name, p.name), "start": str(p.start),
              "end": str(p.end), "counts": p.counts}
@@ -330,7 +341,8 @@ def _display_page(asset_url: Callable[[str], str], state: CampaignState) -> str:
         '<div class="status-block"><div id="clock" class="clock">--:--:--</div>'
         '<div class="conn"><span id="conn-dot" class="dot"></span>'
         '<span id="conn-text">连接中…</span></div>'
-        '<div class="as-of">数据更新于 <span id="as-of">—</span></div></div>\n</header>\n'
+        '<div class="as-of">数据更新于 <span id="as-of">—</span></div>'
+        '<div class="provisional">实时临时排名，以最终冻结结果为准</div></div>\n</header>\n'
         '<section class="kpis">\n'
         '<div class="kpi valid"><div class="k-label">有效样本</div>'
         '<div id="k-valid" class="k-value">—</div>'
@@ -351,7 +363,8 @@ def _display_page(asset_url: Callable[[str], str], state: CampaignState) -> str:
         '<main class="boards">\n'
         '<section class="panel units"><h2>单位排行 <small>前 20 名 · 有效样本</small></h2>'
         '<ol id="units" class="rows"></ol></section>\n'
-        '<section class="panel provinces"><h2>各省进度 <small>有效样本 / 目标</small></h2>'
+        '<section class="panel provinces"><h2>各省进度 <small>有效样本 / 目标'
+        '<span id="pace-note" class="pace-note"></span></small></h2>'
         '<ol id="provinces" class="rows bars"></ol></section>\n'
         '<section class="panel regions"><h2>七大工作区 <small>完成率</small></h2>'
         '<ol id="regions" class="rows bars big"></ol></section>\n'

@@ -7,8 +7,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.ports import Store
-from core.registry import Registry
+from core.registry import Registry, RegistryEvent
 from schemas.campaign import CampaignDefinition
+
+
+async def _no_registry_writes(event: RegistryEvent) -> None:
+    raise NotImplementedError("this runtime does not publish registry events")
 
 
 @dataclass
@@ -22,4 +26,7 @@ class Services:
     # Whether a submission was taken by the log but has no verdict yet (best effort).
     is_pending: Callable[[str, str], bool] = lambda campaign, submission_id: False
     live_interval_s: float = 1.0
+    # Appends a registry event (a review decision, a median) and returns once it is in force
+    # here; the caller then applies a decision to the store (api/review.py).
+    publish_registry: Callable[[RegistryEvent], Awaitable[None]] = _no_registry_writes
     extra: dict[str, object] = field(default_factory=dict)

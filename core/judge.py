@@ -19,7 +19,7 @@ from core.ports import JudgeMemoryRow
 from core.privacy import keyed_hash, mask_personal_numbers
 from core.reasons import RULES_VERSION, Reason
 from core.registry import Registry
-from core.rules import check_answers, check_straight_lining, check_timing
+from core.rules import check_answers, check_attention, check_straight_lining, check_timing
 from schemas.campaign import TextQuestion
 from schemas.envelope import SubmissionEnvelope
 from schemas.events import Status, SubmissionJudged, SubmissionReceived
@@ -104,8 +104,18 @@ def assess(
         reasons.add(Reason.UNKNOWN_QUESTIONNAIRE_VERSION)
     else:
         reasons |= check_answers(questionnaire, answers)
-        reasons |= check_timing(questionnaire, env.started_at, env.submitted_at)
+        median = (
+            campaign.median_at(env.questionnaire_version, received.received_at)
+            if campaign else None
+        )
+        in_force = (
+            median[0] if median and median[1] >= questionnaire.relative_min_samples else None
+        )
+        reasons |= check_timing(
+            questionnaire, env.started_at, env.submitted_at, answers, in_force
+        )
         reasons |= check_straight_lining(questionnaire, answers)
+        reasons |= check_attention(questionnaire, answers)
         for q in questionnaire.questions:
             if isinstance(q, TextQuestion) and isinstance(answers.get(q.id), str):
                 answers[q.id] = mask_personal_numbers(str(answers[q.id]))

@@ -8,8 +8,9 @@ from dataclasses import dataclass, fields
 from typing import Final, Protocol
 
 from core.counting import Count
+from core.review import DecisionIndex, ReviewTarget
 from schemas.campaign import Question
-from schemas.events import SubmissionJudged
+from schemas.events import ReviewDecided, SubmissionJudged
 
 
 class LogUnavailableError(Exception):
@@ -149,5 +150,24 @@ class Store(Protocol):
         """The answers to `question` (from the campaign's questionnaire) over accepted
         submissions in scope."""
         ...
+
+    # Review decisions (core/review.py): unit_counts and exact_unit_counts already follow them.
+    def apply_review(self, decision: ReviewDecided) -> int:
+        """Apply a decision to the stored verdicts; how many sheets it covers. Idempotent."""
+        ...
+
+    def apply_reviews_to(self, rows: Sequence[SubmissionJudged], decisions: DecisionIndex) -> int:
+        """Apply known decisions to verdicts just stored (call after insert_judged)."""
+        ...
+
+    def review_standing(self, campaign: str) -> dict[str, tuple[int, int]]: ...
+
+    def review_target(self, campaign: str, submission_id: str) -> ReviewTarget | None: ...
+
+    def submission_review(self, campaign: str, submission_id: str) -> tuple[str, str] | None: ...
+
+    def rules_versions(self, campaign: str) -> list[str]: ...
+
+    def duration_median(self, campaign: str, questionnaire_version: str) -> tuple[float, int]: ...
 
     def close(self) -> None: ...

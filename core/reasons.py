@@ -3,7 +3,7 @@
 from enum import StrEnum
 
 # Bump when any rule's behaviour changes: judged rows carry it, so a replay shows what moved.
-RULES_VERSION = "2026.1"
+RULES_VERSION = "2026.2"  # 2026.2: per-item and relative speed floors, attention checks
 
 
 class Reason(StrEnum):
@@ -19,3 +19,6 @@ class Reason(StrEnum):
     DUPLICATE_RESPONDENT = "duplicate_respondent"
     TOO_FAST = "too_fast"
     STRAIGHT_LINING = "straight_lining"
+    TOO_FAST_PER_ITEM = "too_fast_per_item"
+    TOO_FAST_RELATIVE = "too_fast_relative"
+    ATTENTION_CHECK_FAILED = "attention_check_failed"

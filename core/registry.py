@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from schemas.campaign import CampaignDefinition, Phase, Province, Questionnaire, Unit, WorkRegion
-from schemas.events import CampaignDefined, LinkRevoked
+from schemas.events import CampaignDefined, DurationMedianSet, LinkRevoked, ReviewDecided
+
+RegistryEvent = CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided
+# (effective_at, median_seconds, samples), ordered by effective_at
+MedianEntry = tuple[dt.datetime, float, int]
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,19 @@ class CampaignState:
     units: dict[str, Unit] = field(default_factory=dict)
     provinces: dict[str, Province] = field(default_factory=dict)
     work_regions: dict[str, WorkRegion] = field(default_factory=dict)
+    # Published medians per questionnaire version, and organisers' review decisions in log
+    # order. Tuples, replaced on change: readers on other threads never see one change.
+    medians: dict[str, tuple[MedianEntry, ...]] = field(default_factory=dict)
+    reviews: tuple[ReviewDecided, ...] = ()
+
+    def median_at(self, version: str, at: dt.datetime) -> tuple[float, int] | None:
+        """(median seconds, samples) of the latest median in force at `at`, if any."""
+        entries = self.medians.get(version, ())
+        i = bisect.bisect_right([e[0] for e in entries], at)
+        if i == 0:
+            return None
+        _, median, samples = entries[i - 1]
+        return median, samples
 
     def attribute(self, link_code: str) -> Attribution | None:
         link = self.links.get(link_code)
@@ -74,9 +92,17 @@ class Registry:
     def get(self, campaign: str) -> CampaignState | None:
         return self.campaigns.get(campaign)
 
-    def apply(self, event: CampaignDefined | LinkRevoked) -> None:
+    def reviews(self) -> list[ReviewDecided]:
+        """Every campaign's review decisions (a snapshot, safe while another thread folds)."""
+        return [d for state in list(self.campaigns.values()) for d in state.reviews]
+
+    def apply(self, event: RegistryEvent) -> None:
         if isinstance(event, CampaignDefined):
             self._define(event)
+        elif isinstance(event, DurationMedianSet):
+            self._median(event)
+        elif isinstance(event, ReviewDecided):
+            self._review(event)
         else:
             state = self.campaigns.get(event.campaign)
             if state is None or event.link_code not in state.links:
@@ -84,6 +110,27 @@ class Registry:
             link = state.links[event.link_code]
             if link.revoked_at is None or event.revoked_at < link.revoked_at:
                 link.revoked_at = event.revoked_at
+
+    def _median(self, event: DurationMedianSet) -> None:
+        state = self.campaigns.get(event.campaign)
+        if state is None:
+            return
+        entry = (event.effective_at, event.median_seconds, event.samples)
+        entries = state.medians.get(event.questionnaire_version, ())
+        if entry in entries:
+            return  # the same event read twice
+        # Stable for equal effective times: the later event in the log stands.
+        at = bisect.bisect_right([e[0] for e in entries], event.effective_at)
+        medians = {
+            **state.medians, event.questionnaire_version: (*entries[:at], entry, *entries[at:])
+        }
+        self.campaigns[event.campaign] = replace(state, medians=medians)
+
+    def _review(self, event: ReviewDecided) -> None:
+        state = self.campaigns.get(event.campaign)
+        if state is None or any(r.decision_id == event.decision_id for r in state.reviews):
+            return  # unknown campaign, or the same decision again: nothing changes
+        self.campaigns[event.campaign] = replace(state, reviews=(*state.reviews, event))
 
     def _define(self, event: CampaignDefined) -> None:
         defn = event.definition
@@ -112,4 +159,6 @@ class Registry:
             units=units,
             provinces=provinces,
             work_regions=regions,
+            medians=old.medians if old else {},
+            reviews=old.reviews if old else (),
         )

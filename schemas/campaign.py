@@ -113,14 +113,46 @@ class TextQuestion(_Model):
     label: str = ""
 
 
+class AttentionQuestion(_Model):
+    """An instructed-answer item ("本题请选择'比较满意'"): answering anything but `expected`,
+    or nothing, is the reason attention_check_failed. Shown like a single-choice question."""
+
+    id: Identifier
+    type: Literal["attention"]
+    options: list[str] = Field(min_length=2)
+    expected: str
+    required: bool = True
+    label: str = ""
+
+    @model_validator(mode="after")
+    def _expected_is_an_option(self) -> AttentionQuestion:
+        if self.expected not in self.options:
+            raise _LocatedError(
+                ("expected",),
+                f"question {self.id!r}: expected answer {self.expected!r} is not one of its"
+                " options",
+            )
+        return self
+
+
 Question = Annotated[
-    ScaleQuestion | SingleQuestion | MultiQuestion | TextQuestion, Field(discriminator="type")
+    ScaleQuestion | SingleQuestion | MultiQuestion | TextQuestion | AttentionQuestion,
+    Field(discriminator="type"),
 ]
 
 
 class Questionnaire(_Model):
     version: str = Field(min_length=1, max_length=64)
     min_seconds: float = Field(default=0, ge=0)
+    # Speed floors besides min_seconds (0: off). Per item: seconds per answered question (the
+    # literature puts careful reading at about 2 s an item). Relative: a fraction of the median
+    # completion time in force for this version (see core.rules.check_timing for which median).
+    min_seconds_per_item: float = Field(default=0, ge=0, le=600)
+    relative_min_fraction: float = Field(default=0, ge=0, lt=1)
+    # The median takes effect only once it rests on this many accepted sheets of the version.
+    relative_min_samples: int = Field(default=100, ge=1)
+    # How often a running instance recomputes and publishes the median (embedded `serve`).
+    relative_refresh_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     # Straight-lining needs enough scale items to be meaningful; below this it is not judged.
     straight_lining_min_items: int = Field(default=5, ge=2)
     questions: list[Question] = Field(min_length=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from schemas.campaign import CampaignDefinition
 
@@ -41,6 +41,57 @@ class LinkRevoked(_Event):
     campaign: str
     link_code: str
     revoked_at: AwareDatetime
+
+
+class DurationMedianSet(_Event):
+    """The median completion time of a questionnaire version, as computed from the accepted
+    sheets stored when it was published; the relative speed floor uses the latest one whose
+    `effective_at` is at or before a sheet's receive time. On the registry log, so a replay
+    judges every sheet against the same median the live run did."""
+
+    kind: Literal["questionnaire.median"] = "questionnaire.median"
+    campaign: str
+    questionnaire_version: str
+    median_seconds: float = Field(ge=0)
+    samples: int = Field(ge=0)
+    computed_at: AwareDatetime
+    # Later than the moment it is written, so no sheet received after it was judged without it.
+    effective_at: AwareDatetime
+
+
+ReviewAction = Literal["invalid", "valid"]
+
+
+class ReviewDecided(_Event):
+    """An organiser's decision: these sheets are invalid (or valid again), and why. On the
+    registry log; counts follow the latest decision covering a sheet (core.review)."""
+
+    kind: Literal["review.decided"] = "review.decided"
+    decision_id: str = Field(min_length=1, max_length=64)
+    campaign: str
+    action: ReviewAction
+    reason: str = Field(min_length=1, max_length=2000)
+    reviewer: str = Field(min_length=1, max_length=200)
+    decided_at: AwareDatetime
+    # Exactly one target: these submission ids, or a link's sheets received in [start, end).
+    submission_ids: tuple[str, ...] = ()
+    link_code: str = ""
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ReviewDecided:
+        by_link = (
+            bool(self.link_code) or self.window_start is not None or self.window_end is not None
+        )
+        if bool(self.submission_ids) == by_link:
+            raise ValueError("give either submission_ids or link_code with a window, not both")
+        if by_link and (
+            not self.link_code or self.window_start is None or self.window_end is None
+            or self.window_end <= self.window_start
+        ):
+            raise ValueError("a link decision needs link_code, window_start < window_end")
+        return self
 
 
 Status = Literal["accepted", "rejected", "test"]
@@ -114,14 +165,11 @@ class FindingEvidence(BaseModel):
     network: str = ""  # keyed hash of the network prefix (network_cluster)
     device_hash: str = ""  # device_cluster
     answer_key: str = ""  # answer_cluster: "band:hash" of the shared answers
-    # text_near_duplicate: the cluster's MinHash signature (hex) over character shingles of the
-    # masked free text, and the estimated Jaccard similarity a member has to it at least.
-    text_signature: str = ""
-    min_similarity: float = 0.0
+    simhash: str = ""  # text_near_duplicate: the cluster's 64-bit SimHash, hex
+    max_distance: int = 0  # text_near_duplicate: Hamming distance a member may be away
     hours: tuple[int, ...] = ()  # time_of_day: local hours far above the campaign's share
     fast_below_seconds: float = 0.0  # speeders: what "fast" meant
-    # burst: median and MAD of the link's share of the campaign's sheets per hour before
-    baseline_median: float = 0.0
+    baseline_median: float = 0.0  # burst: the link's hourly median and MAD before
     baseline_mad: float = 0.0
     links: tuple[str, ...] = ()  # links involved, most sheets first (capped)
     units: tuple[str, ...] = ()
@@ -152,7 +200,9 @@ Event = Annotated[
     | LinkRevoked
     | SubmissionJudged
     | CountChanged
-    | FindingRaised,
+    | FindingRaised
+    | DurationMedianSet
+    | ReviewDecided,
     Field(discriminator="kind"),
 ]
 _EVENT = TypeAdapter(Event)

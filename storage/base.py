@@ -21,8 +21,9 @@ from core.ports import (
     RegionFilter,
     SubmissionStatus,
 )
+from core.review import DecisionIndex, Override, ReviewTarget, overrides_for, target_of
 from schemas.campaign import Question
-from schemas.events import SubmissionJudged
+from schemas.events import ReviewDecided, SubmissionJudged
 from storage import migrations, queries, sql
 
 # Keys looked up per query. A batch's ids go into one IN list; past this size the list is
@@ -86,12 +87,127 @@ class SqlStore(ABC):
         return len(values)
 
     def unit_counts(self, campaign: str) -> dict[str, Count]:
-        """Live counts per unit from the summing table the view feeds."""
-        return self._counts(sql.unit_counts_sql(campaign))
+        """Live counts per unit from the summing table the view feeds, after review decisions."""
+        return self._reviewed(campaign, self._counts(sql.unit_counts_sql(campaign)))
 
     def exact_unit_counts(self, campaign: str) -> dict[str, Count]:
-        """Counts per unit recomputed from the verdicts themselves, each counted once."""
-        return self._counts(sql.exact_unit_counts_sql(campaign))
+        """Counts per unit recomputed from the verdicts themselves, each counted once (after
+        review decisions, the same correction as unit_counts)."""
+        return self._reviewed(campaign, self._counts(sql.exact_unit_counts_sql(campaign)))
+
+    # -- review decisions (core/review.py), the final ranking, the relative speed floor --------
+
+    def review_corrections(self, campaign: str) -> dict[str, Count]:
+        """What review decisions change in each unit's counts."""
+        with self._lock:
+            rows = self._execute(sql.review_corrections_sql(campaign))
+        return {str(u): Count(valid=int(dv), rejected=-int(dv)) for u, dv in rows}
+
+    def _reviewed(self, campaign: str, counts: dict[str, Count]) -> dict[str, Count]:
+        for unit, change in self.review_corrections(campaign).items():
+            counts.setdefault(unit, Count()).add(change)
+        return counts
+
+    def insert_overrides(self, overrides: Sequence[Override]) -> int:
+        """Store the override rows not stored yet; returns how many were new."""
+        fresh = {(o.campaign, o.submission_id, o.decision_id): o for o in overrides}
+        if not fresh:
+            return 0
+        with self._lock:
+            by_campaign: dict[str, list[str]] = {}
+            for campaign, sid, _ in fresh:
+                by_campaign.setdefault(campaign, []).append(sid)
+            for campaign, ids in by_campaign.items():
+                unique = sorted(set(ids))
+                for start in range(0, len(unique), LOOKUP_CHUNK):
+                    chunk = unique[start : start + LOOKUP_CHUNK]
+                    for row in self._execute(sql.existing_overrides_sql(campaign, chunk)):
+                        fresh.pop((str(row[0]), str(row[1]), str(row[2])), None)
+            if fresh:
+                self._insert("review_overrides", sql.OVERRIDE_COLUMNS, [
+                    (o.campaign, o.submission_id, o.decision_id, o.order_key, o.status,
+                     o.judged_status, o.unit, o.province, o.work_region)
+                    for o in fresh.values()
+                ])
+        return len(fresh)
+
+    def review_targets(self, decision: ReviewDecided) -> list[ReviewTarget]:
+        """The stored first verdicts a decision names (whether or not it may change them)."""
+        queries_: list[str] = []
+        if decision.submission_ids:
+            ids = sorted(set(decision.submission_ids))
+            queries_ = [
+                sql.review_targets_by_id_sql(decision.campaign, ids[i : i + LOOKUP_CHUNK])
+                for i in range(0, len(ids), LOOKUP_CHUNK)
+            ]
+        else:
+            assert decision.window_start is not None and decision.window_end is not None
+            queries_ = [sql.review_targets_by_link_sql(
+                decision.campaign, decision.link_code, decision.window_start, decision.window_end
+            )]
+        out: list[ReviewTarget] = []
+        for query in queries_:
+            with self._lock:
+                rows = self._execute(query)
+            out.extend(self._targets(rows))
+        return out
+
+    @staticmethod
+    def _targets(rows: Sequence[Sequence[Any]]) -> list[ReviewTarget]:
+        return [
+            ReviewTarget(
+                campaign=str(c), submission_id=str(s), status=str(st), unit=str(u),
+                province=str(p), work_region=str(w), link_code=str(lk),
+                received_at=dt.datetime.fromtimestamp(int(at), dt.UTC),
+                first_of_id=bool(int(first)),
+            )
+            for c, s, st, u, p, w, lk, at, first in rows
+        ]
+
+    def review_target(self, campaign: str, submission_id: str) -> ReviewTarget | None:
+        """The stored first verdict of a submission id, as a decision sees it."""
+        with self._lock:
+            rows = self._execute(sql.review_targets_by_id_sql(campaign, [submission_id]))
+        return self._targets(rows)[0] if rows else None
+
+    def apply_review(self, decision: ReviewDecided) -> int:
+        """Apply a decision to what is stored; returns how many sheets it covers. Idempotent."""
+        covered = overrides_for([decision], self.review_targets(decision))
+        self.insert_overrides(covered)
+        return len(covered)
+
+    def apply_reviews_to(
+        self, rows: Sequence[SubmissionJudged], decisions: DecisionIndex
+    ) -> int:
+        """Apply the known decisions to verdicts just stored; returns the overrides written."""
+        if not decisions or not rows:
+            return 0
+        return self.insert_overrides(decisions.overrides_for(target_of(r) for r in rows))
+
+    def review_standing(self, campaign: str) -> dict[str, tuple[int, int]]:
+        """Per decision id: (sheets it covers, sheets for which it is the latest decision)."""
+        with self._lock:
+            rows = self._execute(sql.review_standing_sql(campaign))
+        return {str(d): (int(n), int(latest)) for d, n, latest in rows}
+
+    def submission_review(self, campaign: str, submission_id: str) -> tuple[str, str] | None:
+        """(reviewed status, deciding decision id) of a sheet, if any decision covers it."""
+        with self._lock:
+            rows = self._execute(sql.submission_review_sql(campaign, submission_id))
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def rules_versions(self, campaign: str) -> list[str]:
+        """The rules versions the campaign's counted (non-test) verdicts were judged by."""
+        with self._lock:
+            rows = self._execute(sql.rules_versions_sql(campaign))
+        return [str(r[0]) for r in rows]
+
+    def duration_median(self, campaign: str, questionnaire_version: str) -> tuple[float, int]:
+        """(median completion seconds, sheets) over the accepted sheets of a version."""
+        with self._lock:
+            rows = self._execute(sql.duration_median_sql(campaign, questionnaire_version))
+        samples = int(rows[0][1]) if rows else 0
+        return (float(rows[0][0]) if samples else 0.0), samples
 
     def repair_counts(self) -> None:
         """Count what is stored but was never counted (a crash between the base insert and the

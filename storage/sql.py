@@ -339,3 +339,99 @@ FROM (
 ) AS v USING (campaign, unit, province, work_region, day)
 WHERE ev > vv OR er > vr OR et > vt
 """
+
+
+# ---------------------------------------------------------------------------------------------
+# Review decisions (0006) and what the final ranking and the relative speed floor read.
+
+OVERRIDE_COLUMNS: Final = (
+    "campaign", "submission_id", "decision_id", "order_key", "status", "judged_status", "unit",
+    "province", "work_region",
+)
+
+
+def existing_overrides_sql(campaign: str, submission_ids: Iterable[str]) -> str:
+    return (
+        "SELECT campaign, submission_id, decision_id FROM review_overrides"
+        f" WHERE campaign = {literal(campaign)} AND submission_id IN {in_list(submission_ids)}"
+    )
+
+
+REVIEW_TARGET_COLUMNS: Final = (
+    "campaign", "submission_id", "status", "unit", "province", "work_region", "link_code",
+    "toUnixTimestamp(received_at)", "first_of_id",
+)
+
+
+def review_targets_by_id_sql(campaign: str, submission_ids: Iterable[str]) -> str:
+    return (
+        f"SELECT {', '.join(REVIEW_TARGET_COLUMNS)} FROM submissions"
+        f" WHERE campaign = {literal(campaign)} AND first_of_id = 1"
+        f" AND submission_id IN {in_list(submission_ids)}"
+        " ORDER BY submission_id LIMIT 1 BY submission_id"
+    )
+
+
+def review_targets_by_link_sql(
+    campaign: str, link_code: str, start: dt.datetime, end: dt.datetime
+) -> str:
+    # Whole seconds on both sides (literal floors a datetime), as core.review.covers compares.
+    return (
+        f"SELECT {', '.join(REVIEW_TARGET_COLUMNS)} FROM submissions"
+        f" WHERE campaign = {literal(campaign)} AND first_of_id = 1"
+        f" AND link_code = {literal(link_code)}"
+        f" AND received_at >= {literal(start)} AND received_at < {literal(end)}"
+        " ORDER BY submission_id LIMIT 1 BY submission_id"
+    )
+
+
+def review_corrections_sql(campaign: str) -> str:
+    """Per unit, valid samples gained (negative: lost) through review; rejected moves opposite."""
+    return (
+        "SELECT unit, sum(dv) FROM ("
+        " SELECT any(unit) AS unit,"
+        " toInt64(argMax(status, order_key) = 'accepted')"
+        " - toInt64(any(judged_status) = 'accepted') AS dv"
+        f" FROM review_overrides WHERE campaign = {literal(campaign)} GROUP BY submission_id"
+        ") WHERE dv != 0 GROUP BY unit"
+    )
+
+
+def review_standing_sql(campaign: str) -> str:
+    """Per decision: sheets it covers, and sheets for which it is the latest word."""
+    c = literal(campaign)
+    return (
+        "SELECT decision_id, uniqExact(submission_id), sum(latest) FROM ("
+        " SELECT decision_id, submission_id, 0 AS latest FROM review_overrides"
+        f" WHERE campaign = {c}"
+        " UNION ALL"
+        " SELECT argMax(decision_id, order_key) AS decision_id, submission_id, 1 AS latest"
+        f" FROM review_overrides WHERE campaign = {c} GROUP BY submission_id"
+        ") GROUP BY decision_id"
+    )
+
+
+def submission_review_sql(campaign: str, submission_id: str) -> str:
+    return (
+        "SELECT argMax(status, order_key), argMax(decision_id, order_key) FROM review_overrides"
+        f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
+        " GROUP BY submission_id"
+    )
+
+
+def rules_versions_sql(campaign: str) -> str:
+    return (
+        "SELECT DISTINCT rules_version FROM submissions"
+        f" WHERE campaign = {literal(campaign)} AND status != 'test' ORDER BY rules_version"
+    )
+
+
+def duration_median_sql(campaign: str, questionnaire_version: str) -> str:
+    """The median completion time over the accepted sheets of a version, each sheet once."""
+    return (
+        "SELECT quantileExact(0.5)(d), count() FROM ("
+        " SELECT any(duration_seconds) AS d FROM submissions"
+        f" WHERE campaign = {literal(campaign)}"
+        f" AND questionnaire_version = {literal(questionnaire_version)}"
+        " AND status = 'accepted' AND first_of_id = 1 GROUP BY submission_id)"
+    )

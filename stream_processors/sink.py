@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -57,9 +58,12 @@ class JudgedSink:
         batch_rows: int,
         batch_seconds: float,
         max_backoff_s: float = 30.0,
+        after_insert: Callable[[Sequence[SubmissionJudged]], None] | None = None,
     ) -> None:
         self.consumer = consumer
         self.store = store
+        # Runs after each insert, before the commit (review decisions: core.review.ReviewApplier).
+        self.after_insert = after_insert
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.max_backoff_s = max_backoff_s
@@ -108,6 +112,8 @@ class JudgedSink:
             started = time.perf_counter()
             try:
                 self.store.insert_judged(rows)
+                if self.after_insert is not None:
+                    self.after_insert(rows)
             except Exception:
                 log.exception("store refused %d rows; retrying in %.1f s", len(rows), delay)
                 self.healthy = False

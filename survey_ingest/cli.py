@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="admin token (default: env SURVEY_ADMIN_TOKEN)")
     p.add_argument("--data-dir", dest="data_dir", type=Path,
                    help="without --url: the embedded data dir to write to (instance stopped)")
+    from survey_ingest import integrity
+
+    integrity.add_commands(sub, camp)  # review ..., campaign freeze, campaign median
 
     from survey_ingest import distributed_cli, qr
 
@@ -110,6 +113,10 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         else:
             asyncio.run(serve.demo(settings, EXAMPLE_CAMPAIGN, args.rate, args.duration))
         return 0
+    if args.command == "review" or (
+        args.command == "campaign" and args.campaign_command in ("freeze", "median")
+    ):
+        return _integrity(args)
     if args.command == "campaign":
         return _campaign(args)
     if args.command == "report":
@@ -127,6 +134,19 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     from survey_ingest import distributed_cli
 
     return distributed_cli.dispatch(args, _settings(args))
+
+
+def _integrity(args: argparse.Namespace) -> int:
+    from survey_ingest import integrity
+
+    try:
+        if args.command == "review":
+            return integrity.run_review(args, _settings(args))
+        if args.campaign_command == "freeze":
+            return integrity.run_freeze(args, _settings(args))
+        return integrity.run_median(args, _settings(args))
+    except integrity.IntegrityError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _campaign(args: argparse.Namespace) -> int:

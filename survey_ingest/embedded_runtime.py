@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -10,8 +11,7 @@ from pathlib import Path
 
 from api.app import build_api
 from api.services import Services
-from core.anomaly import AnomalyEngine, text_questions_from
-from core.registry import Registry
+from core.registry import Registry, RegistryEvent
 from eventlog.file_log import FileLog
 from eventlog.offsets import OffsetStore
 from ingest.asgi import ASGIApp
@@ -19,16 +19,16 @@ from ingest.collector import Collector
 from schemas.campaign import CampaignDefinition
 from schemas.events import (
     CampaignDefined,
+    DurationMedianSet,
     LinkRevoked,
+    ReviewDecided,
     SubmissionJudged,
     decode_event,
     encode_event,
 )
 from schemas.settings import Settings
 from storage import open_store
-from storage.findings import SqlFindings
 from stream_processors.embedded import EmbeddedProcessor
-from stream_processors.findings import FindingsStep
 from stream_processors.pending import PendingSubmissions
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def read_registry(registry_log: FileLog, registry: Registry) -> int:
             return n
         for record in records:
             event = decode_event(record.value)
-            if isinstance(event, CampaignDefined | LinkRevoked):
+            if isinstance(event, CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided):
                 registry.apply(event)
                 n += 1
         position = records[-1].offset + 1
@@ -61,28 +61,29 @@ class EmbeddedRuntime:
         self.store.repair_counts()
         self.registry = Registry()
         read_registry(self.registry_log, self.registry)
+        # A decision logged just before a crash may not have reached the store; applying every
+        # one again is harmless (idempotent) and cheap (decisions are few).
+        for state in self.registry.campaigns.values():
+            for decision in state.reviews:
+                self.store.apply_review(decision)
         self.pending = PendingSubmissions()
-        # Detector state is in memory: after a restart it starts afresh (a replay reproduces it).
-        self.findings = SqlFindings(self.store)
         self.processor = EmbeddedProcessor(
             self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
             hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
             on_judged=self._judged,
-            findings=FindingsStep(
-                self.findings, AnomalyEngine(text_questions=text_questions_from(self.registry))
-            ),
         )
         remembered = self.processor.rebuild_state()
         log.info("embedded runtime at %s: %d verdicts remembered, resuming at raw offset %d",
                  data, remembered, self.processor.position)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._median_task: asyncio.Task[None] | None = None
         services = Services(
             registry=self.registry, store=self.store, admin_token=settings.admin_token,
             define_campaign=self.define_campaign, ready=self.ready,
             is_pending=lambda c, s: (c, s) in self.pending,
+            publish_registry=self.publish_registry,
         )
-        services.extra["findings"] = self.findings
         self.api = build_api(services)
         self.app: ASGIApp = Collector(
             self.raw, self.registry.campaigns.keys, hash_key=settings.hash_key,
@@ -108,14 +109,46 @@ class EmbeddedRuntime:
         await self.registry_log.append(definition.campaign.encode(), encode_event(event))
         self.registry.apply(event)
 
+    async def publish_registry(self, event: RegistryEvent) -> None:
+        """Append a review decision or a median to the registry log, then put it in force."""
+        key = getattr(event, "campaign", "").encode()
+        await self.registry_log.append(key, encode_event(event))
+        self.registry.apply(event)
+
     async def start(self) -> None:
         self._stop.clear()
         self._task = asyncio.create_task(self.processor.run(self._stop))
+        self._median_task = asyncio.create_task(self._publish_medians())
+
+    async def _publish_medians(self) -> None:
+        """Every campaign's relative speed floor gets a fresh median now and then (the interval
+        is the questionnaire's relative_refresh_minutes)."""
+        from api.review import publish_median
+
+        last: dict[str, float] = {}
+        while not self._stop.is_set():
+            for campaign, state in list(self.registry.campaigns.items()):
+                q = state.definition.questionnaire
+                if q.relative_min_fraction <= 0:
+                    continue
+                now = asyncio.get_running_loop().time()
+                if now - last.get(campaign, -1e18) < q.relative_refresh_minutes * 60:
+                    continue
+                last[campaign] = now
+                try:
+                    await publish_median(self.store, self.registry, campaign,
+                                         self.publish_registry)
+                except Exception:
+                    log.exception("median for campaign %s not published; next time", campaign)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=30)
 
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
             await self._task
+        if self._median_task is not None:
+            await self._median_task
         self.raw.close()
         self.registry_log.close()
         self.store.close()

@@ -35,6 +35,7 @@ from typing import Any, Final, Literal, TypeAlias, get_args
 import httpx
 
 from schemas.campaign import (
+    AttentionQuestion,
     CampaignDefinition,
     Link,
     MultiQuestion,
@@ -100,7 +101,7 @@ _AGE_WEIGHTS: Final[tuple[float, ...]] = (0.08, 0.14, 0.22, 0.22, 0.16, 0.11, 0.
 _OTHER_PROVINCE_SHARE: Final = 0.12
 _OPINION_SHARE: Final = 0.10
 _NO_DEVICE_ID_SHARE: Final = 0.03
-_SKIP_OPTIONAL = {"scale": 0.12, "single": 0.15, "multi": 0.30, "text": 0.88}
+_SKIP_OPTIONAL = {"scale": 0.12, "single": 0.15, "multi": 0.30, "text": 0.88, "attention": 0.0}
 # Pasting a phone number into an opinion happens; it exercises the privacy screening.
 _PHONE_IN_OPINION_SHARE: Final = 0.03
 # Resends (page retries) refer to one of the most recent sheets, reused devices to any kept one.
@@ -372,6 +373,8 @@ class SheetFactory:
                 answers[q.id] = rng.choices(q.options, self._option_weights[q.id])[0]
             elif isinstance(q, MultiQuestion):
                 answers[q.id] = self._choose_many(rng, q)
+            elif isinstance(q, AttentionQuestion):
+                answers[q.id] = q.expected  # an honest respondent reads the instruction
             else:
                 text = rng.choice(_PROBLEMS)
                 answers[q.id] = text[: q.max_length]

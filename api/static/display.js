@@ -40,12 +40,55 @@
     return node;
   }
 
-  function bar(progress) {
+  function bar(progress, due) {
     var track = el("div", "track");
     var fill = el("div", "fill" + (progress >= 1 ? " done" : ""));
     fill.style.width = Math.max(0, Math.min(1, progress)) * 100 + "%";
     track.appendChild(fill);
+    if (due !== undefined && due !== null) {
+      // Where the bar should be by now (pacing: linear over counting days).
+      var mark = el("span", "due");
+      mark.style.left = Math.max(0, Math.min(1, due)) * 100 + "%";
+      track.appendChild(mark);
+    }
     return track;
+  }
+
+  // ---- pacing: what each province and region should have by now --------------------------
+
+  var pace = { province: {}, work_region: {} };
+  var lastBoards = null;
+  var PACING_MS = 60 * 1000;
+
+  function paceOf(level, r) {
+    var p = pace[level][r.id];
+    return p && p.target > 0 ? p : null;
+  }
+
+  function paceText(p) {
+    if (!p) { return ""; }
+    return "　应达 " + fmt(p.expected) + (p.gap >= 0 ? "　超前 " : "　落后 ") + fmt(Math.abs(p.gap));
+  }
+
+  function loadPacing() {
+    ["province", "work_region"].forEach(function (level) {
+      fetch(data.pacing_url + "?level=" + level, { cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (body) {
+          if (!body) { return; }
+          var byId = {};
+          body.rows.forEach(function (r) { byId[r.id] = r; });
+          pace[level] = byId;
+          if (level === "province") {
+            $("pace-note").textContent = "按期进度（计数日线性）：超前 " + body.ahead + " · 落后 " + body.behind;
+          }
+          if (lastBoards) {
+            renderProvinces(lastBoards.province || []);
+            renderRegions(lastBoards.work_region || []);
+          }
+        })
+        .catch(function () { /* the next round tries again */ });
+    });
   }
 
   // ---- header: clock and phase -----------------------------------------------------------
@@ -233,10 +276,11 @@
       var name = el("span", "name", r.name);
       name.title = r.name;
       li.appendChild(name);
-      li.appendChild(bar(r.progress));
+      var p = paceOf("province", r);
+      li.appendChild(bar(r.progress, p ? p.expected / p.target : null));
       li.appendChild(el("span", "pct", r.target > 0 ? pct(r.progress) : "—"));
-      li.appendChild(el("span", "", ""));
-      li.appendChild(el("span", "detail", fmt(r.valid) + " / " + fmt(r.target)));
+      li.appendChild(el("span", p ? "pace " + p.status : "", p ? (p.status === "ahead" ? "超前" : "落后") : ""));
+      li.appendChild(el("span", "detail", fmt(r.valid) + " / " + fmt(r.target) + paceText(p)));
       return li;
     }));
   }
@@ -251,9 +295,10 @@
       line.appendChild(el("span", "name", r.name));
       line.appendChild(el("span", "pct", r.target > 0 ? pct(r.progress) : "—"));
       li.appendChild(line);
-      li.appendChild(bar(r.progress));
+      var p = paceOf("work_region", r);
+      li.appendChild(bar(r.progress, p ? p.expected / p.target : null));
       li.appendChild(el("div", "detail", "有效 " + fmt(r.valid) + " / 目标 " + fmt(r.target) +
-        "　无效 " + fmt(r.rejected)));
+        "　无效 " + fmt(r.rejected) + paceText(p)));
       return li;
     }));
   }
@@ -273,6 +318,7 @@
     var changed = {};
     changedUnits.forEach(function (u) { changed[u] = true; });
     renderUnits(boards.unit || [], changed);
+    lastBoards = boards;
     renderProvinces(boards.province || []);
     renderRegions(regions);
     var asOf = Date.parse(payload.as_of);
@@ -321,6 +367,8 @@
     renderRate();
   }, HEARTBEAT_MS);
   setInterval(tick, 1000);
+  setInterval(loadPacing, PACING_MS);
+  loadPacing();
   tick();
   renderRate();
   connect();

@@ -9,7 +9,9 @@ from fastapi import HTTPException
 
 from api.app import build_api
 from api.services import Services
+from core.registry import RegistryEvent
 from schemas.campaign import CampaignDefinition
+from schemas.events import DurationMedianSet, ReviewDecided
 from schemas.settings import Settings
 from storage import open_store
 from stream_processors.faust_topology import Topology
@@ -44,6 +46,27 @@ class _Admin:
             # Written (it will take effect), but not confirmed in force here in time.
             raise HTTPException(503, "definition written but not yet in force; check again")
 
+    async def publish(self, event: RegistryEvent) -> None:
+        """A review decision or a median onto the registry topic, in force here on return."""
+        if not isinstance(event, DurationMedianSet | ReviewDecided):
+            raise TypeError(f"not published this way: {type(event).__name__}")
+
+        def send() -> int:
+            if self._publisher is None:
+                self._publisher = RegistryPublisher(
+                    self.settings.kafka_bootstrap, self.follower.topic
+                )
+            return self._publisher.publish(event)
+
+        try:
+            offset = await asyncio.to_thread(send)
+        except Exception as exc:
+            log.warning("registry write failed: %s", exc)
+            raise HTTPException(503, "registry unavailable, nothing changed; retry") from exc
+        applied = await asyncio.to_thread(self.follower.wait_applied, offset, APPLY_TIMEOUT_S)
+        if not applied:
+            raise HTTPException(503, "written but not yet in force here; check again")
+
     def close(self) -> None:
         if self._publisher is not None:
             self._publisher.close()
@@ -56,7 +79,7 @@ async def run_api(settings: Settings) -> None:
     admin = _Admin(settings, follower)
     services = Services(
         registry=follower.registry, store=store, admin_token=settings.admin_token,
-        define_campaign=admin.define, ready=follower.ready,
+        define_campaign=admin.define, ready=follower.ready, publish_registry=admin.publish,
     )
     print(f"survey-ingest api on http://{settings.host}:{settings.port} "
           f"(store {settings.clickhouse_url})", flush=True)

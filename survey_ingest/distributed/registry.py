@@ -24,7 +24,9 @@ from eventlog.kafka_log import producer_config
 from schemas.campaign import CampaignDefinition
 from schemas.events import (
     CampaignDefined,
+    DurationMedianSet,
     LinkRevoked,
+    ReviewDecided,
     UnknownEventError,
     decode_event,
     encode_event,
@@ -137,7 +139,7 @@ class RegistryFollower:
         except UnknownEventError as exc:
             log.error("registry offset %d cannot be read: %s", record.offset, exc)
             event = None
-        if isinstance(event, CampaignDefined | LinkRevoked):
+        if isinstance(event, CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided):
             # Copy on write: readers on other threads iterate the campaigns while this thread
             # folds; they always see a whole dict, never one that changes size under them.
             scratch = Registry()
@@ -161,6 +163,15 @@ class RegistryPublisher:
         # compaction (which keeps the topic forever) must not drop an earlier definition, since
         # the fold merges them (links, questionnaire versions and revocation times accumulate).
         key = f"{definition.campaign}\x1f{event.defined_at.isoformat()}".encode()
+        sent = self._producer.send(self.topic, value=encode_event(event), key=key, partition=0)
+        return int(sent.get(timeout=timeout_s).offset)
+
+    def publish(self, event: DurationMedianSet | ReviewDecided, timeout_s: float = 10.0) -> int:
+        """A review decision or a median; keyed uniquely, so compaction keeps every one."""
+        name = event.decision_id if isinstance(event, ReviewDecided) else (
+            f"median\x1f{event.questionnaire_version}\x1f{event.effective_at.isoformat()}"
+        )
+        key = f"{event.campaign}\x1f{event.kind}\x1f{name}".encode()
         sent = self._producer.send(self.topic, value=encode_event(event), key=key, partition=0)
         return int(sent.get(timeout=timeout_s).offset)
 

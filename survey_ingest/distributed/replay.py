@@ -119,6 +119,10 @@ def rejudge(settings: Settings, registry: Registry, store: Store) -> tuple[int, 
             batch = []
     if batch:
         stored += store.insert_judged(batch)
+    # Review decisions are on the registry (read whole before judging): apply them to what was
+    # judged, as the live sink and the decisions' publishers did.
+    for decision in registry.reviews():
+        store.apply_review(decision)
     return records, stored
 
 

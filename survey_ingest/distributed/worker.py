@@ -12,6 +12,8 @@ import threading
 
 import faust
 
+from core.registry import Registry
+from core.review import ReviewApplier
 from schemas.settings import Settings
 from storage import open_store
 from stream_processors.faust_app import build_app
@@ -27,7 +29,11 @@ log = logging.getLogger(__name__)
 class _SinkThread:
     """Runs the sink until stopped; a consumer that fails is replaced (nothing was committed)."""
 
-    def __init__(self, settings: Settings, topology: Topology, instance_id: str | None) -> None:
+    def __init__(
+        self, settings: Settings, topology: Topology, instance_id: str | None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.registry = registry  # for review decisions (core.review.ReviewApplier)
         self.settings = settings
         self.topology = topology
         self.instance_id = instance_id
@@ -58,8 +64,12 @@ class _SinkThread:
                         s.sink_batch_rows,
                         f"{self.instance_id}-sink" if self.instance_id else None,
                     )
+                    reviews = (
+                        ReviewApplier(store, self.registry.reviews) if self.registry else None
+                    )
                     self.sink = JudgedSink(consumer, store, batch_rows=s.sink_batch_rows,
-                                           batch_seconds=s.sink_batch_seconds)
+                                           batch_seconds=s.sink_batch_seconds,
+                                           after_insert=reviews.after_insert if reviews else None)
                     self.sink.run(self.stop)
                 except Exception:
                     log.exception("sink failed; starting it again")
@@ -94,7 +104,7 @@ def run_worker(
         started.set()
         log.info("worker ready: tables recovered, judging %s", topology.raw)
 
-    sink = _SinkThread(settings, topology, instance_id)
+    sink = _SinkThread(settings, topology, instance_id, follower.registry)
     sink.start()
 
     def ready() -> bool:
