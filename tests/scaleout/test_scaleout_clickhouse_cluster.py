@@ -299,13 +299,15 @@ class ReplicatedCluster:
         script = ROOT / "infra" / "clickhouse" / "start.sh"
         _started(f"ClickHouse {shard}/{replica}", _run(script, self._env(shard, replica)))
 
-    def stop_node(self, shard: int, replica: int, *args: str) -> None:
-        _run(ROOT / "infra" / "clickhouse" / "stop.sh", self._env(shard, replica), *args)
+    def stop_node(self, shard: int, replica: int, *args: str, grace_s: int = 90) -> None:
+        env = {**self._env(shard, replica), "SURVEY_INFRA_TIMEOUT": str(grace_s)}
+        _run(ROOT / "infra" / "clickhouse" / "stop.sh", env, *args)
 
     def stop(self) -> None:
-        # In parallel: a server with replicated tables takes seconds to shut down.
+        # Wiped anyway: SIGKILL after 3 s instead of waiting for 18.16's slow shutdown of
+        # replicated tables; in parallel.
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda n: self.stop_node(*n, "--wipe"),
+            list(pool.map(lambda n: self.stop_node(*n, "--wipe", grace_s=3),
                           [(s, r) for s in range(2) for r in range(2)]))
         _run(CLUSTER_DIR / "keeper-stop.sh", self.keeper_env, "--wipe")
 

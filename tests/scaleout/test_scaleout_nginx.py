@@ -16,7 +16,7 @@ from tests.conftest import CI, ROOT
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Role, Stack, _answers, wait_until
 from tests.integration.embedded_server import free_port
-from tests.scaleout.load import clickhouse_counts, drive, raw_records, valid_counts
+from tests.scaleout.load import clickhouse_counts, discard, drive, raw_records, valid_counts
 
 pytestmark = pytest.mark.integration
 SHEETS = 3000
@@ -80,7 +80,7 @@ def stack(scaleout_stack: Callable[..., Stack]) -> Iterator[Stack]:
             wait_until(f"{key} ready", ready, 90)
     s.wait_worker_ready(90)
     yield s
-    s.stop()
+    discard(s)
 
 
 def test_sigkilled_collector_behind_nginx_loses_nothing_and_counts_once(

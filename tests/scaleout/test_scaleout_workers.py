@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Role, Stack, _answers, wait_until
 from tests.integration.embedded_server import free_port
-from tests.scaleout.load import clickhouse_counts, drive, valid_counts
+from tests.scaleout.load import clickhouse_counts, discard, drive, valid_counts
 
 pytestmark = pytest.mark.integration
 SHEETS = 3000
@@ -81,7 +81,7 @@ def stack(scaleout_stack: Callable[..., Stack]) -> Iterator[Stack]:
 
         wait_until(f"{name} ready", ready, 90)
     yield s
-    s.stop()
+    discard(s)
 
 
 def _bodies(campaign: str, n: int, expected: dict[str, int]) -> list[dict[str, Any]]:
