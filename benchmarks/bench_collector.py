@@ -10,7 +10,11 @@ a unique submission_id and device_id per request):
   collector_embedded         `survey-ingest serve` (one process by design: it owns the file log
                              and chDB), 202 after group commit + fdatasync
   collector_kafka_cli_1w     `survey-ingest collector` as shipped (one process)
-  collector_kafka_2w         the same collector app, 2 processes (SO_REUSEPORT), acks=all
+  collector_kafka_cli_2w     `survey-ingest collector --workers 2` as shipped: 2 processes, each
+                             with its own SO_REUSEPORT socket, metrics summed, acks=all
+                             (collector_kafka_2w, the same app under benchmarks/serve_workers.py,
+                             only where the CLI has no --workers)
+  <kafka target>+VARIANT     a proposal measured beside it (benchmarks/proposals, --variant)
 
 Every 202 is checked against the log afterwards: the records in the raw topic (or the embedded
 raw log) must be at least the 2xx answers wrk counted, warm-up included.
@@ -26,7 +30,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,8 +235,12 @@ class Setup:
             needs_kafka=True,
         )
 
-    def kafka_factory(self, workers: int, variant: Variant | None = None) -> Target:
-        name = f"collector_kafka_{workers}w" + (f"+{variant.name}" if variant else "")
+    def kafka_factory(
+        self, workers: int, variant: Variant | None = None, base_name: str | None = None
+    ) -> Target:
+        # A variant is named after the target it is compared with (`<that>+<variant>`).
+        base = base_name or f"collector_kafka_{workers}w"
+        name = base + (f"+{variant.name}" if variant else "")
 
         @contextlib.contextmanager
         def start() -> Iterator[Running]:
@@ -383,7 +391,7 @@ def measure(
         )
         ok_total += warm["ok"]
         for attempt in range(attempts):
-            groups: dict[str, Callable[[], list[int]]] = {"server": running.pids}
+            groups: dict[str, Callable[[], Iterable[int]]] = {"server": running.pids}
             if running.uses_kafka:
                 groups["kafka_broker"] = s.kafka_pids
             meter = s.CpuMeter(groups).__enter__()
@@ -466,10 +474,11 @@ def run(
         workers_flag = cli_supports_workers()
     except Exception as exc:
         s.log(f"cannot ask the CLI about --workers: {exc}")
-    targets.append(setup.kafka_cli(2) if workers_flag else setup.kafka_factory(2))
+    kafka_target = setup.kafka_cli(2) if workers_flag else setup.kafka_factory(2)
+    targets.append(kafka_target)
     if variants is None:
         variants = default_variants()
-    targets += [setup.kafka_factory(2, v) for v in variants]
+    targets += [setup.kafka_factory(2, v, kafka_target.name) for v in variants]
     if only_targets:
         targets = [t for t in targets if t.name in only_targets]
     per_target: dict[str, list[dict[str, Any]]] = {}

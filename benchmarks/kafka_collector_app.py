@@ -1,9 +1,10 @@
-"""The Kafka-mode collector app, built the way `survey-ingest collector` builds it, as a factory.
+"""Kafka-mode collector apps as factories, for benchmarks.serve_workers and benchmarks.profile.
 
-For benchmarks.serve_workers while `survey-ingest collector` runs one process only: every worker
-process calls `create_app()`, which wires the same RegistryFollower, KafkaRawLog (acks=all) and
-Collector as survey_ingest.distributed.collector.run_collector, and returns once the raw topic
-and the registry are reachable, so a worker only listens when it can answer 202.
+`create_app` is the shipped factory (survey_ingest.distributed.collector.create_app, what each
+process of `survey-ingest collector --workers N` runs). `create_app_aiokafka` wires the same
+RegistryFollower and Collector over the proposed aiokafka raw log (benchmarks/proposals) and
+returns once the raw topic and the registry are reachable, so a worker only listens when it can
+answer 202.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import atexit
 import time
 from typing import Any
 
-from eventlog.kafka_log import KafkaRawLog
 from ingest.collector import Collector
 from schemas.settings import Settings
 from stream_processors.faust_topology import Topology
@@ -22,7 +22,9 @@ READY_TIMEOUT_S = 60.0
 
 
 def create_app() -> Collector:
-    return _create(KafkaRawLog)
+    from survey_ingest.distributed.collector import create_app as shipped
+
+    return shipped()
 
 
 def create_app_aiokafka() -> Collector:

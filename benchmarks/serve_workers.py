@@ -45,6 +45,9 @@ def child(args: argparse.Namespace) -> None:
         loop="uvloop",
         http="httptools",
         timeout_keep_alive=30,
+        # As the shipped servers (survey_ingest/distributed/serving.py): no X-Forwarded-For
+        # rewriting by uvicorn; the collector's own trusted-proxy check decides.
+        proxy_headers=False,
     )
     print(f"worker ready on {args.host}:{args.port}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
