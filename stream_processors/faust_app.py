@@ -7,15 +7,25 @@ submission id, with a table of fingerprints seen per id. `settle_respondent` nee
 known about one device, so its input is re-keyed by device and it keeps a table of each device's
 first accepted submission. Tables live in memory and are rebuilt from their changelog topics.
 
-Delivery is at least once: faust flushes the producer (outputs and changelogs) before committing
-source offsets. After a crash, records are judged again; judging is deterministic and both steps
-always emit, even for a resend, so a redelivered record yields the identical verdict, which the
-idempotent sink drops. Skipping resends here would lose a verdict whose first emission died with
-the crash while its table update survived.
+Each agent works in batches (`stream.noack_take`: up to BATCH_EVENTS records or BATCH_WITHIN_S):
+it judges the batch with the core, sends one batch record per target partition (faust_records),
+and acks the batch's events only once Kafka has every output record (acks=all), in offset order.
+faust commits, per partition, the first run of consecutive acked offsets, and before committing it
+flushes its producer (faust/transport/consumer.py `_commit_offsets`: `producer.flush()`, which
+drains its send_soon buffer and waits for aiokafka's in-flight batches, then `_commit`), so the
+tables' changelog records of an acked event are in Kafka before its offset is committed. A failed
+send stops the process first (`_StopOnSendError`, called from the send's callback, which runs
+before the flush returns).
+
+Delivery is at least once: after a crash, records are judged again; judging is deterministic and
+both steps always emit, even for a resend, so a redelivered record yields the identical verdict,
+which the idempotent sink drops. Skipping resends here would lose a verdict whose first emission
+died with the crash while its table update survived.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import weakref
@@ -24,6 +34,7 @@ from typing import Any, NoReturn, cast
 
 import faust
 from faust.streams import _current_event
+from faust.types import RecordMetadata
 
 from core.judge import assess, device_key, settle_respondent
 from core.registry import Registry
@@ -90,6 +101,11 @@ def build_app(
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         consumer_auto_offset_reset="earliest",
+        # Small fetches per partition: faust delivers each fetch's records one by one before it
+        # fetches again, so with aiokafka's 1 MiB per partition a raw backlog (8 x ~1,500
+        # records) held the assessed records back for seconds: settle starved while assess
+        # caught up. Kafka still returns a record larger than this whole (KIP-74).
+        consumer_max_fetch_size=64 * 1024,
         # Short timeouts: a worker that dies (or is restarted) hands its partitions over in
         # seconds, not minutes. Static membership (instance_id) makes a restart seamless.
         broker_session_timeout=10.0,
@@ -172,25 +188,26 @@ def build_app(
     ) -> Any:
         async def run(stream: faust.StreamT[bytes]) -> None:
             # noack_take hands over buffered events without acking them: an event is acked (and
-            # so becomes committable) only below, once every output of its batch is in Kafka.
-            # A batch interrupted in any way (error, cancellation, SIGKILL) is never acked.
+            # so becomes committable) only once every output of its batch is in Kafka, and a
+            # batch interrupted in any way (error, cancellation, SIGKILL) is never acked.
             # (StreamT does not declare noack_take; the agent's stream is a faust.Stream.)
             concrete = cast("faust.Stream[bytes]", stream)
-            batches = concrete.noack_take(BATCH_EVENTS, within=BATCH_WITHIN_S)
-            async for taken in batches:
+            acked: asyncio.Future[None] | None = None
+            async for taken in concrete.noack_take(BATCH_EVENTS, within=BATCH_WITHIN_S):
                 events = cast(Sequence[faust.EventT[bytes]], taken)
+                first = events[0].message
+                what = f"{name} of {len(events)} records from {first.tp}:{first.offset}"
                 try:
                     outputs = await step(events)
-                    await _send_all(target, pack_by_partition(outputs, partitions))
+                    deliveries = await _send(target, pack_by_partition(outputs, partitions))
                 except Exception as exc:
-                    first = events[0].message
-                    _stop_uncommitted(
-                        f"{name} of {len(events)} records from {first.tp}:{first.offset}", exc
-                    )
-                # In offset order per partition: faust commits the first run of consecutive
-                # acked offsets, and only acking in order makes that run mean "all done".
-                for event in events:
-                    await concrete.ack(event)
+                    _stop_uncommitted(what, exc)
+                # The next batch is judged while this one's records travel to the broker.
+                acked = asyncio.ensure_future(
+                    _ack_when_delivered(concrete, events, deliveries, acked, what)
+                )
+            if acked is not None:
+                await acked
 
         return run
 
@@ -199,14 +216,36 @@ def build_app(
     return app
 
 
-async def _send_all(target: faust.TopicT, records: list[tuple[int, bytes, bytes]]) -> None:
-    """Send the batch records and wait until Kafka has every one of them (acks=all)."""
-    pending = [
+async def _send(
+    target: faust.TopicT, records: list[tuple[int, bytes, bytes]]
+) -> list[Awaitable[RecordMetadata]]:
+    """Hand the batch records to the producer; returns what resolves once Kafka has each one."""
+    return [
         await target.send(key=key, value=value, partition=partition)
         for partition, key, value in records
     ]
-    for delivery in pending:
-        await delivery
+
+
+async def _ack_when_delivered(
+    stream: faust.Stream[bytes],
+    events: Sequence[faust.EventT[bytes]],
+    deliveries: list[Awaitable[RecordMetadata]],
+    previous: asyncio.Future[None] | None,
+    what: str,
+) -> None:
+    """Ack a batch's events once Kafka has every output (acks=all) and the batch before it is
+    acked: faust commits the first run of consecutive acked offsets of a partition, so acks
+    must come in offset order for that run to mean "all done". A failed delivery stops the
+    worker; a cancelled predecessor (the worker stopping) leaves this batch unacked too."""
+    try:
+        for delivery in deliveries:
+            await delivery
+        if previous is not None:
+            await previous
+    except Exception as exc:
+        _stop_uncommitted(f"sending the outputs of {what}", exc)
+    for event in events:
+        await stream.ack(event)
 
 
 def _as_current(event: faust.EventT[bytes]) -> None:
