@@ -82,6 +82,51 @@ def drive(
     return result
 
 
+class Stream:
+    """Clients posting new sheets without pause until stopped, each resent until its 202: the
+    load goes on while the test stops and starts processes; `result.acked` grows meanwhile."""
+
+    def __init__(self, url: str, make_body: Callable[[], dict[str, Any]], threads: int = 6) -> None:
+        self.url = url
+        self.make_body = make_body
+        self.result = LoadResult()
+        self.bodies: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=threads * 2))
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads)
+        self._futures = [self._pool.submit(self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            body = self.make_body()
+            post_until_accepted(self._client, self.url, body, self.result)
+            with self.result.lock:
+                self.bodies.append(body)
+
+    def accepted(self) -> int:
+        with self.result.lock:
+            return len(self.result.acked)
+
+    def wait_for(self, more: int, timeout_s: float = 90.0) -> None:
+        """Bounded wait until `more` further sheets were accepted."""
+        from tests.integration.distributed_stack import wait_until
+
+        target = self.accepted() + more
+        wait_until(f"{more} more sheets accepted", lambda: self.accepted() >= target,
+                   timeout_s, 0.05)
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop the clients (each finishes its sheet) and return every accepted body."""
+        self._stop.set()
+        try:
+            for f in self._futures:
+                f.result()
+        finally:
+            self._pool.shutdown()
+            self._client.close()
+        return self.bodies
+
+
 def discard(stack: Stack) -> None:
     """End a test stack's processes at once, in parallel (SIGKILL: nothing in it is kept)."""
     roles = list(stack.roles.values())
