@@ -211,9 +211,15 @@ def test_the_distributed_roles_run_unchanged_on_the_sharded_store(
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
 
 
-def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica() -> None:
+def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     layout = cluster.ClusterLayout(CLUSTER, "survey", replicated=True, on_cluster=True)
     ddl = cluster.statements(layout)
+    # `python -m storage.cluster` without nodes prints the same statements.
+    assert cluster.main(["--cluster", CLUSTER, "--database", "survey", "--replicated",
+                         "--on-cluster"]) == 0
+    assert capsys.readouterr().out == ";\n\n".join(ddl) + ";\n"
     local = [s for s in ddl if "_local" in s.split("(")[0] and "ENGINE" in s and "AS" not in
              s.split("(")[0]]
     # INSERT has no ON CLUSTER: a backfill runs on each node (storage.cluster.apply does that).
