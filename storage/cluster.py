@@ -133,7 +133,8 @@ def render(layout: ClusterLayout, statement: str) -> list[str]:
             f"INSERT INTO {db}.{backfill['target']}{LOCAL_SUFFIX}{backfill['select']}"
             f"{db}.{backfill['source']}{LOCAL_SUFFIX}{backfill['rest']}"
         ]
-    raise ClusterDdlError(f"no cluster form for: {statement[:120]!r}")
+    raise ClusterDdlError(
+        f"no cluster form for: {statement[:120]!r}; teach storage/cluster.py this statement")
 
 
 def _on(layout: ClusterLayout) -> str:
