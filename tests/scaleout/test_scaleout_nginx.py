@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,3 +153,66 @@ def test_sigkilled_collector_behind_nginx_loses_nothing_and_counts_once(
     # The surviving collectors still answer directly.
     for upstream in (upstreams[0], upstreams[2]):
         assert httpx.get(f"http://{upstream}/healthz", timeout=5).status_code == 200
+
+
+class DropAfterRequest:
+    """A stand-in for a collector that dies after it took a request: it reads the whole POST,
+    then closes the connection without an answer (as a collector SIGKILLed after its append)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.requests = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                match = re.search(rb"(?i)content-length: *(\d+)", head)
+                length = int(match.group(1)) if match else 0
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.requests += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_post_the_collector_took_but_never_answered_is_passed_on(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The case `non_idempotent` is for: the request was sent, then the upstream failed. nginx
+    passes it on (instead of a 502) because resending a sheet with its submission_id is safe."""
+    dropper = DropAfterRequest()
+    alive = stack.roles["collector-1"]
+    collector = f"127.0.0.1:{alive.args[alive.args.index('--port') + 1]}"
+    nginx = Nginx([f"127.0.0.1:{dropper.port}", collector], tmp_path).start()
+    try:
+        campaign = "c-nginx"  # defined by the test above, known to every collector
+        bodies = [sheet(campaign, random.choice(list(LINKS))) for _ in range(20)]
+        with httpx.Client(timeout=30) as client:
+            answers = [client.post(f"{nginx.url}/v1/submissions", json=b).status_code
+                       for b in bodies]
+    finally:
+        nginx.stop()
+        dropper.close()
+    assert answers == [202] * len(bodies)  # no client saw the failure
+    assert dropper.requests >= 1  # ... though a collector took a whole POST and died on it
+    passed_on = [line for line in nginx.access_log()
+                 if f"upstream=127.0.0.1:{dropper.port}, {collector} upstream_status=502, 202"
+                 in line]
+    assert len(passed_on) == dropper.requests
+    nginx.wipe()
