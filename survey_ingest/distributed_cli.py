@@ -70,7 +70,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
             run_collector_workers,
         )
 
-        workers = args.workers or CollectorSettings().collector_workers
+        workers = (args.workers if args.workers is not None
+                   else CollectorSettings().collector_workers)
         if workers < 1:
             raise SystemExit("survey-ingest collector: --workers must be at least 1")
         if workers > 1:
