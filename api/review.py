@@ -98,6 +98,13 @@ async def record_decision(
     else:
         await services.publish_registry(decision)
         new = True
+        # The registry keeps the first event of a decision_id (a retry through another API
+        # process may have published one too): apply the one in force, as a replay will.
+        state = services.registry.get(campaign)
+        decision = next(
+            (r for r in (state.reviews if state else ()) if r.decision_id == decision.decision_id),
+            decision,
+        )
     # Applied even when it already was: harmless, and it completes one cut short by a crash.
     covered = await asyncio.to_thread(services.store.apply_review, decision)
     return decision, new, covered

@@ -279,8 +279,13 @@
       var p = paceOf("province", r);
       li.appendChild(bar(r.progress, p ? p.expected / p.target : null));
       li.appendChild(el("span", "pct", r.target > 0 ? pct(r.progress) : "—"));
-      li.appendChild(el("span", p ? "pace " + p.status : "", p ? (p.status === "ahead" ? "超前" : "落后") : ""));
-      li.appendChild(el("span", "detail", fmt(r.valid) + " / " + fmt(r.target) + paceText(p)));
+      li.appendChild(el("span", "", ""));
+      var detail = el("span", "detail", fmt(r.valid) + " / " + fmt(r.target));
+      if (p) {  // short: the tick on the bar shows where it should be by now
+        detail.appendChild(el("span", "pace " + p.status,
+          (p.gap >= 0 ? " · 超前 " : " · 落后 ") + fmt(Math.abs(p.gap))));
+      }
+      li.appendChild(detail);
       return li;
     }));
   }

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,8 @@ def test_final_ranking_is_reproduced_by_a_replay_of_the_log(
     assert len(content["review_decisions"]) == 4
     # a1 (reinstated on appeal) and a3 stand; a0, a2 and gx were marked invalid.
     assert content["totals"] == {"valid": 2, "rejected": 5, "test": 0}
+    final = {k: status_of(srv, CAMPAIGN, b["submission_id"])["status"]
+             for k, b in served["sheets"].items()}
     srv.stop()
 
     # Offline, over the same data dir: the same content, the same hash.
@@ -257,8 +260,13 @@ def test_final_ranking_is_reproduced_by_a_replay_of_the_log(
         shutil.copytree(srv.data_dir / log_name, fresh / log_name)
     again = EmbeddedServer(fresh).start()
     try:
-        for body in served["sheets"].values():
-            status_of(again, CAMPAIGN, body["submission_id"])
+        # Each sheet's status as the live run left it, review decisions included (they are
+        # applied right after a batch is stored, so a read in between may be a moment early).
+        for key, body in served["sheets"].items():
+            deadline = time.monotonic() + 30
+            while status_of(again, CAMPAIGN, body["submission_id"])["status"] != final[key]:
+                assert time.monotonic() < deadline, f"{key} never became {final[key]}"
+                time.sleep(0.1)
         replayed = httpx.post(f"{again.base}/v1/admin/campaigns/{CAMPAIGN}/freeze",
                               headers=AUTH, timeout=30).json()
     finally:
