@@ -4,7 +4,9 @@ published median behind the relative speed floor, and the final (frozen) ranking
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -19,6 +21,7 @@ from core.registry import Registry, RegistryEvent
 from core.review import decision_summary, decisions_for, order_key
 from schemas.events import DurationMedianSet, ReviewDecided
 
+log = logging.getLogger(__name__)
 CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SubmissionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 MAX_IDS = 10_000
@@ -132,6 +135,36 @@ async def publish_median(
     )
     await publish(event)
     return event
+
+
+async def refresh_medians(
+    store: Store,
+    registry: Registry,
+    publish: Callable[[RegistryEvent], Awaitable[None]],
+    stop: asyncio.Event,
+    tick_s: float = 30.0,
+) -> None:
+    """Until `stop`: publish the median of every campaign with a relative speed floor, every
+    relative_refresh_minutes (the first at once). Run by a serving process of either runtime;
+    several of them publishing is harmless (each median is an event, the latest in force
+    stands)."""
+    last: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        for campaign, state in list(registry.campaigns.items()):
+            q = state.definition.questionnaire
+            now = loop.time()
+            if q.relative_min_fraction <= 0 or (
+                campaign in last and now - last[campaign] < q.relative_refresh_minutes * 60
+            ):
+                continue
+            last[campaign] = now
+            try:
+                await publish_median(store, registry, campaign, publish)
+            except Exception:
+                log.exception("median of campaign %s not published; trying again later", campaign)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=tick_s)
 
 
 async def final_snapshot(services: Services, campaign: str) -> dict[str, Any]:

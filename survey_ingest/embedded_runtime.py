@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from api.app import build_api
+from api.review import refresh_medians
 from api.services import Services
 from core.registry import Registry, RegistryEvent
 from eventlog.file_log import FileLog
@@ -118,30 +118,10 @@ class EmbeddedRuntime:
     async def start(self) -> None:
         self._stop.clear()
         self._task = asyncio.create_task(self.processor.run(self._stop))
-        self._median_task = asyncio.create_task(self._publish_medians())
-
-    async def _publish_medians(self) -> None:
-        """Every campaign's relative speed floor gets a fresh median now and then (the interval
-        is the questionnaire's relative_refresh_minutes)."""
-        from api.review import publish_median
-
-        last: dict[str, float] = {}
-        while not self._stop.is_set():
-            for campaign, state in list(self.registry.campaigns.items()):
-                q = state.definition.questionnaire
-                if q.relative_min_fraction <= 0:
-                    continue
-                now = asyncio.get_running_loop().time()
-                if now - last.get(campaign, -1e18) < q.relative_refresh_minutes * 60:
-                    continue
-                last[campaign] = now
-                try:
-                    await publish_median(self.store, self.registry, campaign,
-                                         self.publish_registry)
-                except Exception:
-                    log.exception("median for campaign %s not published; next time", campaign)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=30)
+        # The relative speed floor's median, published every relative_refresh_minutes.
+        self._median_task = asyncio.create_task(refresh_medians(
+            self.store, self.registry, self.publish_registry, self._stop
+        ))
 
     async def stop(self) -> None:
         self._stop.set()

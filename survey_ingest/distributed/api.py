@@ -8,6 +8,7 @@ import logging
 from fastapi import HTTPException
 
 from api.app import build_api
+from api.review import refresh_medians
 from api.services import Services
 from core.registry import RegistryEvent
 from schemas.campaign import CampaignDefinition
@@ -83,9 +84,13 @@ async def run_api(settings: Settings) -> None:
     )
     print(f"survey-ingest api on http://{settings.host}:{settings.port} "
           f"(store {settings.clickhouse_url})", flush=True)
+    stop = asyncio.Event()
+    medians = asyncio.create_task(refresh_medians(store, follower.registry, admin.publish, stop))
     try:
         await serve_http(build_api(services), settings.host, settings.port)
     finally:
+        stop.set()
+        await medians
         admin.close()
         follower.stop()
         store.close()

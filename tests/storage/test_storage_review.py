@@ -191,3 +191,43 @@ def test_final_ranking_is_the_same_whatever_order_things_were_stored_in(
                 s._execute(f"DROP DATABASE IF EXISTS {s.database}")
     assert hashes[0] == hashes[1]
     assert content["leaderboards"]["unit"][0]["valid"] == 4
+
+
+def test_a_serving_process_publishes_the_median_of_campaigns_with_a_relative_floor(
+    store: SqlStore, judged: Judged
+) -> None:
+    import asyncio
+
+    from api.review import refresh_medians
+    from core.registry import RegistryEvent
+
+    def campaign(name: str, fraction: float) -> CampaignDefinition:
+        return CampaignDefinition.model_validate({
+            "campaign": name,
+            "phases": [{"name": "c", "start": "2023-09-13", "end": "2023-09-22", "counts": True}],
+            "questionnaire": {"version": "2023.1", "relative_min_fraction": fraction,
+                              "questions": [{"id": "q", "type": "text"}]},
+        })
+
+    registry = Registry()
+    for name, fraction in (("2023", 0.3), ("other", 0.0)):
+        registry.apply(CampaignDefined(campaign=name, defined_at=RECEIVED_AT,
+                                       definition=campaign(name, fraction)))
+    store.insert_judged([judged(i, duration_seconds=100.0 * (i + 1)) for i in range(3)])
+    store.insert_judged([judged(9, campaign="other")])
+    published: list[RegistryEvent] = []
+    stop = asyncio.Event()
+
+    async def publish(event: RegistryEvent) -> None:
+        published.append(event)
+        registry.apply(event)
+        stop.set()
+
+    asyncio.run(asyncio.wait_for(refresh_medians(store, registry, publish, stop, 0.01), 60))
+    assert len(published) == 1  # only the campaign with a relative floor
+    median = published[0]
+    assert median.campaign == "2023" and median.median_seconds == 200.0  # type: ignore[union-attr]
+    state = registry.get("2023")
+    assert state is not None
+    assert state.median_at("2023.1", median.effective_at) == (200.0, 3)  # type: ignore[union-attr]
+    assert state.median_at("2023.1", median.computed_at) is None  # type: ignore[union-attr]
