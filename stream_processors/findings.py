@@ -55,7 +55,11 @@ class FindingsStep:
                           len(rows))
             FINDINGS_FAILURES.inc()
             return []
-        DETECT_SECONDS.observe(time.perf_counter() - started)
-        for f in found:
-            (FINDINGS if f.revision == 1 else FINDING_REVISIONS).labels(kind=f.anomaly).inc()
+        count_findings(found, time.perf_counter() - started)
         return found
+
+
+def count_findings(found: Sequence[FindingRaised], seconds: float) -> None:
+    DETECT_SECONDS.observe(seconds)
+    for f in found:
+        (FINDINGS if f.revision == 1 else FINDING_REVISIONS).labels(kind=f.anomaly).inc()

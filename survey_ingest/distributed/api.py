@@ -15,6 +15,7 @@ from schemas.campaign import CampaignDefinition
 from schemas.events import DurationMedianSet, ReviewDecided
 from schemas.settings import Settings
 from storage import open_store
+from storage.findings import SqlFindings
 from stream_processors.faust_topology import Topology
 from survey_ingest.distributed.registry import RegistryFollower, RegistryPublisher
 from survey_ingest.distributed.serving import serve_http
@@ -82,6 +83,8 @@ async def run_api(settings: Settings) -> None:
         registry=follower.registry, store=store, admin_token=settings.admin_token,
         define_campaign=admin.define, ready=follower.ready, publish_registry=admin.publish,
     )
+    # Written by `python -m survey_ingest.distributed.findings`; read here.
+    services.extra["findings"] = SqlFindings(store)
     print(f"survey-ingest api on http://{settings.host}:{settings.port} "
           f"(store {settings.clickhouse_url})", flush=True)
     stop = asyncio.Event()

@@ -1,0 +1,85 @@
+"""The distributed findings step on the real services: verdicts on the judged topic (Kafka) are
+read by one FindingsConsumer, and the findings land in ClickHouse, the same ones the engine
+raises in process over the same verdicts in receive order."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from core.anomaly import AnomalyEngine
+from schemas.campaign import TextQuestion, load_campaign_file
+from schemas.events import encode_event
+from schemas.settings import Settings
+from storage import open_store
+from storage.findings import SqlFindings
+from stream_processors.faust_topology import Topology
+from stream_processors.findings_consumer import FindingsConsumer, findings_consumer
+from survey_ingest.distributed.topics import ensure_topics
+from survey_ingest.padding import NetworkBurst, OpinionRing, judge_all, simulate
+from tests.storage.conftest import with_database
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "survey_ingest" / "examples" / "campaign.yaml"
+
+
+def test_findings_from_the_judged_topic_reach_clickhouse(
+    kafka_bootstrap: str, clickhouse_url: str
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, raw_partitions=3)
+    topology = Topology.of(settings)
+    ensure_topics(kafka_bootstrap, topology)
+    definition = load_campaign_file(str(EXAMPLE))
+    sheets = simulate(definition, seed=3, days=1, honest_per_day=1500,
+                      scenarios=(OpinionRing(sheets=30, links=4, days=1),
+                                 NetworkBurst(sheets=120, day=0, start_hour=20)))
+    verdicts = [j for j, _ in judge_all(sheets, definition, "k")]
+    text_ids = frozenset(
+        q.id for q in definition.questionnaire.questions if isinstance(q, TextQuestion)
+    )
+
+    def engine() -> AnomalyEngine:
+        return AnomalyEngine(text_questions=lambda campaign, version: text_ids)
+
+    reference = engine()
+    expected = {(f.anomaly, f.finding_id)
+                for f in reference.observe_many(sorted(verdicts, key=lambda j: j.received_at))}
+    assert {"text_near_duplicate", "network_cluster"} <= {kind for kind, _ in expected}
+
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
+    for j in verdicts:
+        producer.send(topology.judged, key=j.submission_id.encode(), value=encode_event(j))
+    producer.flush(60)
+    producer.close()
+
+    database = f"findings_{prefix}"
+    store = open_store(with_database(clickhouse_url, database))
+    store.migrate()
+    consumer = findings_consumer(kafka_bootstrap, topology.judged, f"{prefix}-findings",
+                                 batch_rows=len(verdicts) + 10)
+    stop = threading.Event()
+    worker = FindingsConsumer(consumer, SqlFindings(store), engine(),
+                              batch_rows=len(verdicts) + 10, batch_seconds=2.0)
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while worker.observed < len(verdicts) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert worker.observed == len(verdicts)
+        stored = SqlFindings(store).findings(definition.campaign, limit=5000)
+        assert {(f.anomaly, f.finding_id) for f in stored} == expected
+        assert SqlFindings(store).findings(definition.campaign, anomaly="network_cluster")
+    finally:
+        stop.set()
+        thread.join(30)
+        consumer.close(autocommit=False)
+        store._execute(f"DROP DATABASE IF EXISTS {database}")
+        store.close()
