@@ -247,7 +247,9 @@ def test_final_ranking_is_reproduced_by_a_replay_of_the_log(
              for k, b in served["sheets"].items()}
     srv.stop()
 
-    # Offline, over the same data dir: the same content, the same hash.
+    # Offline, over the same data dir: the same audit trail, the same content, the same hash.
+    trail = cli("review", "list", CAMPAIGN, data_dir=srv.data_dir)
+    assert [d["decision_id"] for d in trail["decisions"]] == content["review_decisions"]
     out = tmp_path / "final.json"
     written = cli("campaign", "freeze", CAMPAIGN, "--out", str(out), data_dir=srv.data_dir)
     assert written["sha256"] == snap["sha256"]
