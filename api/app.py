@@ -11,6 +11,7 @@ from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
+from api.findings import build_findings_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
 from api.pages import build_pages_router
@@ -187,6 +188,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_regional_router(services, QUERY_LATENCY))
     app.include_router(build_pages_router(services))
     app.include_router(build_reports_router(services))
+    app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
     app.include_router(build_pacing_router(services))
     return app

@@ -165,11 +165,14 @@ class FindingEvidence(BaseModel):
     network: str = ""  # keyed hash of the network prefix (network_cluster)
     device_hash: str = ""  # device_cluster
     answer_key: str = ""  # answer_cluster: "band:hash" of the shared answers
-    simhash: str = ""  # text_near_duplicate: the cluster's 64-bit SimHash, hex
-    max_distance: int = 0  # text_near_duplicate: Hamming distance a member may be away
+    # text_near_duplicate: the cluster's MinHash signature (hex) over character shingles of the
+    # masked free text, and the estimated Jaccard similarity a member has to it at least.
+    text_signature: str = ""
+    min_similarity: float = 0.0
     hours: tuple[int, ...] = ()  # time_of_day: local hours far above the campaign's share
     fast_below_seconds: float = 0.0  # speeders: what "fast" meant
-    baseline_median: float = 0.0  # burst: the link's hourly median and MAD before
+    # burst: median and MAD of the link's share of the campaign's sheets per hour before
+    baseline_median: float = 0.0
     baseline_mad: float = 0.0
     links: tuple[str, ...] = ()  # links involved, most sheets first (capped)
     units: tuple[str, ...] = ()

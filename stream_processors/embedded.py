@@ -20,6 +20,7 @@ from eventlog.file_log import FileLog
 from eventlog.offsets import OffsetStore
 from schemas.events import SubmissionJudged, SubmissionReceived, UnknownEventError, decode_event
 from stream_processors import metrics
+from stream_processors.findings import FindingsStep
 
 log = logging.getLogger(__name__)
 CONSUMER = "judge"
@@ -37,6 +38,7 @@ class EmbeddedProcessor:
         batch_rows: int = 5000,
         min_interval_s: float = 0.2,
         on_judged: Callable[[Sequence[SubmissionJudged]], None] | None = None,
+        findings: FindingsStep | None = None,
     ) -> None:
         self.raw = raw
         self.offsets = offsets
@@ -46,6 +48,7 @@ class EmbeddedProcessor:
         self.batch_rows = batch_rows
         self.min_interval_s = min_interval_s
         self.on_judged = on_judged
+        self.findings = findings  # anomaly detection over stored verdicts; never changes them
         self.state = JudgeState.empty()
         self.reviews = ReviewApplier(store, registry.reviews)
         self.position = offsets.get(CONSUMER)
@@ -84,6 +87,8 @@ class EmbeddedProcessor:
                 continue
             rows.append(judged)
         self.store.insert_judged(rows)
+        if self.findings is not None and rows:
+            self.findings.process(rows)
         self.reviews.after_insert(rows)  # review decisions cover late verdicts too
         self.position = records[-1].offset + 1
         self.offsets.commit(CONSUMER, self.position)

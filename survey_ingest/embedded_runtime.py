@@ -11,6 +11,7 @@ from pathlib import Path
 from api.app import build_api
 from api.review import refresh_medians
 from api.services import Services
+from core.anomaly import AnomalyEngine, text_questions_from
 from core.registry import Registry, RegistryEvent
 from eventlog.file_log import FileLog
 from eventlog.offsets import OffsetStore
@@ -28,7 +29,9 @@ from schemas.events import (
 )
 from schemas.settings import Settings
 from storage import open_store
+from storage.findings import SqlFindings
 from stream_processors.embedded import EmbeddedProcessor
+from stream_processors.findings import FindingsStep
 from stream_processors.pending import PendingSubmissions
 
 log = logging.getLogger(__name__)
@@ -67,10 +70,15 @@ class EmbeddedRuntime:
             for decision in state.reviews:
                 self.store.apply_review(decision)
         self.pending = PendingSubmissions()
+        # Detector state is in memory: after a restart it starts afresh (a replay reproduces it).
+        self.findings = SqlFindings(self.store)
         self.processor = EmbeddedProcessor(
             self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
             hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
             on_judged=self._judged,
+            findings=FindingsStep(
+                self.findings, AnomalyEngine(text_questions=text_questions_from(self.registry))
+            ),
         )
         remembered = self.processor.rebuild_state()
         log.info("embedded runtime at %s: %d verdicts remembered, resuming at raw offset %d",
@@ -84,6 +92,7 @@ class EmbeddedRuntime:
             is_pending=lambda c, s: (c, s) in self.pending,
             publish_registry=self.publish_registry,
         )
+        services.extra["findings"] = self.findings
         self.api = build_api(services)
         self.app: ASGIApp = Collector(
             self.raw, self.registry.campaigns.keys, hash_key=settings.hash_key,
