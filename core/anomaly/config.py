@@ -49,7 +49,8 @@ class AnswerConfig:
 class TextConfig:
     min_chars: int = 15  # letters and digits after normalisation; shorter texts are too common
     shingle: int = 3
-    bands: int = 16  # MinHash LSH: 16 bands of 2 rows (32 values per signature)
+    signature_size: int = 32  # MinHash values per text (similarity is estimated on all)
+    bands: int = 8  # LSH: 8 bands of 2 values find texts of Jaccard 0.6 with p ~ 0.97
     rows: int = 2
     min_similarity: float = 0.6  # estimated Jaccard to join a cluster
     min_count: int = 10  # members before a cluster is a finding

@@ -80,40 +80,50 @@ class _Link:
     hours_samples: dict[int, list[str]] = field(default_factory=dict)
 
 
-@dataclass
 class _Cluster:
-    cluster_id: int
-    signature: tuple[int, ...]
-    band_keys: list[int]
-    first_id: str
-    first_at: dt.datetime
-    count: int = 0
-    links: dict[str, int] = field(default_factory=dict)
-    units: dict[str, int] = field(default_factory=dict)
-    samples: list[str] = field(default_factory=list)
-    revision: int = 0
-    emitted_count: int = 0
+    """A text cluster, kept small: most clusters are one unique text that never grows."""
+
+    __slots__ = ("cluster_id", "count", "emitted_count", "first_at", "first_id", "first_link",
+                 "first_unit", "links", "revision", "samples", "signature", "units")
+
+    def __init__(self, cluster_id: int, signature: tuple[int, ...], judged: SubmissionJudged):
+        self.cluster_id = cluster_id
+        self.signature = signature
+        self.first_id = judged.submission_id
+        self.first_at = judged.received_at
+        self.first_link = judged.link_code
+        self.first_unit = judged.unit
+        self.count = 0
+        self.revision = 0
+        self.emitted_count = 0
+        # Filled from the second member on.
+        self.links: dict[str, int] | None = None
+        self.units: dict[str, int] | None = None
+        self.samples: list[str] | None = None
 
 
 class _TextIndex:
-    """Near-duplicate free text of one campaign: clusters found through MinHash LSH buckets."""
+    """Near-duplicate free text of one campaign: clusters found through MinHash LSH buckets.
 
-    def __init__(self, config: AnomalyConfig) -> None:
+    A bucket holds one cluster id, or a short list when several clusters share it."""
+
+    def __init__(self, config: AnomalyConfig, minhash: MinHasher) -> None:
         self.config = config.text
+        self.minhash = minhash
         self.max_samples = config.max_samples
         self.clusters: OrderedDict[int, _Cluster] = OrderedDict()  # least recently joined first
-        self.buckets: dict[int, list[int]] = {}
+        self.buckets: dict[int, int | list[int]] = {}
         self.next_id = 0
 
-    def add(
-        self, signature: tuple[int, ...], band_keys: list[int], judged: SubmissionJudged
-    ) -> _Cluster:
+    def add(self, signature: tuple[int, ...], judged: SubmissionJudged) -> _Cluster:
         cfg = self.config
+        band_keys = self.minhash.band_keys(signature)
         best: _Cluster | None = None
         best_sim = cfg.min_similarity
         seen: set[int] = set()
         for key in band_keys:
-            for cid in self.buckets.get(key, ()):
+            held = self.buckets.get(key)
+            for cid in (() if held is None else (held,) if isinstance(held, int) else held):
                 if cid in seen:
                     continue
                 seen.add(cid)
@@ -122,20 +132,31 @@ class _TextIndex:
                 if sim >= best_sim and (best is None or sim > best_sim):
                     best, best_sim = cluster, sim
         if best is None:
-            best = _Cluster(self.next_id, signature, band_keys, judged.submission_id,
-                            judged.received_at)
+            best = _Cluster(self.next_id, signature, judged)
             self.next_id += 1
             self.clusters[best.cluster_id] = best
             for key in band_keys:
-                ids = self.buckets.setdefault(key, [])
-                ids.append(best.cluster_id)
-                if len(ids) > cfg.bucket_candidates:
-                    del ids[0]
+                held = self.buckets.get(key)
+                if held is None:
+                    self.buckets[key] = best.cluster_id
+                elif isinstance(held, int):
+                    self.buckets[key] = [held, best.cluster_id]
+                else:
+                    held.append(best.cluster_id)
+                    if len(held) > cfg.bucket_candidates:
+                        del held[0]
             while len(self.clusters) > cfg.max_clusters:
                 self._forget(self.clusters.popitem(last=False)[1])
         else:
             self.clusters.move_to_end(best.cluster_id)
         best.count += 1
+        if best.count == 1:
+            return best
+        if best.links is None or best.units is None or best.samples is None:
+            # The first member's details, kept only once the cluster grows.
+            best.links = {best.first_link: 1} if best.first_link else {}
+            best.units = {best.first_unit: 1} if best.first_unit else {}
+            best.samples = [best.first_id]
         if judged.link_code and (judged.link_code in best.links or len(best.links) < 64):
             best.links[judged.link_code] = best.links.get(judged.link_code, 0) + 1
         if judged.unit and (judged.unit in best.units or len(best.units) < 64):
@@ -145,16 +166,18 @@ class _TextIndex:
         return best
 
     def _forget(self, cluster: _Cluster) -> None:
-        for key in cluster.band_keys:
-            ids = self.buckets.get(key)
-            if ids and cluster.cluster_id in ids:
-                ids.remove(cluster.cluster_id)
-                if not ids:
-                    del self.buckets[key]
+        for key in self.minhash.band_keys(cluster.signature):
+            held = self.buckets.get(key)
+            if held == cluster.cluster_id:
+                del self.buckets[key]
+            elif isinstance(held, list) and cluster.cluster_id in held:
+                held.remove(cluster.cluster_id)
+                if len(held) == 1:
+                    self.buckets[key] = held[0]
 
 
 class _Campaign:
-    def __init__(self, config: AnomalyConfig) -> None:
+    def __init__(self, config: AnomalyConfig, minhash: MinHasher) -> None:
         self.n = 0  # attributed sheets (the link-level reference)
         self.networks = CountMin()
         self.devices = CountMin()
@@ -165,7 +188,7 @@ class _Campaign:
         self.median_duration = 0.0
         self.fast = 0
         self.links: dict[str, _Link] = {}
-        self.text = _TextIndex(config)
+        self.text = _TextIndex(config, minhash)
 
 
 class AnomalyEngine:
@@ -177,7 +200,9 @@ class AnomalyEngine:
         self.config = config or AnomalyConfig()
         self.text_questions = text_questions or (lambda campaign, version: None)
         self.tz = zoneinfo.ZoneInfo(self.config.timezone)
-        self.minhash = MinHasher(self.config.text.bands, self.config.text.rows)
+        self.minhash = MinHasher(
+            self.config.text.bands, self.config.text.rows, self.config.text.signature_size
+        )
         self.campaigns: dict[str, _Campaign] = {}
         self.links_tracked = 0
         self._band_of: dict[str, int] = {}
@@ -269,7 +294,7 @@ class AnomalyEngine:
             return []
         camp = self.campaigns.get(judged.campaign)
         if camp is None:
-            camp = self.campaigns[judged.campaign] = _Campaign(self.config)
+            camp = self.campaigns[judged.campaign] = _Campaign(self.config, self.minhash)
         out: list[FindingRaised] = []
         parsed = self._answers(judged)
         signature = self.text_signature(judged, parsed)
@@ -538,7 +563,7 @@ class AnomalyEngine:
         self, camp: _Campaign, judged: SubmissionJudged, signature: tuple[int, ...]
     ) -> FindingRaised | None:
         cfg = self.config.text
-        cluster = camp.text.add(signature, self.minhash.band_keys(signature), judged)
+        cluster = camp.text.add(signature, judged)
         if cluster.count < cfg.min_count or cluster.count < 2 * cluster.emitted_count:
             return None
         cluster.revision += 1
@@ -546,9 +571,10 @@ class AnomalyEngine:
         fid = finding_id("text_near_duplicate", judged.campaign, cluster.first_id)
         evidence = FindingEvidence(
             observed=cluster.count, expected=1.0, total=cluster.count,
-            sample_submission_ids=tuple(cluster.samples),
+            sample_submission_ids=tuple(cluster.samples or (cluster.first_id,)),
             text_signature=signature_hex(cluster.signature), min_similarity=cfg.min_similarity,
-            links=top(cluster.links.items(), 10), units=top(cluster.units.items(), 10),
+            links=top((cluster.links or {}).items(), 10),
+            units=top((cluster.units or {}).items(), 10),
         )
         return self._finding("text_near_duplicate", fid, cluster.revision, judged,
                              (cluster.first_at, judged.received_at), float(cluster.count),

@@ -51,15 +51,19 @@ class MinHasher:
     two texts of Jaccard similarity J share a band with probability 1 - (1 - J^r)^b.
 
     One keyed BLAKE2b per shingle gives all b*r (at most 32) hash functions at once, as 16-bit
-    values; the signature is their element-wise minimum over the shingles.
+    values; the signature is their element-wise minimum over the shingles. Only the first
+    bands * rows values make LSH buckets (fewer buckets, less memory per text); all of them
+    estimate the similarity of candidates.
     """
 
-    def __init__(self, bands: int = 16, rows: int = 2, seed: str = "survey-ingest-minhash") -> None:
-        if not 1 <= bands * rows <= 32:
-            raise ValueError("bands * rows must be between 1 and 32")
+    def __init__(
+        self, bands: int = 8, rows: int = 2, size: int = 32, seed: str = "survey-ingest-minhash"
+    ) -> None:
+        if not 1 <= bands * rows <= size <= 32:
+            raise ValueError("bands * rows must be at most size, and size at most 32")
         self.bands = bands
         self.rows = rows
-        self.size = bands * rows
+        self.size = size  # values in a signature: those past the bands sharpen the estimate
         self.key = seed.encode()[:64]
 
     def signature(self, shingle_set: set[str]) -> tuple[int, ...]:
