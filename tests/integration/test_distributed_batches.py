@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from clickhouse_driver import Client
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 from stream_processors.faust_records import pack_by_partition, partition_for, unpack
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Stack, wait_until
+from tests.integration.test_distributed_contract import verdict
 from tests.integration.test_distributed_crash import stored_ids, valid_counts
 
 # -- batch records (no services) -----------------------------------------------------------------
@@ -120,3 +122,37 @@ def test_worker_killed_mid_batch_on_a_backlog_loses_nothing_and_counts_once(stac
     assert sum(valid_counts(stack, campaign).values()) == BACKLOG - BACKLOG // 4
     reconciled = stack.run("reconcile")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+
+
+@pytest.mark.integration
+def test_tables_written_in_batches_are_recovered_after_a_restart(stack: Stack) -> None:
+    """What the tables remember (fingerprints per id, first accepted sheet per device) is
+    written by the batched agents; a restarted worker rebuilds both from their changelogs."""
+    campaign = "c-batch-restart"
+    assert stack.define(campaign_definition(campaign)).status_code == 200
+    first = sheet(campaign)
+    stack.post_until_taken(first, 10)
+    assert verdict(stack, campaign, first["submission_id"])["status"] == "accepted"
+
+    stack.roles["worker"].stop()  # SIGTERM; then a fresh process rebuilds its tables
+    stack.start_worker()
+    stack.wait_worker_ready(90)
+
+    # Same id, other content: the first one stands. Same device, new id: the first is credited.
+    changed = {**first, "answers": {**first["answers"], "q1": 2}}
+    same_device = sheet(campaign, device_id=first["device_id"])
+    for body in (changed, same_device):
+        assert stack.post(body).status_code == 202
+    again = verdict(stack, campaign, same_device["submission_id"])
+    assert (again["status"], again["reasons"]) == ("rejected", ["duplicate_respondent"])
+    wait_until("both contents of the id stored",
+               lambda: stored_ids(stack, campaign).count(first["submission_id"]) == 2, 90, 0.25)
+    host, port = stack.clickhouse_url.split("://", 1)[1].split("/", 1)[0].split(":")
+    client = Client(host=host, port=int(port), database=stack.database)
+    try:
+        rows = client.execute(
+            "SELECT first_of_id, status, reasons FROM submissions WHERE submission_id = %(sid)s",
+            {"sid": first["submission_id"]})
+    finally:
+        client.disconnect()
+    assert sorted(rows) == [(0, "rejected", ["duplicate_submission"]), (1, "accepted", [])]
