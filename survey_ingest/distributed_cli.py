@@ -43,6 +43,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--metrics-port", dest="metrics_port", type=int, default=8082,
                    help="port for /metrics (default 8082; 0: none)")
 
+    p = sub.add_parser("findings", help="anomaly findings from the judged topic into ClickHouse "
+                                        "(run one per deployment)")
+    _connection_flags(p)
+    p.add_argument("--metrics-port", dest="metrics_port", type=int, default=8083,
+                   help="port for /metrics (default 8083; 0: none)")
+
     p = sub.add_parser("api", help="read-side API over ClickHouse")
     _http_flags(p, API_PORT)
     _connection_flags(p)
@@ -87,6 +93,11 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from survey_ingest.distributed.worker import run_worker
 
         run_worker(settings, instance_id=args.instance_id, metrics_port=args.metrics_port)
+        return 0
+    if command == "findings":
+        from survey_ingest.distributed.findings import serve_findings
+
+        serve_findings(settings, metrics_port=args.metrics_port)
         return 0
     if command == "migrate":
         from survey_ingest.distributed.migrate import migrate

@@ -1,4 +1,5 @@
-"""`python -m survey_ingest.distributed.findings`: the distributed runtime's anomaly findings.
+"""`survey-ingest findings` (or `python -m survey_ingest.distributed.findings`): the distributed
+runtime's anomaly findings.
 
 One process per deployment (see stream_processors.findings_consumer): reads the judged topic,
 keeps findings in ClickHouse next to the verdicts (migration 0005), and serves its metrics
@@ -46,16 +47,21 @@ def run_findings(settings: Settings, *, metrics_port: int = METRICS_PORT,
         follower.stop()
 
 
+def serve_findings(settings: Settings, *, metrics_port: int = METRICS_PORT) -> None:
+    """Until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_findings(settings, metrics_port=metrics_port, stop=stop)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--metrics-port", type=int, default=METRICS_PORT,
                         help=f"port for /metrics (default {METRICS_PORT}; 0: none)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_findings(Settings(), metrics_port=args.metrics_port, stop=stop)
+    serve_findings(Settings(), metrics_port=args.metrics_port)
 
 
 if __name__ == "__main__":
