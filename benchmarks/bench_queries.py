@@ -11,6 +11,12 @@ so far, ids that a client can recompute (md5 of the row number). Then, through t
                 leaderboard without the counts view would cost)
   status        store.submission_status(campaign, id) for random existing ids
                 baseline: a `SELECT 1` round trip through the same store (the floor of any read)
+  regional      a mix of regional queries (store.breakdown / store.answer_distribution, the
+                API's /counts and /distribution): by province for a work region, by unit in a
+                province, by day, by hour for one link, q1's answers in a province
+                baseline: the same answer from the verdicts themselves, as the first version of
+                storage/queries.py read it (`submissions FINAL`, no counts view, no PREWHERE);
+                every figure's rows are checked equal to the baseline's
 
 on the ClickHouse server (clickhouse-driver) and on chDB (the embedded store).
 
@@ -120,6 +126,18 @@ FROM (
 )"""
 
 
+def fill(
+    store: Any, execute: Callable[[str], object], definition: Any, rows: int, label: str
+) -> float:
+    """Migrates, then fills `rows` submissions (the views count them); returns the seconds."""
+    store.migrate()
+    t = time.perf_counter()
+    for start in range(0, rows, CHUNK):
+        execute(fill_sql(definition, start, min(CHUNK, rows - start)))
+        s.log(f"queries ({label}): {min(rows, start + CHUNK):,} rows")
+    return time.perf_counter() - t
+
+
 def submission_id(n: int) -> str:
     return hashlib.md5(str(n).encode()).hexdigest()
 
@@ -134,7 +152,80 @@ def _timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return out
 
 
-def measure(store: Any, definition: Any, rows: int, repeat: int) -> dict[str, Any]:
+def regional_mix(definition: Any) -> dict[str, tuple[list[str] | None, Any]]:
+    """name -> (by, filter) of a breakdown, or (None, filter) for q1's answer distribution: the
+    most popular province, its work region and the most popular link of the fill."""
+    from collections import Counter
+
+    from core.ports import RegionFilter
+
+    t = _link_table(definition)
+    province = Counter(t["province"]).most_common(1)[0][0]
+    region = t["region"][t["province"].index(province)]
+    link = Counter(t["link"]).most_common(1)[0][0]
+    return {
+        "province_in_region": (["province"], RegionFilter(work_region=region)),
+        "unit_in_province": (["unit"], RegionFilter(province=province)),
+        "day": (["day"], RegionFilter()),
+        "hour_for_link": (["hour"], RegionFilter(link=link)),
+        "distribution_in_province": (None, RegionFilter(province=province)),
+    }
+
+
+def naive_distribution_sql(campaign: str, question: Any, filters: Any) -> str:
+    """The distribution as storage/queries.py first read it: every verdict FINAL, no PREWHERE."""
+    from storage import queries
+    from storage.sql import literal
+
+    value = f"extract(answers_json, {literal(queries.answer_pattern(question.id))})"
+    where = queries._where(campaign, filters, queries.BASE_FILTERS) + " AND status = 'accepted'"
+    return f"SELECT {value} AS g0, count() FROM submissions FINAL{where} GROUP BY g0"
+
+
+def measure_regional(store: Any, definition: Any, repeat: int) -> dict[str, Any]:
+    """p50/p95 of each query of the mix, and of the same answer from the verdicts themselves."""
+    from storage import queries
+
+    campaign = definition.campaign
+    question = definition.questionnaire.questions[0]
+    out: dict[str, Any] = {}
+
+    def breakdown(by: list[str], f: Any, source: Any = None) -> Callable[[], object]:
+        return lambda: store._breakdown(queries.breakdown_query(campaign, by, f, source))
+
+    def distribution(f: Any) -> Callable[[], object]:
+        def run() -> object:
+            d = store.answer_distribution(campaign, question, f)
+            return d.accepted, d.total, d.counts
+
+        return run
+
+    def naive_distribution(f: Any) -> Callable[[], object]:
+        sql = naive_distribution_sql(campaign, question, f)
+        return lambda: queries.tally_answers(question, store._execute(sql))
+
+    for name, (by, filters) in regional_mix(definition).items():
+        if by is None:
+            fast, naive = distribution(filters), naive_distribution(filters)
+            rollup = queries.answer_counts_query(campaign, question, filters)
+            source = "answer_counts" if rollup else "submissions"
+        else:
+            fast, naive = breakdown(by, filters), breakdown(by, filters, "submissions")
+            source = queries.breakdown_query(campaign, by, filters).source
+        out[name] = {
+            "query": {"by": by, "filters": filters.given()}
+            | ({"question": question.id} if by is None else {}),
+            "source": source,
+            "same_rows_as_baseline": fast() == naive(),
+            "figure": s.summary_ms(_timed(fast, repeat)),
+            "baseline": s.summary_ms(_timed(naive, max(5, repeat // 20))),
+        }
+    return out
+
+
+def measure(
+    store: Any, definition: Any, rows: int, repeat: int, regional: bool = True
+) -> dict[str, Any]:
     from core.counting import leaderboard
 
     registry = s.registry_for(definition)
@@ -164,6 +255,8 @@ def measure(store: Any, definition: Any, rows: int, repeat: int) -> dict[str, An
     out["status"] = s.summary_ms(timings)
     out["status_found"] = found - 1 if found > len(timings) else found  # less the warm-up
     out["round_trip"] = s.summary_ms(_timed(lambda: store._execute("SELECT 1"), repeat))
+    if regional:
+        out["regional"] = measure_regional(store, definition, min(repeat, 100))
     counts = store.unit_counts(campaign)
     out["valid_total"] = sum(c.valid for c in counts.values())
     out["counted_total"] = sum(c.valid + c.rejected + c.test for c in counts.values())
@@ -185,12 +278,7 @@ def server(rows: int, repeat: int) -> dict[str, Any]:
     store = open_store(f"{s.clickhouse_base()}/{database}")
     client = s.clickhouse_client(database)
     try:
-        store.migrate()
-        t = time.perf_counter()
-        for start in range(0, rows, CHUNK):
-            client.execute(fill_sql(definition, start, min(CHUNK, rows - start)))
-            s.log(f"queries (server): {min(rows, start + CHUNK):,} rows")
-        fill_s = time.perf_counter() - t
+        fill_s = fill(store, client.execute, definition, rows, "server")
 
         def parts() -> dict[str, int]:
             rows_ = client.execute(
@@ -203,7 +291,7 @@ def server(rows: int, repeat: int) -> dict[str, Any]:
         # view's rows unmerged: measured, but the figure is the campaign's steady state, where the
         # live sink keeps inserting 5,000-row batches (which is what triggers the merges): so
         # LIVE_ROWS verdicts go in through insert_judged, and merges get up to SETTLE_S.
-        during = measure(store, definition, rows, max(20, repeat // 4))
+        during = measure(store, definition, rows, max(20, repeat // 4), regional=False)
         during["active_parts"] = parts()
         during["unit_counts_rows"] = client.execute("SELECT count() FROM unit_counts")[0][0]
         stream_live(store, definition)
@@ -244,12 +332,7 @@ def chdb(rows: int, repeat: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-queries-chdb-") as tmp:
         store = ChdbStore(Path(tmp) / "chdb")
         try:
-            store.migrate()
-            t = time.perf_counter()
-            for start in range(0, rows, CHUNK):
-                store._execute(fill_sql(definition, start, min(CHUNK, rows - start)))
-                s.log(f"queries (chDB): {min(rows, start + CHUNK):,} rows")
-            fill_s = time.perf_counter() - t
+            fill_s = fill(store, store._execute, definition, rows, "chDB")
             stream_live(store, definition)
             result = measure(store, definition, rows, repeat)
             result |= {

@@ -288,11 +288,14 @@ class SqlStore(ABC):
     def answer_distribution(
         self, campaign: str, question: Question, filters: RegionFilter
     ) -> AnswerDistribution:
-        """How accepted submissions in scope answered `question` (see AnswerDistribution)."""
-        query = queries.distribution_query(campaign, question, filters)
+        """How accepted submissions in scope answered `question` (see AnswerDistribution), from
+        the answer_counts summing table when it has every filter, else from the verdicts."""
+        rollup = queries.answer_counts_query(campaign, question, filters)
+        query = rollup or queries.distribution_query(campaign, question, filters)
         with self._lock:
             rows = self._execute(query)
-        accepted, answered, counts = queries.tally_answers(question, rows)
+        tally = queries.tally_answer_counts if rollup else queries.tally_answers
+        accepted, answered, counts = tally(question, rows)
         return AnswerDistribution(
             question=question.id, type=question.type, accepted=accepted, total=answered,
             counts=counts,

@@ -11,12 +11,17 @@ Where counts come from:
   one of its columns: a few rows per link and hour instead of one per submission. It is exact
   because the store inserts each verdict key once (SqlStore.insert_judged), so the view saw
   each verdict once.
-- `submissions FINAL` otherwise (respondent province/city, credited province, work region,
-  status, phase and reasons are only there). FINAL collapses rows with the same key the way
-  ReplacingMergeTree's merges would, so a verdict stored twice (which the store itself never
-  does, but two store processes racing on one key could) still counts once here.
-Both read only verdicts with a link code, which every envelope has (the view has the same
-condition), so the two sources give the same numbers for the same question.
+- `unit_counts` (0002's summing table) when every grouping and filter is the credited
+  province, work region, unit or the day: the same rule, with the unknown links' verdicts
+  (no unit, so the view leaves them out) taken from `link_hour_counts`, where their unit is ''.
+- `submissions FINAL` otherwise (respondent province/city, status, phase and reasons are only
+  there). FINAL collapses rows with the same key the way ReplacingMergeTree's merges would, so
+  a verdict stored twice (which the store itself never does, but two store processes racing on
+  one key could) still counts once here.
+All read only verdicts with a link code, which every envelope has (the views have the same
+condition, a unit implies a link), so the sources give the same numbers for the same question.
+Answer distributions likewise come from `answer_counts` (0004: per question and raw value, by
+unit, link, channel and day) when the filters are among those, else from the verdicts.
 
 Answers are read with `extract` and an RE2 pattern that follows JSON's string grammar, not
 with visitParamExtract*: those need JSON without spaces (the judge writes `"q1": 4`), and
@@ -36,7 +41,7 @@ from core.ports import BREAKDOWN_DIMENSIONS, RegionFilter
 from schemas.campaign import MultiQuestion, Question, ScaleQuestion, SingleQuestion
 from storage.sql import literal
 
-Source = Literal["link_hour_counts", "submissions"]
+Source = Literal["link_hour_counts", "unit_counts", "submissions"]
 
 # Grouping name -> expression over the submissions table.
 BASE_DIMENSIONS: Final[Mapping[str, str]] = {
@@ -54,35 +59,43 @@ BASE_DIMENSIONS: Final[Mapping[str, str]] = {
     # Accepted verdicts carry no reason; they are kept, under "", so totals still add up.
     "reason": "arrayJoin(if(empty(reasons), [''], reasons))",
 }
-# Grouping name -> column of link_hour_counts, for the names it has.
+# Every source names its columns as the submissions table does, so each source's groupings and
+# equality filters are the names it has columns for (the date range is handled apart, over day).
+# link_hour_counts:
 ROLLUP_DIMENSIONS: Final[Mapping[str, str]] = {
-    "unit": "unit",
-    "link": "link_code",
-    "channel": "channel",
-    "day": "day",
-    "hour": "hour",
-}
-# Equality filter name -> column, per source (the date range is handled apart, over `day`).
-BASE_FILTERS: Final[Mapping[str, str]] = {
-    "province": "province",
-    "work_region": "work_region",
-    "unit": "unit",
-    "link": "link_code",
-    "channel": "channel",
-    "respondent_province": "respondent_province",
-    "city": "respondent_city",
-    "phase": "phase",
+    n: BASE_DIMENSIONS[n] for n in ("unit", "link", "channel", "day", "hour")
 }
 ROLLUP_FILTERS: Final[Mapping[str, str]] = {
-    "unit": "unit",
-    "link": "link_code",
-    "channel": "channel",
+    n: BASE_DIMENSIONS[n] for n in ("unit", "link", "channel")
+}
+BASE_FILTERS: Final[Mapping[str, str]] = {
+    n: BASE_DIMENSIONS[n]
+    for n in ("province", "work_region", "unit", "link", "channel", "respondent_province", "city",
+              "phase")
+}
+# unit_counts (with the unknown links' verdicts, see _unit_counts), and answer_counts (filters
+# only: answer distributions):
+_REGION: Final = ("province", "work_region", "unit")
+UNIT_DIMENSIONS: Final[Mapping[str, str]] = {n: BASE_DIMENSIONS[n] for n in (*_REGION, "day")}
+UNIT_FILTERS: Final[Mapping[str, str]] = {n: BASE_DIMENSIONS[n] for n in _REGION}
+ANSWER_FILTERS: Final[Mapping[str, str]] = {
+    n: BASE_DIMENSIONS[n] for n in (*_REGION, "link", "channel")
 }
 _DATE_FILTERS: Final = ("date_from", "date_to")
 
 assert set(BASE_DIMENSIONS) == set(BREAKDOWN_DIMENSIONS)
-assert set(ROLLUP_DIMENSIONS) <= set(BASE_DIMENSIONS)
-assert set(ROLLUP_FILTERS) <= set(BASE_FILTERS)
+
+
+def _unit_counts(campaign: str) -> str:
+    """unit_counts plus the verdicts of unknown links (no unit, province or work region), which
+    its view leaves out and link_hour_counts keeps: together, every verdict with a link."""
+    c = literal(campaign)
+    return (
+        "(SELECT unit, province, work_region, day, valid, rejected, test FROM unit_counts"
+        f" WHERE campaign = {c} UNION ALL"
+        " SELECT unit, '' AS province, '' AS work_region, day, valid, rejected, test"
+        f" FROM link_hour_counts WHERE campaign = {c} AND unit = '')"
+    )
 
 
 @dataclass(frozen=True)
@@ -109,19 +122,31 @@ def _set_filters(filters: RegionFilter) -> dict[str, Any]:
     return {name: value for name, value in vars(filters).items() if value is not None}
 
 
+def _answers(
+    names: Sequence[str],
+    given: Mapping[str, Any],
+    dimensions: Mapping[str, str],
+    filters: Mapping[str, str],
+) -> bool:
+    return all(n in dimensions for n in names) and all(
+        f in filters or f in _DATE_FILTERS for f in given
+    )
+
+
 def breakdown_source(by: Sequence[str], filters: RegionFilter) -> Source:
-    """The summing table when it has every column asked about, else the base table."""
+    """A summing table when it has every column asked about, else the base table."""
     names = check_dimensions(by)
     given = _set_filters(filters)
-    if all(n in ROLLUP_DIMENSIONS for n in names) and all(
-        f in ROLLUP_FILTERS or f in _DATE_FILTERS for f in given
-    ):
+    if _answers(names, given, ROLLUP_DIMENSIONS, ROLLUP_FILTERS):
         return "link_hour_counts"
+    if _answers(names, given, UNIT_DIMENSIONS, UNIT_FILTERS):
+        return "unit_counts"
     return "submissions"
 
 
-def _where(campaign: str, filters: RegionFilter, columns: Mapping[str, str]) -> str:
-    conditions = [f"campaign = {literal(campaign)}", "link_code != ''"]
+def _where(campaign: str | None, filters: RegionFilter, columns: Mapping[str, str]) -> str:
+    """`campaign` None: the source is already one campaign's verdicts with a link."""
+    conditions = [] if campaign is None else [f"campaign = {literal(campaign)}", "link_code != ''"]
     for name, value in _set_filters(filters).items():
         if name == "date_from":
             conditions.append(f"day >= toDate({literal(value)})")
@@ -131,7 +156,7 @@ def _where(campaign: str, filters: RegionFilter, columns: Mapping[str, str]) -> 
             conditions.append(f"{columns[name]} = {literal(value)}")
         else:  # a filter the chosen source cannot apply must never be dropped silently
             raise ValueError(f"filter {name!r} cannot be applied to this source")
-    return " WHERE " + " AND ".join(conditions)
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
 
 
 def breakdown_query(
@@ -145,18 +170,23 @@ def breakdown_query(
     names = check_dimensions(by)
     chosen = source or breakdown_source(names, filters)
     aliases = [f"g{i}" for i in range(len(names))]
+    sums = "sum(valid), sum(rejected), sum(test)"
     if chosen == "link_hour_counts":
         exprs = [ROLLUP_DIMENSIONS[n] for n in names]
-        counts = "sum(valid), sum(rejected), sum(test)"
-        table, columns = "link_hour_counts", ROLLUP_FILTERS
+        counts, table = sums, "link_hour_counts"
+        where = _where(campaign, filters, ROLLUP_FILTERS)
+    elif chosen == "unit_counts":
+        exprs = [UNIT_DIMENSIONS[n] for n in names]
+        counts, table = sums, _unit_counts(campaign)
+        where = _where(None, filters, UNIT_FILTERS)
     else:
         exprs = [BASE_DIMENSIONS[n] for n in names]
         counts = (
             "countIf(status = 'accepted'), countIf(status = 'rejected'), countIf(status = 'test')"
         )
-        table, columns = "submissions FINAL", BASE_FILTERS
+        table, where = "submissions FINAL", _where(campaign, filters, BASE_FILTERS)
     select = ", ".join([*(f"{e} AS {a}" for e, a in zip(exprs, aliases, strict=True)), counts])
-    query = f"SELECT {select} FROM {table}{_where(campaign, filters, columns)}"
+    query = f"SELECT {select} FROM {table}{where}"
     if aliases:
         group = ", ".join(aliases)
         query += f" GROUP BY {group} ORDER BY {group}"
@@ -183,6 +213,11 @@ _JSON_VALUE: Final = (
     + "|true|false|null)"
 )
 _QUESTION_ID: Final = re.compile(r"[A-Za-z0-9_.:-]+\Z")
+# What 0004's view reads answers_json with: every top-level "key": value pair (no capturing
+# group, so RE2 need not track submatches), then the key, and the value once this is cut off.
+ANSWER_PAIR: Final = _JSON_STRING + r"\s*:\s*(?:" + _JSON_VALUE[1:]
+ANSWER_KEY: Final = '^"(' + _JSON_STRING[1:-1] + ')"'
+ANSWER_PREFIX: Final = "^" + _JSON_STRING + r"\s*:\s*"
 # Raw JSON of an unanswered question (rules._is_blank: None, "", []), or no match at all.
 _BLANK_RAW: Final = ("", "null", '""', "[]")
 
@@ -211,6 +246,43 @@ def distribution_query(campaign: str, question: Question, filters: RegionFilter)
         return f"SELECT {value} AS g0, count() FROM submissions FINAL{where} GROUP BY g0"
     blank = ", ".join(literal(b) for b in _BLANK_RAW)
     return f"SELECT count(), countIf({value} NOT IN ({blank})) FROM submissions FINAL{where}"
+
+
+def answer_counts_query(campaign: str, question: Question, filters: RegionFilter) -> str | None:
+    """From answer_counts, rows (question, raw value, n): question '' is the number of accepted
+    sheets in scope, the others how many answered with each value (a text question's values
+    folded into '' for blank and "answered"); None when a filter is not among its columns."""
+    if not _answers((), _set_filters(filters), {}, ANSWER_FILTERS):
+        return None
+    value = "value"
+    if not isinstance(question, ScaleQuestion | SingleQuestion | MultiQuestion):
+        blank = ", ".join(literal(b) for b in _BLANK_RAW)
+        value = f"if(value IN ({blank}), '', 'answered')"
+    where = _where(None, filters, ANSWER_FILTERS)
+    where = (where + " AND " if where else " WHERE ") + (
+        f"campaign = {literal(campaign)} AND question IN ('', {literal(question.id)})"
+    )
+    return f"SELECT question, {value} AS g0, sum(n) FROM answer_counts{where} GROUP BY question, g0"
+
+
+def tally_answer_counts(
+    question: Question, rows: Iterable[Sequence[Any]]
+) -> tuple[int, int, tuple[tuple[str, int], ...]]:
+    """(accepted, answered, counts) from the rows of `answer_counts_query`: the same as
+    `tally_answers` gives from the verdicts."""
+    sheets = 0
+    values: list[tuple[str, int]] = []
+    for q, raw, n in rows:
+        if q == "":
+            sheets += int(n)
+        else:
+            values.append((str(raw), int(n)))
+    # The sheets that do not have the question at all are unanswered, like a blank answer.
+    values.append(("", sheets - sum(n for _, n in values)))
+    if isinstance(question, ScaleQuestion | SingleQuestion | MultiQuestion):
+        return tally_answers(question, values)
+    answered = sum(n for raw, n in values if raw not in _BLANK_RAW)
+    return sheets, answered, ()
 
 
 def _defined_values(question: Question) -> list[str]:

@@ -8,6 +8,7 @@ import json
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,7 +210,11 @@ def test_the_summing_table_answers_what_it_can_and_agrees_with_the_verdicts(
     assert queries.breakdown_source(["unit", "day"], RegionFilter(channel="wechat")) == (
         "link_hour_counts"
     )
-    assert queries.breakdown_source(["unit"], RegionFilter(province="44")) == "submissions"
+    assert queries.breakdown_source(["unit"], RegionFilter(province="44")) == "unit_counts"
+    assert queries.breakdown_source(["province", "day"], RegionFilter()) == "unit_counts"
+    assert queries.breakdown_source(["unit"], RegionFilter(province="44", link="x")) == (
+        "submissions"
+    )
     assert queries.breakdown_source(["city"], RegionFilter()) == "submissions"
     assert queries.breakdown_source(["hour"], RegionFilter(phase="collection")) == "submissions"
     fast_groupings = [b for b in GROUPINGS if set(b) <= set(queries.ROLLUP_DIMENSIONS)]
@@ -218,6 +223,16 @@ def test_the_summing_table_answers_what_it_can_and_agrees_with_the_verdicts(
     for by in fast_groupings:
         for f in fast_filters:
             rollup = store.breakdown("2023", by, f)
+            base = store._breakdown(queries.breakdown_query("2023", by, f, source="submissions"))
+            assert rollup == base, (by, f)
+    unit_groupings = [b for b in GROUPINGS if set(b) <= set(queries.UNIT_DIMENSIONS)]
+    unit_filters = [
+        f for f in FILTERS if queries.breakdown_source(["province"], f) != "submissions"
+    ]
+    assert len(unit_groupings) >= 4 and len(unit_filters) >= 5
+    for by in unit_groupings:
+        for f in unit_filters:
+            rollup = store._breakdown(queries.breakdown_query("2023", by, f, source="unit_counts"))
             base = store._breakdown(queries.breakdown_query("2023", by, f, source="submissions"))
             assert rollup == base, (by, f)
 
@@ -232,13 +247,15 @@ def test_a_verdict_stored_twice_behind_the_stores_back_counts_once_from_the_verd
     assert store.breakdown("2023", ["city"], RegionFilter()) == [
         BreakdownRow((("city", "4401"),), 4, 0, 0)
     ]
-    dist = store.answer_distribution("2023", Q_SCALE, RegionFilter())
+    dist = store.answer_distribution("2023", Q_SCALE, RegionFilter(city="4401"))
     assert (dist.accepted, dist.total) == (4, 4)
-    # The summing table saw the copy; the insert-once rule is what it relies on, and reconcile
+    # The summing tables saw the copy; the insert-once rule is what they rely on, and reconcile
     # is what shows a breach.
     assert store.breakdown("2023", ["unit"], RegionFilter()) == [
         BreakdownRow((("unit", "gd-cyber"),), 5, 0, 0)
     ]
+    dist = store.answer_distribution("2023", Q_SCALE, RegionFilter())
+    assert (dist.accepted, dist.total) == (5, 5)
 
 
 def test_unknown_or_repeated_groupings_are_refused(store: SqlStore) -> None:
@@ -309,6 +326,33 @@ def test_a_value_outside_the_current_definition_is_still_shown(
     d = store.answer_distribution("2023", Q_SINGLE, RegionFilter())
     assert (d.accepted, d.total) == (2, 1)
     assert d.counts == (("a", 0), ("b", 0), ("c", 0), ("z", 1))
+
+
+def test_the_answer_counts_table_agrees_with_the_verdicts(
+    store: SqlStore, loaded: Any, judged: Judged
+) -> None:
+    store.insert_judged([judged(90, answers_json='{"q2": "z", "q4": null}'),
+                         judged(91, answers_json="{}")])
+    served = [f for f in FILTERS if queries.answer_counts_query("2023", Q_SCALE, f) is not None]
+    assert len(served) >= 7
+    assert queries.answer_counts_query("2023", Q_SCALE, RegionFilter(city="4401")) is None
+    for question in (Q_SCALE, Q_SINGLE, Q_MULTI, Q_TEXT, Q_ODD):
+        for f in served:
+            rollup = queries.tally_answer_counts(
+                question, store._execute(str(queries.answer_counts_query("2023", question, f)))
+            )
+            base = queries.tally_answers(
+                question, store._execute(queries.distribution_query("2023", question, f))
+            )
+            assert rollup == base, (question.id, f)
+            d = store.answer_distribution("2023", question, f)
+            assert (d.accepted, d.total, d.counts) == rollup
+
+
+def test_the_answer_counts_view_extracts_answers_as_the_queries_do() -> None:
+    text = (Path(sql.__file__).parent / "migrations" / "0004_answer_counts.sql").read_text()
+    for pattern in (queries.ANSWER_PAIR, queries.ANSWER_KEY, queries.ANSWER_PREFIX):
+        assert text.count(sql.literal(pattern)) == 2, pattern  # the view and the backfill
 
 
 # -- hostile filter values ---------------------------------------------------------------------
