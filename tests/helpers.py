@@ -1,10 +1,17 @@
-"""Builders shared by the HTTP-level tests: campaign definitions and answer sheets."""
+"""Shared by the HTTP-level tests: campaign definitions and answer sheets, polling a verdict,
+and running a server process (start until ready, stop)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import subprocess
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import httpx
 
 
 def campaign_definition(campaign: str, *, today_phase: str = "collection") -> dict[str, Any]:
@@ -135,3 +142,82 @@ def sheet(campaign: str, link_code: str = "Gd7kQ2xP", **overrides: Any) -> dict[
     }
     body.update(overrides)
     return body
+
+
+def sheets_of_every_kind(live: str, trial: str, closed: str) -> dict[str, dict[str, Any]]:
+    """One sheet of every judging outcome, by name (a reason, or a1..a3 for valid ones), for
+    the campaigns `campaign_definition` makes with today in collection, public_test and none."""
+    a1 = sheet(live)
+    return {
+        "a1": a1,
+        "a2": sheet(live, "Gd7kQ2xQ"),
+        "a3": sheet(live, "Gx1aB2cD"),
+        "unknown_link": sheet(live, "NoSuch12"),
+        "revoked_link": sheet(live, "Sh9zY8xR"),
+        "unknown_questionnaire_version": sheet(live, "Gx1aB2cD", questionnaire_version="9.9"),
+        "missing_required": sheet(live, answers={"q1": 4}),
+        "invalid_answer": sheet(live, answers={"q1": 9, "q2": "b"}),
+        "too_fast": sheet(live, started_at=a1["submitted_at"]),
+        "straight_lining": sheet(
+            live, answers={"q1": 3, "q2": "a", "s1": 3, "s2": 3, "s3": 3, "s4": 3}
+        ),
+        "duplicate_respondent": sheet(live, device_id=a1["device_id"]),
+        "several": sheet(live, started_at=a1["submitted_at"], answers={"q1": 2}),
+        "test_phase": sheet(trial),
+        "outside_window": sheet(closed),
+    }
+
+
+class HasBase(Protocol):
+    base: str  # http://host:port of a server with the public API
+
+
+def status_of(
+    server: HasBase, campaign: str, sid: str, timeout: float = 30, fail_on_5xx: bool = False
+) -> dict[str, Any]:
+    """Polls the status API (bounded) until the submission has a verdict."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/submissions/{sid}", timeout=10)
+        assert not (fail_on_5xx and r.status_code >= 500), r.text
+        if r.status_code == 200 and r.json()["status"] != "received":
+            return dict(r.json())
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no verdict for {sid}: {r.status_code} {r.text}")
+        time.sleep(0.1)
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    name: str,
+    timeout: float,
+    log_tail: Callable[[], str],
+    stop: Callable[[], None],
+    every: float = 0.1,
+) -> None:
+    """Until GET `url` answers 200 (bounded); a process that exits or never gets ready is
+    stopped with `stop` and reported with the tail of its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log_tail()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(every)
+    stop()
+    raise TimeoutError(f"{name} not ready within {timeout}s: {log_tail()}")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds; nothing for a process already gone."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.helpers import stop_process, wait_ready
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -49,31 +49,14 @@ class EmbeddedServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"serve exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise TimeoutError(
-            f"serve not ready within {timeout}s: {self.log_path.read_text()[-3000:]}"
-        )
+        wait_ready(self.proc, f"{self.base}/readyz", "serve", timeout, self.log_tail, self.kill)
+        return self
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

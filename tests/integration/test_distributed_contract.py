@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import campaign_definition, sheet
+from tests.helpers import campaign_definition, sheet, sheets_of_every_kind
 from tests.integration.distributed_stack import Stack, wait_until
 from tests.integration.test_embedded_contract import CLOSED, EXPECTED, LIVE, TRIAL
 
@@ -66,24 +66,8 @@ def scenario(stack: Stack) -> dict[str, Any]:
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "in force"
 
-    a1 = sheet(LIVE)
-    sent: dict[str, Any] = {
-        "a1": a1,
-        "a2": sheet(LIVE, "Gd7kQ2xQ"),
-        "a3": sheet(LIVE, "Gx1aB2cD"),
-        "unknown_link": sheet(LIVE, "NoSuch12"),
-        "revoked_link": sheet(LIVE, "Sh9zY8xR"),
-        "unknown_questionnaire_version": sheet(LIVE, "Gx1aB2cD", questionnaire_version="9.9"),
-        "missing_required": sheet(LIVE, answers={"q1": 4}),
-        "invalid_answer": sheet(LIVE, answers={"q1": 9, "q2": "b"}),
-        "too_fast": sheet(LIVE, started_at=a1["submitted_at"]),
-        "straight_lining": sheet(LIVE, answers={"q1": 3, "q2": "a", "s1": 3, "s2": 3, "s3": 3,
-                                                "s4": 3}),
-        "duplicate_respondent": sheet(LIVE, device_id=a1["device_id"]),
-        "several": sheet(LIVE, started_at=a1["submitted_at"], answers={"q1": 2}),
-        "test_phase": sheet(TRIAL),
-        "outside_window": sheet(CLOSED),
-    }
+    sent = sheets_of_every_kind(LIVE, TRIAL, CLOSED)
+    a1 = sent["a1"]
     # The collector is a separate process: it takes a campaign once its own registry follower
     # has applied the definition, a moment after the PUT returned.
     for campaign in (LIVE, TRIAL, CLOSED):

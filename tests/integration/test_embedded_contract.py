@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import campaign_definition, sheet
+from tests.helpers import campaign_definition, sheet, sheets_of_every_kind, status_of
 from tests.integration.embedded_server import EmbeddedServer
 
 LIVE, TRIAL, CLOSED = "c-live", "c-trial", "c-closed"
@@ -20,20 +20,6 @@ LIVE, TRIAL, CLOSED = "c-live", "c-trial", "c-closed"
 
 def post(server: EmbeddedServer, body: Any, **kw: Any) -> httpx.Response:
     return httpx.post(f"{server.base}/v1/submissions", json=body, timeout=10, **kw)
-
-
-def status_of(
-    server: EmbeddedServer, campaign: str, sid: str, timeout: float = 20
-) -> dict[str, Any]:
-    """Poll until the submission has a verdict (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/submissions/{sid}", timeout=10)
-        if r.status_code == 200 and r.json()["status"] != "received":
-            return dict(r.json())
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no verdict for {sid}: {r.status_code} {r.text}")
-        time.sleep(0.1)
 
 
 def board(server: EmbeddedServer, level: str, campaign: str = LIVE) -> dict[str, dict[str, Any]]:
@@ -66,25 +52,8 @@ def scenario(server: EmbeddedServer) -> dict[str, Any]:
         r = server.define(campaign_definition(campaign, today_phase=phase))
         assert r.status_code == 200, r.text
 
-    a1 = sheet(LIVE)
-    sent: dict[str, Any] = {
-        "a1": a1,
-        "a2": sheet(LIVE, "Gd7kQ2xQ"),
-        "a3": sheet(LIVE, "Gx1aB2cD"),
-        "unknown_link": sheet(LIVE, "NoSuch12"),
-        "revoked_link": sheet(LIVE, "Sh9zY8xR"),
-        "unknown_questionnaire_version": sheet(LIVE, "Gx1aB2cD", questionnaire_version="9.9"),
-        "missing_required": sheet(LIVE, answers={"q1": 4}),
-        "invalid_answer": sheet(LIVE, answers={"q1": 9, "q2": "b"}),
-        "too_fast": sheet(LIVE, started_at=a1["submitted_at"]),
-        "straight_lining": sheet(
-            LIVE, answers={"q1": 3, "q2": "a", "s1": 3, "s2": 3, "s3": 3, "s4": 3}
-        ),
-        "duplicate_respondent": sheet(LIVE, device_id=a1["device_id"]),
-        "several": sheet(LIVE, started_at=a1["submitted_at"], answers={"q1": 2}),
-        "test_phase": sheet(TRIAL),
-        "outside_window": sheet(CLOSED),
-    }
+    sent = sheets_of_every_kind(LIVE, TRIAL, CLOSED)
+    a1 = sent["a1"]
     for name, body in sent.items():
         r = post(server, body)
         assert r.status_code == 202, (name, r.text)

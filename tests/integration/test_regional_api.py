@@ -4,14 +4,13 @@ judged and stored by the embedded runtime (chDB), then counted and broken down b
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import campaign_definition, sheet
+from tests.helpers import campaign_definition, sheet, status_of
 from tests.integration.embedded_server import EmbeddedServer
 
 CAMPAIGN = "c-regional"
@@ -61,17 +60,6 @@ def scenario_sheets() -> dict[str, tuple[dict[str, Any], str, list[str]]]:
     return cases
 
 
-def verdict(server: EmbeddedServer, sid: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/submissions/{sid}", timeout=10)
-        if r.status_code == 200 and r.json()["status"] != "received":
-            return dict(r.json())
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no verdict for {sid}: {r.status_code} {r.text}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
     srv = EmbeddedServer(tmp_path_factory.mktemp("regional") / "data").start()
@@ -81,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]
         for name, (body, status, reasons) in scenario_sheets().items():
             r = httpx.post(f"{srv.base}/v1/submissions", json=body, timeout=10)
             assert r.status_code == 202, (name, r.text)
-            got = verdict(srv, body["submission_id"])
+            got = status_of(srv, CAMPAIGN, body["submission_id"])
             assert (got["status"], got["reasons"]) == (status, reasons), (name, got)
         yield srv
     finally:

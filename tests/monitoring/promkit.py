@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.helpers import stop_process, wait_ready
 from tests.integration.embedded_server import free_port
 
 MONITORING = Path(__file__).resolve().parents[2] / "infra" / "monitoring"
@@ -164,32 +164,16 @@ class PrometheusServer:
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
             stdout=log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"prometheus exited with {self.proc.returncode}: {self.log_tail()}"
-                )
-            try:
-                if httpx.get(f"{self.base}/-/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"prometheus not ready within {timeout}s: {self.log_tail()}")
+        wait_ready(
+            self.proc, f"{self.base}/-/ready", "prometheus", timeout, self.log_tail, self.stop, 0.2
+        )
+        return self
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 15)
 
     def api(self, path: str, **params: str) -> Any:
         r = httpx.get(f"{self.base}/api/v1/{path}", params=params, timeout=10)

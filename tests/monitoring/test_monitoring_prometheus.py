@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import campaign_definition, sheet
+from tests.helpers import campaign_definition, sheet, status_of
 from tests.integration.embedded_server import EmbeddedServer, free_port
 from tests.monitoring.promkit import PrometheusServer, dashboard_queries, nonzero_by
 
@@ -95,16 +95,6 @@ def test_prometheus_scrapes_the_worker_port_summing_every_process_on_the_host(
         serving.wait(10)
 
 
-def verdict(server: EmbeddedServer, campaign: str, sid: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/submissions/{sid}", timeout=10)
-        if r.status_code == 200 and r.json()["status"] != "received":
-            return str(r.json()["status"])
-        assert time.monotonic() < deadline, f"no verdict for {sid}: {r.status_code} {r.text}"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def serving(
     tmp_path_factory: pytest.TempPathFactory,
@@ -127,7 +117,7 @@ def serving(
             assert r.status_code == 202, r.text
         bad = httpx.post(f"{server.base}/v1/submissions", json={"campaign": CAMPAIGN}, timeout=10)
         assert bad.status_code == 422
-        assert [verdict(server, CAMPAIGN, s["submission_id"]) for s in sheets] == [
+        assert [status_of(server, CAMPAIGN, s["submission_id"])["status"] for s in sheets] == [
             "accepted", "accepted", "accepted", "rejected"
         ]
         yield server, prometheus

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
 import pytest
 
 from tests.helpers import campaign_definition
-from tests.integration.embedded_server import EmbeddedServer
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ARGS = [
@@ -97,15 +94,3 @@ def new_page(browser: Any, viewport: dict[str, int], **kw: Any) -> Any:
     return context.new_page()
 
 
-def status_of(
-    server: EmbeddedServer, campaign: str, sid: str, timeout: float = 30
-) -> dict[str, Any]:
-    """Polls the status API until the submission has a verdict (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/submissions/{sid}", timeout=10)
-        if r.status_code == 200 and r.json()["status"] != "received":
-            return dict(r.json())
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no verdict for {sid}: {r.status_code} {r.text}")
-        time.sleep(0.2)

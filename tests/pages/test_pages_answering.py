@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import status_of
 from tests.integration.embedded_server import EmbeddedServer
-from tests.pages.pages_kit import PHONE, SURVEY, new_page, status_of
+from tests.pages.pages_kit import PHONE, SURVEY, new_page
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import sheet
+from tests.helpers import sheet, status_of
 from tests.integration.embedded_server import EmbeddedServer
 from tests.pages.pages_kit import (
     DISPLAY,
@@ -16,7 +16,6 @@ from tests.pages.pages_kit import (
     GOOD_ANSWERS,
     SCREEN,
     new_page,
-    status_of,
 )
 
 pytestmark = pytest.mark.browser

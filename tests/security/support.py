@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-import httpx
-
+from tests import helpers
 from tests.integration.embedded_server import EmbeddedServer
 
 CAMPAIGN = "sec-2026"
@@ -25,13 +23,5 @@ SECURITY_ENV = {
 def status_of(
     server: EmbeddedServer, sid: str, campaign: str = CAMPAIGN, timeout: float = 20
 ) -> dict[str, Any]:
-    """Poll until the submission has a verdict (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/submissions/{sid}", timeout=10)
-        assert r.status_code < 500, r.text
-        if r.status_code == 200 and r.json()["status"] != "received":
-            return dict(r.json())
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no verdict for {sid}: {r.status_code} {r.text}")
-        time.sleep(0.1)
+    """Poll until the submission has a verdict (bounded); a 5xx fails."""
+    return helpers.status_of(server, campaign, sid, timeout, fail_on_5xx=True)
