@@ -3,7 +3,7 @@
     python -m benchmarks.run                                  # everything, full length (~45 min)
     python -m benchmarks.run --only collector,pipeline --quick
 
-Benchmarks: collector, pipeline, sink, queries, e2e, memory. Each runs in its own process (chDB
+Benchmarks: collector, pipeline, sink, queries, e2e, memory, soak. Each runs in its own process (chDB
 keeps one data directory per process, and a crash in one must not lose the others) and reports
 JSON; this module turns every report into entries of one shape,
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from benchmarks import support as s
 
-ALL = ("collector", "pipeline", "sink", "queries", "e2e", "memory")
+ALL = ("collector", "pipeline", "sink", "queries", "e2e", "memory", "soak")
 LATEST = s.RESULTS_DIR / "latest.json"
 RESULTS_MD = s.BENCH_DIR / "RESULTS.md"
 ANALYSIS_MD = s.BENCH_DIR / "analysis.md"
@@ -41,9 +41,10 @@ TIMEOUTS = {
     "collector": (1800, 600),
     "pipeline": (1500, 600),
     "sink": (600, 300),
-    "queries": (2700, 900),  # the 10M fill feeds four views
+    "queries": (1800, 600),
     "e2e": (900, 400),
     "memory": (2100, 600),
+    "soak": (1500, 400),
 }
 REPORT_DATE = os.environ.get("BENCH_REPORT_DATE", "2026-11-29")
 
@@ -413,38 +414,6 @@ def entries_queries(r: dict[str, Any]) -> list[dict[str, Any]]:
                 },
             )
         )
-        for query, x in (q.get("regional") or {}).items():
-            fig, base = x["figure"], x["baseline"]
-            asked = ", ".join(f"{k}={v}" for k, v in x["query"]["filters"].items()) or "all"
-            what = (
-                f"{x['query']['question']} answers"
-                if x["query"]["by"] is None
-                else f"counts by {','.join(x['query']['by'])}"
-            )
-            out.append(
-                _entry(
-                    f"queries_regional_{query}_{where}",
-                    f"regional query p95 at {rows} submissions ({label}): {what} ({asked})",
-                    "ms",
-                    fig["p95_ms"],
-                    base["p95_ms"],
-                    "the same answer from the verdicts (submissions FINAL, no counts view)",
-                    "figure / baseline (lower is better)",
-                    "p95 <= 100 ms",
-                    fig["p95_ms"] <= 100 and bool(x["same_rows_as_baseline"]),
-                    {
-                        "p50_ms": fig["p50_ms"],
-                        "figure": fig,
-                        "baseline": base,
-                        "query": x["query"],
-                        "source": x["source"],
-                        "same_rows_as_baseline": x["same_rows_as_baseline"],
-                        "rows": q["rows"],
-                        "ratio_p50": s.ratio(fig["p50_ms"], base["p50_ms"]),
-                        "ratio_vs_floor": s.ratio(fig["p95_ms"], 100),
-                    },
-                )
-            )
     return out
 
 
@@ -513,6 +482,49 @@ def entries_memory(r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def entries_soak(r: dict[str, Any]) -> list[dict[str, Any]]:
+    if (f := _failed("soak", r)) is not None:
+        return [f]
+    e = r.get("embedded", {})
+    if (f := _failed("soak", r, "embedded")) is not None:
+        return [f]
+    x, rss = e["exact"], e["rss"]
+    held = (
+        bool(e["no_errors"])
+        and bool(x["counted_once"])
+        and bool(x["units_match"])
+        and e["achieved_rps"] >= 0.95 * e["target_rate"]
+    )
+    flat = rss["slope_mb_per_min_second_half"] <= 1.0
+    minutes = f"{e['seconds'] / 60:g} min"
+    return [
+        _entry(
+            "soak_embedded_load",
+            f"sheets/s held for {minutes} at half capacity: 0 errors, every 202 counted once",
+            "req/s",
+            e["achieved_rps"],
+            e["capacity_rps"],
+            "the embedded collector's measured capacity",
+            "held / capacity",
+            ">= 95% of the target rate, no error answer, store counts = the 202s",
+            held,
+            {k: v for k, v in e.items() if k != "rss"},
+        ),
+        _entry(
+            "soak_embedded_rss",
+            f"max RSS of `serve` over the {minutes} soak (slope {rss['slope_mb_per_min_second_half']} MB/min)",
+            "MB",
+            rss["max_mb"],
+            rss["idle_mb"],
+            "RSS idle after start-up",
+            "max / idle",
+            "slope over the second half <= 1 MB/min",
+            flat,
+            rss,
+        ),
+    ]
+
+
 ENTRIES = {
     "collector": entries_collector,
     "pipeline": entries_pipeline,
@@ -520,6 +532,7 @@ ENTRIES = {
     "queries": entries_queries,
     "e2e": entries_e2e,
     "memory": entries_memory,
+    "soak": entries_soak,
 }
 
 
@@ -682,14 +695,6 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
                 f"through insert_judged, as the live sink sends them, and the merges they trigger "
                 f"({d.get('unit_counts_rows', 0):,} rows in unit_counts)."
             )
-    elif name.startswith("queries_regional"):
-        f, b = d["figure"], d["baseline"]
-        out.append(
-            f"- {d['rows']:,} rows; from `{d['source']}`: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms, "
-            f"p99 {f['p99_ms']} ms over {f['n']} queries; baseline (the verdicts, FINAL): p50 "
-            f"{b['p50_ms']} ms, p95 {b['p95_ms']} ms over {b['n']}; same rows as the baseline: "
-            f"{d['same_rows_as_baseline']}."
-        )
     elif name.startswith("queries_status"):
         out.append(
             f"- p50 {d['p50_ms']} ms, p95 {d['status']['p95_ms']} ms, p99 {d['status']['p99_ms']} ms "
@@ -704,6 +709,31 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
             f"p95 {idle['p95_ms']} ms; load achieved {d['load'].get('ok_rps')} req/s "
             f"(non-2xx {d['load'].get('non_2xx')}); cores: "
             + ", ".join(f"{k} {v}" for k, v in d["cpu"].get("cores", {}).items())
+        )
+    elif name == "soak_embedded_load":
+        x, load = d["exact"], d["load"]
+        out.append(
+            f"- {d['seconds']:g} s paced at {d['target_rate']}/s (half of {d['capacity_rps']:,.0f} "
+            f"req/s: {d['capacity_source']}); achieved {d['achieved_rps']:,.0f}/s, p50 "
+            f"{load['p50_us'] / 1e3:.1f} ms, p99 {load['p99_us'] / 1e3:.1f} ms, max "
+            f"{load['max_us'] / 1e3:.0f} ms; errors: "
+            + ", ".join(f"{k} {v}" for k, v in d["errors"].items())
+        )
+        out.append(
+            f"- {x['sheets_taken_202']:,} sheets got a 202 ({x['sheets_sent']:,} sent); the store "
+            f"counted valid {x['store_valid']:,} (expected {x['expected_valid']:,}), rejected "
+            f"{x['store_rejected']:,} (expected {x['expected_rejected']:,}), test "
+            f"{x['store_test']}; unit leaderboard equal to the expected: {x['units_match']}; "
+            f"all counted {x['drained_in_s']} s after the load; cores: "
+            + ", ".join(f"{k} {v}" for k, v in d["cpu"].get("cores", {}).items())
+            + f"; other processes {d['cpu'].get('foreign_cores')}"
+        )
+    elif name == "soak_embedded_rss":
+        out.append(
+            f"- idle {d['idle_mb']} MB, start of load {d['start_mb']} MB, end {d['end_mb']} MB, "
+            f"max {d['max_mb']} MB, after the drain {d['after_drain_mb']} MB; slope "
+            f"{d['slope_mb_per_min_second_half']} MB/min over the second half, "
+            f"{d['slope_mb_per_min_whole_load']} MB/min over the whole load ({d['samples']} samples)."
         )
     elif name.startswith("memory_"):
         out.append(
@@ -760,6 +790,15 @@ def main() -> None:
                     e |= {"benchmark": name, "mode": mode, "run_at": run_at}
                 fresh += made
                 order = {b: i for i, b in enumerate(ALL)}
+                # Others' entries as they are on disk now, not as when this run started: two runs
+                # of different benchmarks at once (a long soak beside a short one) keep both.
+                on_disk = json.loads(LATEST.read_text()) if LATEST.exists() else {}
+                kept = [
+                    e
+                    for e in on_disk.get("benchmarks", [])
+                    if e.get("benchmark") not in chosen and e.get("benchmark") in order
+                ]
+                raw = {**on_disk.get("raw", {}), **{n: raw[n] for n in chosen if n in raw}}
                 latest = {
                     "date": REPORT_DATE,
                     "machine": machine,

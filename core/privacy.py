@@ -43,3 +43,48 @@ def network_prefix(address: str) -> str:
             return network_prefix(str(ip.ipv4_mapped))
         return str(ipaddress.ip_network(f"{ip}/48", strict=False))
     return str(ipaddress.ip_network(f"{ip}/24", strict=False))
+
+
+# Any of the three patterns, for the cheap "is there anything to mask" check.
+_ANY_PERSONAL = re.compile("|".join(p.pattern for p in (_ID_CARD, _PHONE, _LANDLINE)))
+# Envelope fields that identify the sheet (never free text); every other string is screened.
+IDENTITY_FIELDS = frozenset(
+    {"submission_id", "campaign", "link_code", "questionnaire_version", "started_at",
+     "submitted_at", "device_id"}
+)
+
+
+def holds_personal_numbers(value: object) -> bool:
+    """Whether a string anywhere in this JSON value (keys aside) holds a personal number."""
+    # A loop, not recursion: the collector runs this on every sheet.
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            # The shortest number masked (a landline, 0xx + 7 digits) has 10 characters.
+            if len(item) >= 10 and _ANY_PERSONAL.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple):
+            todo.extend(item)
+    return False
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return mask_personal_numbers(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def mask_free_text(body: dict[str, object]) -> dict[str, object]:
+    """The answer sheet with personal numbers masked in every string outside IDENTITY_FIELDS
+    (opinion, answers, respondent, anything extra): what the collector appends to the raw log.
+    The collector cannot tell a text question from a choice here (it does not judge), and option
+    codes never look like phone or ID numbers. Deterministic and idempotent, so an identical
+    resend is logged identically and keeps its fingerprint."""
+    return {k: v if k in IDENTITY_FIELDS else _masked(v) for k, v in body.items()}

@@ -79,6 +79,7 @@ class KafkaRawLog:
         self._relay: _AckRelay | None = None
         self._last_probe_ok = 0.0
         self._probe_failed = False
+        self._producer_wedged = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._connect_and_probe, name="raw-log", daemon=True)
         self._thread.start()
@@ -104,7 +105,14 @@ class KafkaRawLog:
         except (KafkaError, ValueError) as exc:
             raise LogUnavailableError(f"Kafka refused the write: {exc}") from exc
         relay.watch(sent, done)
-        await done
+        try:
+            await done
+        except LogUnavailableError:
+            if not sent.is_done:
+                # Failed by the backstop, not by the producer's own delivery timeout: the
+                # producer has stopped settling writes (see _retire_wedged_producer).
+                self._producer_wedged = True
+            raise
 
     def healthy(self) -> bool:
         """Connected, and the raw topic's leaders answered the last probe, recently."""
@@ -125,6 +133,8 @@ class KafkaRawLog:
         probe: KafkaConsumer | None = None
         while not self._stop.is_set():
             try:
+                if self._producer_wedged:
+                    self._retire_wedged_producer()
                 if self._producer is None:
                     producer = KafkaProducer(**producer_config(self.bootstrap))
                     partitions = producer.partitions_for(self.topic)
@@ -156,6 +166,22 @@ class KafkaRawLog:
             self._stop.wait(self.probe_interval_s)
         if probe is not None:
             probe.close()
+
+    def _retire_wedged_producer(self) -> None:
+        """Drops a producer that stopped settling writes; the probe loop then makes a new one.
+
+        kafka-python's idempotent producer can wedge for good after a broker restart under load
+        (tests/reliability/test_broker_restart.py): no acknowledgement and no error any more,
+        for any partition, even once the broker is back. Every write it still holds was already
+        answered 503, so the clients resend them; a copy that reached the log anyway is an
+        identical resend, absorbed downstream."""
+        producer, self._producer = self._producer, None
+        self._producer_wedged = False
+        log.warning("raw log %s: the producer stopped acknowledging writes; replacing it",
+                    self.topic)
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=0)
 
 
 class _AckRelay:

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.judge import DEVICE_HASH_PREFIX
 from core.ports import LogUnavailableError, RawLog
-from core.privacy import keyed_hash, network_prefix
+from core.privacy import holds_personal_numbers, keyed_hash, mask_free_text, network_prefix
 from ingest import metrics
 from ingest.asgi import (
     ASGIApp,
@@ -31,7 +31,12 @@ from ingest.asgi import (
 )
 from ingest.cors import CorsPolicy, vary_only, with_allow_origin
 from ingest.rate_limit import TokenBuckets
-from schemas.envelope import MAX_BODY_BYTES, SubmissionEnvelope, envelope_field_errors
+from schemas.envelope import (
+    MAX_BODY_BYTES,
+    SubmissionEnvelope,
+    envelope_error_detail,
+    envelope_field_errors,
+)
 from telemetry import metrics_server
 
 SUBMISSIONS_PATH = "/v1/submissions"
@@ -149,7 +154,9 @@ class Collector:
                 await send_json(send, 422, {"detail": "body must be a JSON object"})
                 return 422
             await send_json(
-                send, 422, {"detail": "envelope invalid", "errors": envelope_field_errors(errors)}
+                send,
+                422,
+                {"detail": envelope_error_detail(errors), "errors": envelope_field_errors(errors)},
             )
             return 422
         if envelope.campaign not in self.known_campaigns():
@@ -188,6 +195,7 @@ class Collector:
             )
             return 503
 
+        body = self._mask_personal_numbers(body, envelope)
         if envelope.device_id:
             body = self._hash_device_id(body, envelope.device_id)
         record = b"".join(
@@ -237,6 +245,22 @@ class Collector:
         this re-encoding; numbers survive it as the judge would have parsed them anyway."""
         doc = json.loads(body)
         doc["device_id"] = DEVICE_HASH_PREFIX + keyed_hash(self.hash_key, device_id)
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate escape: keep it escaped, still valid JSON
+            return json.dumps(doc, separators=(",", ":")).encode()
+
+    def _mask_personal_numbers(self, body: bytes, envelope: SubmissionEnvelope) -> bytes:
+        """The body with phone and ID-card numbers masked in its free text (core.privacy), so
+        none is ever written to the log. Deterministic, so an identical resend is logged
+        identically and keeps its fingerprint; only a body holding such a number is re-encoded."""
+        r = envelope.respondent
+        screened = (envelope.opinion, envelope.answers, r.province, r.city, r.age_group,
+                    r.model_extra, envelope.model_extra)
+        if not holds_personal_numbers(screened):
+            return body
+        doc = mask_free_text(json.loads(body))
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         try:
             return text.encode()

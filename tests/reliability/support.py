@@ -1,0 +1,318 @@
+"""What the fault tests share: services of their own to break, clients that retry, exact counts.
+
+A fault test never touches the session's Kafka broker or ClickHouse server (other tests run on
+them) nor the default ports: what it stops and starts is a `DedicatedService`, started by the
+same infra/ script on free ports, whose data, config and log live in a directory named after its
+port (infra/kafka/env.sh, infra/clickhouse/env.sh), wiped when the module ends.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from clickhouse_driver import Client
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.structs import OffsetAndMetadata
+
+from tests.helpers import sheet
+from tests.integration.distributed_stack import Stack, wait_until
+from tests.integration.embedded_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Links of tests.helpers.campaign_definition that count, and the unit each credits.
+LINKS = {"Gd7kQ2xP": "gd-cyber", "Gd7kQ2xQ": "gd-cyber", "Gx1aB2cD": "gx-net",
+         "Sh9zY8xW": "sh-uni"}
+# First start of a service may install it (Maven, apt); a restart is quick.
+START_TIMEOUT_S = 600
+STOP_TIMEOUT_S = 120
+
+
+def make_stack(kafka_bootstrap: str, clickhouse_url: str, workdir: Path, **env: str) -> Stack:
+    """A Stack (not started) whose processes keep their files (faust's table metadata) in a data
+    dir of their own under `workdir`, not in ./data shared with every other run."""
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    return Stack(kafka_bootstrap, clickhouse_url, workdir, SURVEY_DATA_DIR=str(data), **env)
+
+
+class DedicatedService:
+    """A Kafka broker or a ClickHouse server for one test module, on free ports of its own."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        if service == "kafka":
+            self.port = free_port()
+            self.env = {"SURVEY_KAFKA_PORT": str(self.port),
+                        "SURVEY_KAFKA_CONTROLLER_PORT": str(free_port())}
+        else:
+            self.port = free_port()
+            self.env = {"SURVEY_CLICKHOUSE_TCP_PORT": str(self.port),
+                        "SURVEY_CLICKHOUSE_HTTP_PORT": str(free_port())}
+        self.env["SURVEY_INFRA_TIMEOUT"] = "90"
+        self.address = ""
+
+    def _script(
+        self, action: str, *args: str, timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(ROOT / "infra" / self.service / f"{action}.sh"), *args],
+            env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout_s,
+        )
+
+    def start(self) -> str:
+        """Starts it (again: its data survives a stop); returns its address."""
+        done = self._script("start", timeout_s=START_TIMEOUT_S)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise RuntimeError(f"infra/{self.service}/start.sh on :{self.port} failed "
+                               f"({done.returncode}): {done.stderr[-3000:]}")
+        self.address = done.stdout.strip().splitlines()[-1]
+        return self.address
+
+    def start_or_skip(self) -> str:
+        """The first start: under CI a service that cannot start fails the module, else skips."""
+        try:
+            return self.start()
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+            if CI:
+                pytest.fail(str(exc), pytrace=False)
+            pytest.skip(str(exc))
+
+    def stop(self, *, wipe: bool = False) -> None:
+        """SIGTERM and wait until it has exited (SIGKILL after SURVEY_INFRA_TIMEOUT)."""
+        done = self._script("stop", *(["--wipe"] if wipe else []), timeout_s=STOP_TIMEOUT_S)
+        if done.returncode != 0:
+            raise RuntimeError(f"infra/{self.service}/stop.sh failed: {done.stderr[-2000:]}")
+
+
+@dataclass
+class Answer:
+    status: int  # 0: no HTTP answer (connection refused, reset, timed out)
+    started: float  # time.monotonic() when the request was sent
+    ended: float  # ... and when its answer (or error) came back
+
+
+@dataclass
+class Senders:
+    """Answering pages under load: each thread posts new sheets at a steady pace and retries a
+    sheet, with the same submission_id, on a 503 or a connection error until it gets its 202.
+
+    `acked` holds every sheet that got a 202 (its id and the unit its link credits): the
+    independent count the stored counts must equal. Any other answer is kept in `unexpected`.
+    """
+
+    url: str
+    campaign: str
+    threads: int = 4
+    sheets_per_s: float = 80.0
+    acked: dict[str, str] = field(default_factory=dict)
+    answers: list[Answer] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    _new: threading.Event = field(default_factory=threading.Event)  # set: no new sheets
+    _give_up: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Senders:
+        for i in range(self.threads):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True, name=f"sender-{i}")
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def _run(self, seed: int) -> None:
+        rng = random.Random(seed)
+        pause = self.threads / self.sheets_per_s
+        with httpx.Client(timeout=20) as client:
+            while not self._new.is_set():
+                link = rng.choice(list(LINKS))
+                body = sheet(self.campaign, link)
+                self._send_until_taken(client, body, LINKS[link])
+                self._new.wait(pause)
+
+    def _send_until_taken(self, client: httpx.Client, body: dict[str, Any], unit: str) -> None:
+        sid = body["submission_id"]
+        while not self._give_up.is_set():
+            started = time.monotonic()
+            try:
+                r = client.post(f"{self.url}/v1/submissions", json=body)
+                status, retry_after = r.status_code, float(r.headers.get("retry-after", "0.2"))
+            except httpx.HTTPError:
+                status, retry_after = 0, 0.2
+            with self._lock:
+                self.answers.append(Answer(status, started, time.monotonic()))
+                if status == 202:
+                    self.acked[sid] = unit
+                    return
+                if status not in (0, 503):
+                    self.unexpected.append(f"{sid}: {status} {r.text[:300]}")
+                    return
+            # The page waits as told (at most a second here) and sends the same sheet again.
+            self._give_up.wait(min(retry_after, 1.0))
+        with self._lock:
+            self.unfinished.append(sid)
+
+    def count_acked(self) -> int:
+        with self._lock:
+            return len(self.acked)
+
+    def answered(self, status: int, after: float) -> int:
+        with self._lock:
+            return sum(1 for a in self.answers if a.status == status and a.started >= after)
+
+    def finish(self, timeout_s: float) -> None:
+        """No new sheets; the sheets still retrying get until `timeout_s` to be taken."""
+        self._new.set()
+        deadline = time.monotonic() + timeout_s
+        for t in self._workers:
+            t.join(max(0.1, deadline - time.monotonic()))
+        self._give_up.set()
+        for t in self._workers:
+            t.join(30)
+
+    def expected_valid(self) -> dict[str, int]:
+        with self._lock:
+            counts = Counter(self.acked.values())
+        return {unit: counts.get(unit, 0) for unit in sorted(set(LINKS.values()))}
+
+
+def clickhouse_client(stack: Stack) -> Client:
+    host_port = stack.clickhouse_url.split("://", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":")
+    return Client(host=host, port=int(port), database=stack.database, connect_timeout=5,
+                  send_receive_timeout=30)
+
+
+def stored_rows(stack: Stack, campaign: str) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(submission_id, fingerprint, status, reasons) of every stored verdict row of a campaign,
+    read without FINAL: a verdict inserted twice shows twice, even before a merge."""
+    client = clickhouse_client(stack)
+    try:
+        rows = client.execute(
+            "SELECT submission_id, fingerprint, status, reasons FROM submissions "
+            f"WHERE campaign = '{campaign}'")
+    finally:
+        client.disconnect()
+    return [(str(a), str(b), str(c), tuple(str(x) for x in d)) for a, b, c, d in rows]
+
+
+def valid_by_unit(stack: Stack, campaign: str) -> dict[str, int]:
+    board = stack.board(campaign, "unit")
+    return {unit: int(board[unit]["valid"]) if unit in board else 0
+            for unit in sorted(set(LINKS.values()))}
+
+
+def wait_counted(stack: Stack, campaign: str, expected: dict[str, int], timeout_s: float) -> None:
+    """Until the unit leaderboard shows exactly `expected` (bounded); on a timeout, the assert
+    shows what it showed."""
+    try:
+        wait_until("every acknowledged sheet counted",
+                   lambda: valid_by_unit(stack, campaign) == expected, timeout_s, 0.5)
+    except TimeoutError:
+        assert valid_by_unit(stack, campaign) == expected, stack.roles["worker"].tail()
+
+
+def assert_counted_once(stack: Stack, campaign: str, acked: dict[str, str],
+                        others: set[str]) -> None:
+    """Every acknowledged sheet stored exactly once and accepted; nothing else stored but
+    `others`; the leaderboards at every level agree with the acknowledged sheets; reconcile
+    finds no difference."""
+    rows = stored_rows(stack, campaign)
+    ids = Counter(sid for sid, *_ in rows)
+    twice = {sid: n for sid, n in ids.items() if n > 1}
+    assert not twice, f"stored more than once: {list(twice.items())[:10]}"
+    assert set(ids) == set(acked) | others, (
+        f"missing {sorted(set(acked) - set(ids))[:10]}, "
+        f"unexpected {sorted(set(ids) - set(acked) - others)[:10]}")
+    not_accepted = [(sid, status, reasons) for sid, _, status, reasons in rows
+                    if sid in acked and status != "accepted"]
+    assert not not_accepted, not_accepted[:10]
+    expected = Counter(acked.values())
+    assert valid_by_unit(stack, campaign) == {u: expected.get(u, 0)
+                                              for u in sorted(set(LINKS.values()))}
+    # Provinces and work regions are sums of the same counts view: they agree too.
+    province_of = {"gd-cyber": "44", "gx-net": "45", "sh-uni": "31"}
+    provinces = {p: int(r["valid"]) for p, r in stack.board(campaign, "province").items()}
+    for unit, province in province_of.items():
+        assert provinces.get(province, 0) == expected.get(unit, 0), (province, provinces)
+    regions = {w: int(r["valid"]) for w, r in stack.board(campaign, "work_region").items()}
+    assert regions.get("south", 0) == expected["gd-cyber"] + expected["gx-net"], regions
+    assert regions.get("east", 0) == expected["sh-uni"], regions
+    # The per-submission status, through the API, for a sample of the acknowledged sheets.
+    for sid in random.sample(sorted(acked), min(30, len(acked))):
+        got = stack.status(campaign, sid).json()
+        assert got["status"] == "accepted" and got["unit"] == acked[sid], (sid, got)
+    reconciled = stack.run("reconcile")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+
+
+# -- Kafka offsets ---------------------------------------------------------------------------------
+
+
+def admin(bootstrap: str) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None,
+                             enable_auto_commit=False, request_timeout_ms=10_000)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp: int(o) for tp, o in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str) -> dict[TopicPartition, int]:
+    client = admin(bootstrap)
+    try:
+        offsets = client.list_group_offsets({group: None}).get(group, {})
+    finally:
+        client.close()
+    return {tp: int(o.offset) for tp, o in offsets.items() if tp.topic == topic}
+
+
+def group_state(bootstrap: str, group: str) -> str:
+    client = admin(bootstrap)
+    try:
+        described = client.describe_groups([group])
+    finally:
+        client.close()
+    info: Any = described[group] if isinstance(described, dict) else described[0]
+    state = info.get("group_state") if isinstance(info, dict) else getattr(info, "state", "")
+    return str(state or "")
+
+
+def rewind(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
+    """Sets the group's committed offsets of `topics` back to the start; returns how many
+    records that hands back, per topic. The group must be empty (its consumers stopped)."""
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    handed_back: dict[str, int] = {}
+    for topic in topics:
+        ends = end_offsets(bootstrap, topic)
+        now = committed(bootstrap, group, topic)
+        handed_back[topic] = sum(now.get(tp, 0) for tp in ends)
+        for tp in ends:
+            offsets[tp] = OffsetAndMetadata(0, "", -1)
+    client = admin(bootstrap)
+    try:
+        result = client.alter_group_offsets(group, offsets)
+    finally:
+        client.close()
+    failed = {tp: err for tp, err in result.items() if getattr(err, "errno", 0)}
+    assert not failed, f"rewinding {group} failed: {failed}"
+    for topic in topics:
+        assert all(o == 0 for o in committed(bootstrap, group, topic).values()), topic
+    return handed_back

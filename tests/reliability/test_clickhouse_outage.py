@@ -1,0 +1,110 @@
+"""ClickHouse stopped for 30 s under load: the collector keeps taking sheets (it needs only Kafka),
+the worker's sink backs off and retries without committing, and once ClickHouse is back every
+sheet that got a 202 is stored and counted exactly once; `survey-ingest reconcile` agrees."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.helpers import campaign_definition, sheet
+from tests.integration.distributed_stack import Stack, wait_until
+from tests.reliability.support import (
+    DedicatedService,
+    Senders,
+    assert_counted_once,
+    make_stack,
+    stored_rows,
+    wait_counted,
+)
+
+pytestmark = pytest.mark.integration
+CAMPAIGN = "rel-clickhouse"
+OUTAGE_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def clickhouse() -> Iterator[DedicatedService]:
+    server = DedicatedService("clickhouse")
+    server.start_or_skip()
+    try:
+        yield server
+    finally:
+        server.stop(wipe=True)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    clickhouse: DedicatedService, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    s = make_stack(kafka_bootstrap, f"{clickhouse.address}/default",
+                   tmp_path_factory.mktemp("rel-clickhouse"))
+    try:
+        yield s.start()
+    finally:
+        s.stop()
+
+
+def worker_ready(stack: Stack) -> float | None:
+    """The worker's survey_process_ready gauge (1: judging and its sink's last insert went
+    through), or None when its metrics do not answer."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("survey_process_ready "):
+            return float(line.split()[1])
+    return None
+
+
+def test_clickhouse_outage_under_load_loses_nothing_and_counts_once(
+    clickhouse: DedicatedService, stack: Stack
+) -> None:
+    assert stack.define(campaign_definition(CAMPAIGN)).status_code == 200
+    probe = sheet(CAMPAIGN, "NoSuch12")
+    stack.post_until_taken(probe, 30)
+    worker_proc = stack.roles["worker"].proc
+    senders = Senders(stack.collector_url, CAMPAIGN).start()
+    try:
+        wait_until("load flowing", lambda: senders.count_acked() >= 200, 60)
+        wait_until("verdicts stored before the outage",
+                   lambda: len(stored_rows(stack, CAMPAIGN)) > 50, 90, 0.5)
+
+        clickhouse.stop()
+        down_since = time.monotonic()
+        acked_at_stop = senders.count_acked()
+        # The sink's insert fails: the worker reports itself not ready (and keeps retrying).
+        wait_until("the worker notices the store is gone",
+                   lambda: worker_ready(stack) == 0.0, OUTAGE_S + 30, 0.25)
+        # The collector does not depend on the store: sheets are still taken meanwhile.
+        wait_until("sheets taken during the outage",
+                   lambda: senders.count_acked() >= acked_at_stop + 200, OUTAGE_S)
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_since)))  # the fault, not a check
+        stack.roles["worker"].check_alive()
+        clickhouse.start()
+
+        # The sink's next retry (capped backoff) gets through: ready again, load still flowing.
+        wait_until("the worker's sink stores again",
+                   lambda: worker_ready(stack) == 1.0, 90, 0.5)
+        more = senders.count_acked() + 100
+        wait_until("load flowing after the outage", lambda: senders.count_acked() >= more, 60)
+    finally:
+        senders.finish(timeout_s=60)
+
+    assert not senders.unexpected, senders.unexpected[:5]
+    assert not senders.unfinished, f"{len(senders.unfinished)} sheets never taken"
+    refused = [a for a in senders.answers if a.status != 202]
+    assert not refused, f"{len(refused)} answers other than 202 while only ClickHouse was away"
+    # Ready again without a restart: the same worker's sink retried its batch until it went in.
+    assert worker_proc is not None and stack.roles["worker"].proc is worker_proc
+    assert worker_proc.poll() is None
+    retried = stack.roles["worker"].tail(200_000).count("store refused")
+
+    wait_counted(stack, CAMPAIGN, senders.expected_valid(), 180)
+    time.sleep(1.5)  # a late duplicate would show now
+    assert_counted_once(stack, CAMPAIGN, senders.acked, {probe["submission_id"]})
+    print(f"{len(senders.acked)} sheets taken; the sink logged {retried} refused inserts")
