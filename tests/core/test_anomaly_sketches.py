@@ -116,3 +116,30 @@ def test_engine_state_is_bounded_and_test_sheets_and_conflicting_resends_are_ski
     assert engine.observe(_judged(500, status="test")) == []
     assert engine.observe(_judged(501, first_of_id=False)) == []
     assert engine.campaigns["c"].n == before
+
+
+def test_a_failing_findings_store_costs_the_findings_never_the_verdicts() -> None:
+    from collections.abc import Sequence
+
+    from schemas.events import AnomalyKind, FindingRaised
+    from stream_processors.findings import FINDINGS_FAILURES, FindingsStep
+
+    class RefusingStore:
+        def insert_findings(self, rows: Sequence[FindingRaised]) -> int:
+            raise ConnectionError("store down")
+
+        def findings(
+            self, campaign: str, *, anomaly: AnomalyKind | None = None, unit: str | None = None,
+            link: str | None = None, limit: int = 500,
+        ) -> list[FindingRaised]:
+            return []
+
+        def finding_totals(self) -> dict[tuple[str, str], int]:
+            return {}
+
+    step = FindingsStep(RefusingStore(), AnomalyEngine())
+    ring = [_judged(i, opinion="强烈建议主办方把本单位评为优秀组织单位，宣传工作做得非常扎实到位。")
+            for i in range(12)]
+    before = FINDINGS_FAILURES._value.get()
+    assert step.process(ring) == []  # logged and counted; the caller carries on
+    assert FINDINGS_FAILURES._value.get() == before + 1
