@@ -22,18 +22,21 @@ RING_LINKS = ("Gd7kQ2xP", "Gx1aB2cD")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(tmp_path_factory.mktemp("findings") / "data").start()
+    srv = EmbeddedServer(tmp_path_factory.mktemp("findings") / "data",
+                         env={"SURVEY_TRUSTED_PROXIES": '["127.0.0.1"]'}).start()
     try:
         yield srv
     finally:
         srv.kill()
 
 
-def _findings(server: EmbeddedServer, **params: str) -> list[dict[str, Any]]:
-    r = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/findings", params=params, timeout=10)
+def _findings(
+    server: EmbeddedServer, campaign: str = CAMPAIGN, **params: str
+) -> list[dict[str, Any]]:
+    r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/findings", params=params, timeout=10)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["campaign"] == CAMPAIGN
+    assert body["campaign"] == campaign
     return list(body["findings"])
 
 
@@ -51,10 +54,12 @@ def posted(server: EmbeddedServer) -> dict[str, list[dict[str, Any]]]:
     return {"honest": honest, "ring": ring}
 
 
-def _wait_for_findings(server: EmbeddedServer, timeout: float = 60) -> list[dict[str, Any]]:
+def _wait_for_findings(
+    server: EmbeddedServer, campaign: str = CAMPAIGN, timeout: float = 60, **params: str
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        found = _findings(server)
+        found = _findings(server, campaign, **params)
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
@@ -100,3 +105,32 @@ def test_findings_are_metrics_and_never_change_counts(
     assert statuses.count("accepted") == len(statuses)  # the ring's sheets are valid verdicts
     board = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/leaderboard", timeout=10).json()
     assert sum(row["valid"] for row in board["rows"]) == len(statuses)
+
+
+def test_sheets_from_one_network_are_found_through_the_collectors_prefix_hash(
+    server: EmbeddedServer,
+) -> None:
+    campaign = "c-network"
+    assert server.define(campaign_definition(campaign)).status_code == 200
+    rng = random.Random(9)
+
+    def post(body: dict[str, Any], address: str) -> None:
+        r = httpx.post(f"{server.base}/v1/submissions", json=body, timeout=10,
+                       headers={"x-forwarded-for": address})
+        assert r.status_code == 202, r.text
+
+    # The rest of the campaign first (the reference a link is compared with), from many networks.
+    for _ in range(520):
+        post(sheet(campaign, rng.choice(("Gd7kQ2xQ", "Gx1aB2cD", "Sh9zY8xW"))),
+             f"10.{rng.randrange(200)}.{rng.randrange(200)}.{rng.randint(1, 254)}")
+    # Then one /24 behind a link: 45 sheets, so one clock hour holds at least 23 of them.
+    padded = [sheet(campaign, "Gd7kQ2xP") for _ in range(45)]
+    for body in padded:
+        post(body, f"203.0.113.{rng.randint(1, 254)}")
+    found = _wait_for_findings(server, campaign, kind="network_cluster")
+    assert found, _findings(server, campaign)
+    assert {f["link"] for f in found} == {"Gd7kQ2xP"}
+    evidence = found[0]["evidence"]
+    assert evidence["observed"] >= 20 and len(evidence["network"]) == 32  # a keyed hash
+    assert set(evidence["sample_submission_ids"]) <= {b["submission_id"] for b in padded}
+    assert "203.0.113" not in str(found)
