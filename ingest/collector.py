@@ -241,10 +241,15 @@ class Collector:
     def _hash_device_id(self, body: bytes, device_id: str) -> bytes:
         """The body with `device_id` replaced by "h:" + its keyed hash, so no raw device id is
         ever written to the log. Deterministic, so identical resends keep identical fingerprints;
-        judging takes an "h:" value as the hash it already is. Only bodies with a device id pay for
-        this re-encoding; numbers survive it as the judge would have parsed them anyway."""
+        judging takes an "h:" value as the hash it already is. The value is replaced in place
+        where that is unambiguous (nearly always); otherwise the document is re-encoded, and its
+        numbers survive that as the judge would have parsed them anyway."""
+        hashed = DEVICE_HASH_PREFIX + keyed_hash(self.hash_key, device_id)
+        spliced = _splice_device_id(body, device_id, hashed)
+        if spliced is not None:
+            return spliced
         doc = json.loads(body)
-        doc["device_id"] = DEVICE_HASH_PREFIX + keyed_hash(self.hash_key, device_id)
+        doc["device_id"] = hashed
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         try:
             return text.encode()
@@ -292,6 +297,40 @@ class Collector:
         if not wait and self.link_buckets is not None:
             wait = self.link_buckets.take(link_code)
         return wait
+
+
+_DEVICE_KEY = b'"device_id"'
+_JSON_SPACE = b" \t\r\n"
+
+
+def _splice_device_id(body: bytes, device_id: str, hashed: str) -> bytes | None:
+    """The body with the device id's bytes replaced by `hashed` in place (a tenth of the cost of
+    re-encoding the document), or None where that is not certain to hit the top-level value.
+
+    Certain when `"device_id"` occurs exactly once and the body has no \\u escape: the envelope
+    has a top-level device_id (the caller checked), whose key can then only be spelled that
+    way; any other occurrence (a nested key, a quote inside a string) makes two. The value must
+    be the id's own bytes, unescaped, closed by a quote."""
+    at = body.find(_DEVICE_KEY)
+    if at < 0 or body.find(_DEVICE_KEY, at + 1) >= 0 or b"\\u" in body:
+        return None
+    raw = device_id.encode()
+    if b"\\" in raw or b'"' in raw:
+        return None
+    i = at + len(_DEVICE_KEY)
+    n = len(body)
+    while i < n and body[i] in _JSON_SPACE:
+        i += 1
+    if i >= n or body[i] != 0x3A:  # ':'
+        return None
+    i += 1
+    while i < n and body[i] in _JSON_SPACE:
+        i += 1
+    start = i + 1
+    end = start + len(raw)
+    if i >= n or body[i] != 0x22 or body[start:end] != raw or body[end : end + 1] != b'"':
+        return None
+    return b"".join((body[:start], hashed.encode(), body[end:]))
 
 
 async def _lifespan_noop(receive: Receive, send: Send) -> None:
