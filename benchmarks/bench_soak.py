@@ -204,6 +204,9 @@ def soak(stack: Stack, work: Path, seconds: float, rate: float | None, every_s: 
         "drained_in_s": drained_in,
     }
     rss = _rss_summary(sampler.samples["serve"], idle, (load_from, load_to))
+    served = stack.procs["serve"].tail(50_000_000)
+    log_errors = [line[:300] for line in served.splitlines()
+                  if "Traceback" in line or " ERROR " in line or " CRITICAL " in line]
     s.log(f"soak: store valid {got['valid']:,} (expected {expected_valid:,}), rejected "
           f"{got['rejected']:,} (expected {taken - expected_valid:,}); units match "
           f"{exact['units_match']}; RSS idle {rss.get('idle_mb')} MB, max {rss.get('max_mb')} MB, "
@@ -218,6 +221,9 @@ def soak(stack: Stack, work: Path, seconds: float, rate: float | None, every_s: 
         "load": wrk,
         "errors": errors,
         "no_errors": not any(errors.values()),
+        # What `serve` itself logged as an error or a traceback over the run (first ones kept).
+        "serve_log_errors": len(log_errors),
+        "serve_log_error_lines": log_errors[:10],
         "exact": exact,
         "rss": rss,
         "cpu": cpu,

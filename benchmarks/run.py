@@ -753,7 +753,7 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
     elif name == "soak_embedded_load":
         x, load = d["exact"], d["load"]
         out.append(
-            f"- {d['seconds']:g} s paced at {d['target_rate']}/s (half of {d['capacity_rps']:,.0f} "
+            f"- {d['seconds']:g} s paced at {d['target_rate']}/s (capacity {d['capacity_rps']:,.0f} "
             f"req/s: {d['capacity_source']}); achieved {d['achieved_rps']:,.0f}/s, p50 "
             f"{load['p50_us'] / 1e3:.1f} ms, p99 {load['p99_us'] / 1e3:.1f} ms, max "
             f"{load['max_us'] / 1e3:.0f} ms; errors: "
@@ -766,7 +766,8 @@ def _details(name: str, d: dict[str, Any]) -> list[str]:
             f"{x['store_test']}; unit leaderboard equal to the expected: {x['units_match']}; "
             f"all counted {x['drained_in_s']} s after the load; cores: "
             + ", ".join(f"{k} {v}" for k, v in d["cpu"].get("cores", {}).items())
-            + f"; other processes {d['cpu'].get('foreign_cores')}"
+            + f"; other processes {d['cpu'].get('foreign_cores')}; errors or tracebacks in "
+            f"serve's log: {d.get('serve_log_errors')}"
         )
     elif name == "soak_embedded_rss":
         out.append(
