@@ -78,13 +78,19 @@ class SqlStore(ABC):
         # Built before taking the lock: a row that cannot be stored fails the batch up front.
         values = {key: sql.submission_row(j) for key, j in fresh.items()}
         with self._lock:
-            keys = list(values)
-            for start in range(0, len(keys), LOOKUP_CHUNK):
-                for row in self._execute(sql.existing_keys_sql(keys[start : start + LOOKUP_CHUNK])):
-                    values.pop((str(row[0]), str(row[1]), str(row[2])), None)
+            for key in self._existing_keys(list(values)):
+                values.pop(key, None)
             if values:
                 self._insert("submissions", sql.SUBMISSION_COLUMNS, list(values.values()))
         return len(values)
+
+    def _existing_keys(self, keys: list[sql.Key]) -> set[sql.Key]:
+        """Which of these verdict keys are stored already (call with the lock held)."""
+        found: set[sql.Key] = set()
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            for row in self._execute(sql.existing_keys_sql(keys[start : start + LOOKUP_CHUNK])):
+                found.add((str(row[0]), str(row[1]), str(row[2])))
+        return found
 
     def unit_counts(self, campaign: str) -> dict[str, Count]:
         """Live counts per unit from the summing table the view feeds, after review decisions."""
