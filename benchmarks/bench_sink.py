@@ -9,9 +9,9 @@ views), batch by batch alternately so that any disturbance hits both:
   plain   clickhouse-driver Client.execute("INSERT INTO submissions (...) VALUES", rows) with the
           rows already converted: the write alone
 
-Also measured: the same batches again through insert_judged (a redelivery: nothing inserted), and
-the proposal of benchmarks/proposals/sink_lookup.py (the stored-keys lookup through an external
-table) as a third side, into a third identical database.
+Also measured: the same batches again through insert_judged (a redelivery: nothing inserted).
+The stored-keys lookup goes through an external table since 2026-11-29 (it was
+benchmarks/proposals/sink_lookup.py, measured here as a third side until it was adopted).
 
     python -m benchmarks.bench_sink [--quick] [--out FILE]
 """
@@ -65,7 +65,6 @@ def run_once(quick: bool) -> dict[str, Any]:
     base = s.clickhouse_base()
     run_tag = s.tag()
     store_db, plain_db = f"bench_sink_store_{run_tag}", f"bench_sink_plain_{run_tag}"
-    proposed_db = f"bench_sink_prop_{run_tag}"
     definition = s.bench_definition()
     s.log(f"sink: judging {rows_total:,} generated sheets")
     verdicts = s.judged_rows(definition, rows_total, f"sink{run_tag}")
@@ -73,28 +72,23 @@ def run_once(quick: bool) -> dict[str, Any]:
     plain_rows = [[sql.submission_row(j) for j in batch] for batch in batches]
     insert = sql.insert_sql("submissions", sql.SUBMISSION_COLUMNS)
 
-    from benchmarks.proposals.sink_lookup import ExternalTableLookupStore
-
     store = open_store(f"{base}/{store_db}")
-    proposed = ExternalTableLookupStore.from_url(f"{base}/{proposed_db}")
     plain_store = open_store(f"{base}/{plain_db}")  # only to migrate it the same way
     client = s.clickhouse_client(plain_db)
     try:
         store.migrate()
-        proposed.migrate()
         plain_store.migrate()
         plain_store.close()
-        times: dict[str, list[float]] = {"store": [], "plain": [], "proposed": []}
+        times: dict[str, list[float]] = {"store": [], "plain": []}
         meter = s.CpuMeter({"clickhouse": s.clickhouse_pids}).__enter__()
         for i, batch in enumerate(batches):
-            sides = ["store", "plain", "proposed"]
-            order = sides[i % 3 :] + sides[: i % 3]  # each side goes first as often
+            order = ["store", "plain"] if i % 2 == 0 else ["plain", "store"]  # each first as often
             for side in order:
                 t = time.perf_counter()
                 if side == "plain":
                     client.execute(insert, plain_rows[i])
                 else:
-                    inserted = (store if side == "store" else proposed).insert_judged(batch)
+                    inserted = store.insert_judged(batch)
                     if inserted != len(batch):
                         raise RuntimeError(
                             f"{side}: insert_judged stored {inserted} of {len(batch)}"
@@ -110,19 +104,11 @@ def run_once(quick: bool) -> dict[str, Any]:
             if again:
                 raise RuntimeError(f"a redelivered batch inserted {again} rows")
         stored = client.execute(f"SELECT count() FROM {store_db}.submissions")[0][0]
-        proposed_replay = []
-        for batch in batches:
-            t = time.perf_counter()
-            if proposed.insert_judged(batch):
-                raise RuntimeError("the proposal inserted a redelivered batch again")
-            proposed_replay.append(time.perf_counter() - t)
-        proposed_stored = client.execute(f"SELECT count() FROM {proposed_db}.submissions")[0][0]
         plain_count = client.execute("SELECT count() FROM submissions")[0][0]
     finally:
         store.close()
-        proposed.close()
         client.disconnect()
-        for db in (store_db, plain_db, proposed_db):
+        for db in (store_db, plain_db):
             s.drop_database(db)
     store_rate = rows_total / sum(store_times)
     plain_rate = rows_total / sum(plain_times)
@@ -138,13 +124,6 @@ def run_once(quick: bool) -> dict[str, Any]:
         "rows_stored": stored,
         "rows_stored_plain": plain_count,
         "cpu": cpu,
-        "proposal_external_table_lookup": {
-            "rows_per_s": round(rows_total / sum(times["proposed"])),
-            "ratio": s.ratio(rows_total / sum(times["proposed"]), plain_rate),
-            "batch_ms": s.summary_ms(times["proposed"]),
-            "redelivered_rows_per_s": round(rows_total / sum(proposed_replay)),
-            "rows_stored": proposed_stored,
-        },
         "server": base,
     }
 
