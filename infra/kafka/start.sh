@@ -69,7 +69,11 @@ classpath="$KAFKA_LIBS/*"
 
 if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
     # A KRaft log directory must be formatted with a cluster id before the first start.
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # base64url of 16 random bytes; one starting with '-' would be read as an option (1 in 64).
+    cluster_id="-"
+    while [ "${cluster_id:0:1}" = "-" ]; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     log "formatting $KAFKA_HOME/data (cluster id $cluster_id)"
     java "${jvm_opts[@]}" -cp "$classpath" kafka.tools.StorageTool format \
         -t "$cluster_id" -c "$KAFKA_CONFIG" --ignore-formatted >>"$KAFKA_LOG" 2>&1 \

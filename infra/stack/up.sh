@@ -2,7 +2,7 @@
 # `make stack`: the distributed runtime on this machine, in the background.
 #   Kafka (127.0.0.1:$SURVEY_KAFKA_PORT, default 9092), ClickHouse (127.0.0.1:$SURVEY_CLICKHOUSE_TCP_PORT,
 #   default 9000), `survey-ingest migrate`, then a collector on 127.0.0.1:8080, a worker (metrics on
-#   :8082) and the API on 127.0.0.1:8081; returns once /readyz of the collector and the API answer 200.
+#   :8082), the findings role (:8083) and the API on 127.0.0.1:8081; returns once /readyz of the collector and the API answer 200.
 # Pid files and logs go to $SURVEY_STACK_DIR (default $SURVEY_INFRA_DATA/stack). Safe to run again:
 # what is running is left running. `make stack-down` (infra/stack/down.sh) stops it all.
 set -euo pipefail
@@ -15,6 +15,7 @@ PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 COLLECTOR_PORT="${SURVEY_COLLECTOR_PORT:-8080}"
 API_PORT="${SURVEY_API_PORT:-8081}"
 WORKER_METRICS_PORT="${SURVEY_WORKER_METRICS_PORT:-8082}"
+FINDINGS_METRICS_PORT="${SURVEY_FINDINGS_METRICS_PORT:-8083}"
 mkdir -p "$RUN_DIR"
 lock_or_wait "$RUN_DIR/.lock"
 
@@ -54,6 +55,7 @@ require_port api "$API_PORT"
 role collector --port "$COLLECTOR_PORT"
 role worker --instance-id "stack-$(hostname)-1" --metrics-port "$WORKER_METRICS_PORT"
 role api --port "$API_PORT"
+role findings --metrics-port "$FINDINGS_METRICS_PORT"
 wait_until "collector /readyz" "$RUN_DIR/collector.pid" "survey_ingest.cli collector" "$RUN_DIR/collector.log" \
     ready "http://127.0.0.1:$COLLECTOR_PORT/readyz"
 wait_until "api /readyz" "$RUN_DIR/api.pid" "survey_ingest.cli api" "$RUN_DIR/api.log" \
@@ -66,6 +68,7 @@ survey-ingest stack is up (logs and pid files in $RUN_DIR):
   collector  http://127.0.0.1:$COLLECTOR_PORT/v1/submissions
   api        http://127.0.0.1:$API_PORT/docs
   worker     metrics on http://127.0.0.1:$WORKER_METRICS_PORT/metrics
+  findings   metrics on http://127.0.0.1:$FINDINGS_METRICS_PORT/metrics (anomaly findings role)
   kafka      $SURVEY_KAFKA_BOOTSTRAP    clickhouse $SURVEY_CLICKHOUSE_URL
   admin token: $SURVEY_ADMIN_TOKEN
 Load a campaign:  SURVEY_ADMIN_TOKEN=$SURVEY_ADMIN_TOKEN $PYTHON -m survey_ingest.cli campaign load FILE --url http://127.0.0.1:$API_PORT
