@@ -56,11 +56,11 @@ _CREATE_TABLE = re.compile(
     r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)\((?P<args>[^)]*)\)(?P<rest>.*)\Z", re.S)
 _CREATE_VIEW = re.compile(
     r"\ACREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+) TO (?P<target>\w+) AS"
-    r"(?P<select>.*?\bFROM )(?P<source>\w+)(?P<rest>.*)\Z", re.S)
+    r"(?P<select>.*)\Z", re.S)
 _MATERIALIZED = re.compile(r"\s+MATERIALIZED\s+")
-_INSERT_SELECT = re.compile(
-    r"\AINSERT INTO (?P<target>\w+)(?P<select>\s*\([^)]*\)\s*SELECT\b.*?\bFROM )"
-    r"(?P<source>\w+)(?P<rest>.*)\Z", re.S)
+_INSERT_SELECT = re.compile(r"\AINSERT INTO (?P<target>\w+)(?P<select>\s*\([^)]*\)\s*SELECT\b.*)\Z",
+                            re.S)
+_READ = re.compile(r"\b(?P<verb>FROM|JOIN)(?P<space>\s+)(?P<table>\w+)\b")
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,14 @@ def migrations_for(
     layout: ClusterLayout, migration_list: Sequence[migrations.Migration] | None = None,
 ) -> list[migrations.Migration]:
     """Every migration in its cluster form, under its own name (so it is recorded as applied)."""
+    chosen = migration_list if migration_list is not None else migrations.load()
+    tables = frozenset(match["name"] for m in chosen for statement in m.statements
+                       if (match := _CREATE_TABLE.match(statement)) is not None)
     return [
         migrations.Migration(m.name, tuple(
-            rendered for statement in m.statements for rendered in render(layout, statement)))
-        for m in (migration_list if migration_list is not None else migrations.load())
+            rendered for statement in m.statements
+            for rendered in render(layout, statement, tables)))
+        for m in chosen
     ]
 
 
@@ -99,7 +103,8 @@ def statements(layout: ClusterLayout, migration_list: Sequence[migrations.Migrat
     return out
 
 
-def render(layout: ClusterLayout, statement: str) -> list[str]:
+def render(layout: ClusterLayout, statement: str, tables: frozenset[str]) -> list[str]:
+    """One migration statement's cluster form; `tables` are the names that get a local table."""
     db, on = layout.database, _on(layout)
     table = _CREATE_TABLE.match(statement)
     if table is not None:
@@ -119,20 +124,25 @@ def render(layout: ClusterLayout, statement: str) -> list[str]:
             f" {_MATERIALIZED.sub(' ALIAS ', table['columns'])}"
             f" ENGINE = Distributed({layout.cluster}, {db}, {local}, {key})",
         ]
+
+    def local_reads(select: str) -> str:
+        # Every table read (FROM, JOIN, subqueries too) is this shard's own: a view or a
+        # backfill runs on each shard over its share, never through the Distributed tables.
+        return _READ.sub(
+            lambda m: (f"{m['verb']}{m['space']}{db}.{m['table']}{LOCAL_SUFFIX}"
+                       if m["table"] in tables else m[0]), select)
+
     view = _CREATE_VIEW.match(statement)
     if view is not None:
         return [
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view['name']}{on}"
-            f" TO {db}.{view['target']}{LOCAL_SUFFIX} AS{view['select']}"
-            f"{db}.{view['source']}{LOCAL_SUFFIX}{view['rest']}"
+            f" TO {db}.{view['target']}{LOCAL_SUFFIX} AS{local_reads(view['select'])}"
         ]
     backfill = _INSERT_SELECT.match(statement)
     if backfill is not None:
         # A backfill of what was stored before a view existed: each shard fills its own.
-        return [
-            f"INSERT INTO {db}.{backfill['target']}{LOCAL_SUFFIX}{backfill['select']}"
-            f"{db}.{backfill['source']}{LOCAL_SUFFIX}{backfill['rest']}"
-        ]
+        return [f"INSERT INTO {db}.{backfill['target']}{LOCAL_SUFFIX}"
+                f"{local_reads(backfill['select'])}"]
     raise ClusterDdlError(
         f"no cluster form for: {statement[:120]!r}; teach storage/cluster.py this statement")
 
