@@ -60,6 +60,9 @@ _CREATE_VIEW = re.compile(
 _MATERIALIZED = re.compile(r"\s+MATERIALIZED\s+")
 _INSERT_SELECT = re.compile(r"\AINSERT INTO (?P<target>\w+)(?P<select>\s*\([^)]*\)\s*SELECT\b.*)\Z",
                             re.S)
+_DROP = re.compile(r"\ADROP (?P<kind>TABLE|VIEW) IF EXISTS (?P<name>\w+)\s*\Z", re.S)
+_ALTER = re.compile(
+    r"\AALTER TABLE (?P<name>\w+)(?P<rest>\s+(?:ADD|DROP|MODIFY|COMMENT) COLUMN\b.*)\Z", re.S)
 _READ = re.compile(r"\b(?P<verb>FROM|JOIN)(?P<space>\s+)(?P<table>\w+)\b")
 
 
@@ -138,6 +141,17 @@ def render(layout: ClusterLayout, statement: str, tables: frozenset[str]) -> lis
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view['name']}{on}"
             f" TO {db}.{view['target']}{LOCAL_SUFFIX} AS{local_reads(view['select'])}"
         ]
+    drop = _DROP.match(statement)
+    if drop is not None:
+        # A view (a recreated counts view, say) has one name; a table has its local form too.
+        name = drop["name"]
+        names = [name, name + LOCAL_SUFFIX] if name in tables else [name]
+        return [f"DROP {drop['kind']} IF EXISTS {db}.{n}{on}" for n in names]
+    alter = _ALTER.match(statement)
+    if alter is not None and alter["name"] in tables:
+        # Columns change on the shard tables and on the Distributed table over them alike.
+        name = alter["name"]
+        return [f"ALTER TABLE {db}.{n}{on}{alter['rest']}" for n in (name + LOCAL_SUFFIX, name)]
     backfill = _INSERT_SELECT.match(statement)
     if backfill is not None:
         # A backfill of what was stored before a view existed: each shard fills its own.

@@ -212,6 +212,28 @@ def test_the_distributed_roles_run_unchanged_on_the_sharded_store(
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
 
 
+def test_later_migrations_recreating_a_view_or_adding_a_column_have_a_cluster_form() -> None:
+    layout = cluster.ClusterLayout(CLUSTER, "survey")
+    later = migrations.Migration("0099_later", (
+        "DROP TABLE IF EXISTS unit_counts_mv",
+        "ALTER TABLE submissions ADD COLUMN IF NOT EXISTS source String DEFAULT ''",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS unit_counts_mv TO unit_counts AS SELECT campaign,"
+        " unit, sum(toUInt64(status = 'accepted')) AS valid FROM submissions GROUP BY campaign,"
+        " unit",
+    ))
+    rendered = cluster.migrations_for(layout, [*migrations.load(), later])[-1].statements
+    assert rendered == (
+        "DROP TABLE IF EXISTS survey.unit_counts_mv",
+        "ALTER TABLE survey.submissions_local ADD COLUMN IF NOT EXISTS source String DEFAULT ''",
+        "ALTER TABLE survey.submissions ADD COLUMN IF NOT EXISTS source String DEFAULT ''",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS survey.unit_counts_mv TO survey.unit_counts_local"
+        " AS SELECT campaign, unit, sum(toUInt64(status = 'accepted')) AS valid FROM"
+        " survey.submissions_local GROUP BY campaign, unit",
+    )
+    with pytest.raises(cluster.ClusterDdlError, match=r"teach storage/cluster\.py"):
+        cluster.migrations_for(layout, [migrations.Migration("0100_x", ("OPTIMIZE TABLE x",))])
+
+
 def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
