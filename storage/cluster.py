@@ -10,6 +10,10 @@ What it renders from each migration statement (storage/migrations/ stays the one
 - `CREATE MATERIALIZED VIEW v TO t AS SELECT ... FROM s` -> the same view on every shard, from
   `s_local` to `t_local`: each shard counts its own verdicts, and the Distributed `t` sums the
   shards when read (`sum() ... GROUP BY`, which is what every counts query already does).
+- `INSERT INTO t ... SELECT ... FROM s` (a backfill) -> the same on every shard, local to local;
+  every table a view or a backfill reads, subqueries included, is read shard-locally.
+- `DROP TABLE|VIEW IF EXISTS` and `ALTER TABLE t ADD|DROP|MODIFY COLUMN` -> on the local and the
+  Distributed table alike. Anything else is refused by name (ClusterDdlError), never guessed.
 
 Sharding key: `sipHash64(submission_id)`. Idempotence is per shard: the store's insert skips a
 (campaign, submission_id, fingerprint) that is stored already, and ReplacingMergeTree collapses a
