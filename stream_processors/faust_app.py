@@ -7,15 +7,15 @@ submission id, with a table of fingerprints seen per id. `settle_respondent` nee
 known about one device, so its input is re-keyed by device and it keeps a table of each device's
 first accepted submission. Tables live in memory and are rebuilt from their changelog topics.
 
-Each agent works in batches (`stream.noack_take`: up to BATCH_EVENTS records or BATCH_WITHIN_S):
-it judges the batch with the core, sends one batch record per target partition (faust_records),
-and acks the batch's events only once Kafka has every output record (acks=all), in offset order.
-faust commits, per partition, the first run of consecutive acked offsets, and before committing it
-flushes its producer (faust/transport/consumer.py `_commit_offsets`: `producer.flush()`, which
-drains its send_soon buffer and waits for aiokafka's in-flight batches, then `_commit`), so the
-tables' changelog records of an acked event are in Kafka before its offset is committed. A failed
-send stops the process first (`_StopOnSendError`, called from the send's callback, which runs
-before the flush returns).
+Each agent works in batches (`stream.noack_take`: up to BATCH_EVENTS records or BATCH_WITHIN_S): it
+judges the batch with the core, sends one batch record per target partition (faust_records), and
+acks the batch's events only once Kafka has every output record and every changelog record of the
+batch's table writes (acks=all), in offset order (`_ack_when_delivered`). faust commits, per
+partition, the first run of consecutive acked offsets, after `producer.flush()`
+(faust/transport/consumer.py `_commit_offsets`), so nothing committed lacks its outputs. The
+changelog wait is ours: faust's own flush of its send_soon buffer gives up after 0.1 s without
+progress (`ProducerBuffer.flush_atmost`). A failed send stops the process (`_StopOnSendError`,
+`_stop_uncommitted`) before anything more is acked.
 
 Delivery is at least once: after a crash, records are judged again; judging is deterministic and
 both steps always emit, even for a resend, so a redelivered record yields the identical verdict,
@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 # batch adds at low rates; at high rates batches fill first.
 BATCH_EVENTS = 1000
 BATCH_WITHIN_S = 0.02
+
+# What a step makes of a batch: (key, value) records for the next topic, and the futures of the
+# table writes' changelog records.
+Outputs = tuple[list[tuple[bytes, bytes]], list[Awaitable[Any]]]
 
 
 def _stop_uncommitted(what: str, exc: BaseException) -> NoReturn:
@@ -138,7 +142,7 @@ def build_app(
     hash_key = settings.hash_key
     partitions = topology.partitions
 
-    async def assess_batch(events: Sequence[faust.EventT[bytes]]) -> list[tuple[bytes, bytes]]:
+    async def assess_batch(events: Sequence[faust.EventT[bytes]]) -> Outputs:
         taken: list[tuple[faust.EventT[bytes], str, SubmissionReceived]] = []
         for event in events:
             where = position(event.message.partition, event.message.offset)
@@ -146,28 +150,29 @@ def build_app(
             if received is not None:
                 taken.append((event, where, received))
         if not taken:
-            return []
+            return [], []
         # One wait for the batch: the registry is then synced past every record's receive time.
         await registry_synced_after(max(r.received_at.timestamp() for _, _, r in taken))
         out: list[tuple[bytes, bytes]] = []
+        written: list[Awaitable[Any]] = []
         for event, where, received in taken:
             key = received_key(received)
             prior: tuple[str, ...] = tuple(fingerprints.get(key) or ())
             assessment = assess(received, where, registry, prior, hash_key)
             if assessment.fingerprints != prior:
-                _as_current(event)  # the changelog partition is the source record's
-                fingerprints[key] = list(assessment.fingerprints)
+                written.append(_table_set(fingerprints, key, list(assessment.fingerprints), event))
             if assessment.resend:
                 metrics.RESENDS.inc()
             out_key = device_key(assessment.judged) or key
             out.append((out_key.encode(), encode_event(assessment.judged)))
-        return out
+        return out, written
 
-    async def settle_batch(events: Sequence[faust.EventT[bytes]]) -> list[tuple[bytes, bytes]]:
+    async def settle_batch(events: Sequence[faust.EventT[bytes]]) -> Outputs:
         out: list[tuple[bytes, bytes]] = []
+        written: list[Awaitable[Any]] = []
         for event in events:
             where = position(event.message.partition, event.message.offset)
-            _as_current(event)  # every device in the record hashes to the record's partition
+            # Every device in the record hashes to the record's partition.
             for value in unpack(event.value, where):
                 verdict = read_judged(value, where)
                 if verdict is None:
@@ -176,13 +181,13 @@ def build_app(
                 first = devices.get(dk) if dk else None
                 final, first_after = settle_respondent(verdict, first)
                 if dk and first_after is not None and first_after != first:
-                    devices[dk] = first_after
+                    written.append(_table_set(devices, dk, first_after, event))
                 key = submission_key(final.campaign, final.submission_id)
                 out.append((key.encode(), encode_event(final)))
-        return out
+        return out, written
 
     def agent(
-        step: Callable[[Sequence[faust.EventT[bytes]]], Awaitable[list[tuple[bytes, bytes]]]],
+        step: Callable[[Sequence[faust.EventT[bytes]]], Awaitable[Outputs]],
         target: faust.TopicT,
         name: str,
     ) -> Any:
@@ -198,8 +203,9 @@ def build_app(
                 first = events[0].message
                 what = f"{name} of {len(events)} records from {first.tp}:{first.offset}"
                 try:
-                    outputs = await step(events)
-                    deliveries = await _send(target, pack_by_partition(outputs, partitions))
+                    outputs, written = await step(events)
+                    sent = await _send(target, pack_by_partition(outputs, partitions))
+                    deliveries = [*sent, *written]
                 except Exception as exc:
                     _stop_uncommitted(what, exc)
                 # The next batch is judged while this one's records travel to the broker.
@@ -216,6 +222,22 @@ def build_app(
     return app
 
 
+def _table_set(table: Any, key: str, value: Any, event: faust.EventT[bytes]) -> Awaitable[Any]:
+    """`table[key] = value`, returning the future of its changelog record.
+
+    faust's own write (`Table.on_key_set`) sends the changelog record through the producer's
+    send_soon buffer and forgets it; before committing, faust flushes that buffer with
+    `ProducerBuffer.flush_atmost`, which gives up once no record went out for 0.1 s (a busy
+    broker), so an offset could be committed while its changelog record still waited (lost with
+    a SIGKILL: a later duplicate would then go unseen). The batch is acked only once these
+    futures are done, i.e. the changelog records are in Kafka too. The record goes to the source
+    record's partition, as faust's own write would send it.
+    """
+    _as_current(event)  # what faust (and a RocksDB store) reads the partition from
+    table.data[key] = value
+    return cast(Awaitable[Any], table.send_changelog(event.message.partition, key, value))
+
+
 async def _send(
     target: faust.TopicT, records: list[tuple[int, bytes, bytes]]
 ) -> list[Awaitable[RecordMetadata]]:
@@ -229,7 +251,7 @@ async def _send(
 async def _ack_when_delivered(
     stream: faust.Stream[bytes],
     events: Sequence[faust.EventT[bytes]],
-    deliveries: list[Awaitable[RecordMetadata]],
+    deliveries: list[Awaitable[Any]],
     previous: asyncio.Future[None] | None,
     what: str,
 ) -> None:

@@ -57,9 +57,15 @@ def test_worker_stopped_mid_stream_loses_nothing_and_counts_once(stack: Stack, h
         expected[links[body["link_code"]]] += 1
     acked: list[str] = []
     posted = threading.Semaphore(0)
+    # The last third waits until the worker was stopped: a collector faster than the worker's
+    # first verdicts must not post everything before the stop (then nothing would be tested).
+    stopped = threading.Event()
+    last_third = {b["submission_id"] for b in bodies[2 * SHEETS // 3:]}
     client = httpx.Client(timeout=20, limits=httpx.Limits(max_connections=16))
 
     def send(body: dict[str, Any]) -> None:
+        if body["submission_id"] in last_third:
+            stopped.wait(120)
         r = client.post(f"{stack.collector_url}/v1/submissions", json=body)
         assert r.status_code == 202, r.text  # the collector never depends on the worker
         acked.append(body["submission_id"])
@@ -78,6 +84,7 @@ def test_worker_stopped_mid_stream_loses_nothing_and_counts_once(stack: Stack, h
         else:
             worker.stop()  # SIGTERM: faust finishes what it took, then commits
         killed_at = len(acked)
+        stopped.set()
         stack.start_worker()
         for f in futures:
             f.result()
