@@ -15,7 +15,9 @@ What it renders from each migration statement (storage/migrations/ stays the one
 - `DROP TABLE|VIEW IF EXISTS` and `ALTER TABLE t ADD|DROP|MODIFY COLUMN` -> on the local and the
   Distributed table alike. Anything else is refused by name (ClusterDdlError), never guessed.
 
-Sharding key: `sipHash64(submission_id)`. Idempotence is per shard: the store's insert skips a
+Sharding key: `sipHash64(submission_id)` for the verdicts (and review decisions; findings by
+finding id, any other ReplacingMergeTree by its ORDER BY key: SHARDING_KEYS). Idempotence is
+per shard: the store's insert skips a
 (campaign, submission_id, fingerprint) that is stored already, and ReplacingMergeTree collapses a
 key only among rows of the same table, i.e. the same shard. Every verdict of one submission id
 must therefore land on the same shard, whichever writer sends it and however often (a
@@ -49,10 +51,19 @@ from urllib.parse import unquote, urlsplit
 from storage import migrations, sql
 
 LOCAL_SUFFIX = "_local"
-# The tables writers insert into; the counts tables are written only by the views, on each
-# shard, and read through their Distributed table (whose key is then never used).
-SHARDING_KEYS = {"submissions": "sipHash64(submission_id)"}
+# Where a writer's rows go. A ReplacingMergeTree collapses versions of a key only within one
+# shard, so every version of a key must always go to the same shard: a hash of (part of) its
+# ORDER BY key. Verdicts and review decisions go by submission id (one id's rows together);
+# findings by finding id (its revisions together). Any other ReplacingMergeTree table gets a hash
+# of its whole ORDER BY key. Summing tables are fed by the views on each shard and only read
+# through their Distributed table, so their key is never used (rand()).
+SHARDING_KEYS = {
+    "submissions": "sipHash64(submission_id)",
+    "review_overrides": "sipHash64(submission_id)",
+    "findings": "sipHash64(finding_id)",
+}
 READ_ONLY_KEY = "rand()"
+_ORDER_BY = re.compile(r"\bORDER BY\s+(?:\((?P<tuple>[^)]*)\)|(?P<one>\w+))")
 ZK_PATH = "/clickhouse/tables/{shard}/%(database)s/%(table)s"
 
 _CREATE_TABLE = re.compile(
@@ -121,7 +132,7 @@ def render(layout: ClusterLayout, statement: str, tables: frozenset[str]) -> lis
             path = ZK_PATH % {"database": db, "table": local}
             args = ", ".join(a for a in (f"'{path}'", "'{replica}'", args) if a)
             engine = "Replicated" + engine
-        key = SHARDING_KEYS.get(name, READ_ONLY_KEY)
+        key = SHARDING_KEYS.get(name) or _dedup_key(engine, table["rest"])
         return [
             f"CREATE TABLE IF NOT EXISTS {db}.{local}{on} {table['columns']}"
             f" ENGINE = {engine}({args}){table['rest']}",
@@ -163,6 +174,15 @@ def render(layout: ClusterLayout, statement: str, tables: frozenset[str]) -> lis
                 f"{local_reads(backfill['select'])}"]
     raise ClusterDdlError(
         f"no cluster form for: {statement[:120]!r}; teach storage/cluster.py this statement")
+
+
+def _dedup_key(engine: str, rest: str) -> str:
+    if not engine.endswith("ReplacingMergeTree"):
+        return READ_ONLY_KEY
+    order = _ORDER_BY.search(rest)
+    if order is None:
+        raise ClusterDdlError(f"a ReplacingMergeTree without ORDER BY: {rest[:120]!r}")
+    return f"sipHash64({order['tuple'] or order['one']})"
 
 
 def _on(layout: ClusterLayout) -> str:

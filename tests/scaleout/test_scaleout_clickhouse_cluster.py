@@ -265,6 +265,14 @@ def test_replicated_variant_uses_the_keeper_path_per_shard_and_replica(
             assert "FROM survey.submissions_local" in s
         if "Distributed" in s:
             assert "MATERIALIZED" not in s  # 18.16 refuses them on a Distributed insert
+    # Every table whose engine collapses versions of a key is sharded by that key, never at
+    # random: a new version must reach the shard that holds the old one.
+    for statement in plain:
+        match = re.match(r"CREATE TABLE IF NOT EXISTS (\w+).*ENGINE = (\w+)", statement, re.S)
+        if match and match.group(2) == "ReplacingMergeTree":
+            engine = f"Distributed(survey_shards, survey, {match.group(1)}_local"
+            (dist,) = [d for d in ddl if engine in d]
+            assert "rand()" not in dist and "sipHash64(" in dist, dist
     # Views and backfills read only the shard's own tables, subqueries included.
     names = {t.split("IF NOT EXISTS", 1)[1].split()[0] for t in tables}
     for s in ddl:
