@@ -153,9 +153,9 @@ def _parses(args: list[str]) -> str:
 
 def test_every_command_is_a_real_cli_invocation() -> None:
     roles = {_parses(c["args"]) for _, _, c in containers()}
-    assert roles == {"collector", "worker", "api", "migrate"}
+    assert roles == {"collector", "worker", "findings", "api", "migrate"}
     compose_roles = {_parses(s["command"]) for s in ours(compose()["services"]).values()}
-    assert compose_roles == {"collector", "worker", "api", "migrate"}
+    assert compose_roles == roles
     # Probes' and hooks' inline Python compiles.
     snippets = [c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
                 for _, _, c in containers()]
@@ -186,6 +186,11 @@ def test_kubernetes_ports_probes_and_selectors_agree() -> None:
             assert ports == {"http": _flag(c["args"], "--port", default)}
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        if role == "findings":
+            assert ports == {"metrics": _flag(c["args"], "--metrics-port", 8083)}
+            assert doc["spec"]["replicas"] == 1 and doc["spec"]["strategy"]["type"] == "Recreate"
+            readiness = " ".join(c["readinessProbe"]["exec"]["command"])
+            assert f"127.0.0.1:{ports['metrics']}/metrics" in readiness
         if role == "worker":
             assert ports == {"metrics": _flag(c["args"], "--metrics-port", 8082)}
             assert "--instance-id" in c["args"] and doc["kind"] == "StatefulSet"
@@ -208,7 +213,7 @@ def test_kubernetes_ports_probes_and_selectors_agree() -> None:
                 if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()]
 
     for service in services.values():
-        (workload,) = selected(service["spec"]["selector"])
+        (workload,) = selected(service["spec"]["selector"])  # exactly one workload each
         named = {p["name"] for c in pod_spec(workload)["containers"] for p in c["ports"]}
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= named
     for _, doc in docs:
@@ -244,7 +249,8 @@ def test_compose_ports_names_and_balancer_agree() -> None:
         role = service["command"][0]
         port = {"collector": _flag(service["command"], "--port", 8080),
                 "api": _flag(service["command"], "--port", 8081),
-                "worker": _flag(service["command"], "--metrics-port", 8082)}.get(role)
+                "worker": _flag(service["command"], "--metrics-port", 8082),
+                "findings": _flag(service["command"], "--metrics-port", 8083)}.get(role)
         if port is not None:
             assert f"127.0.0.1:{port}/" in " ".join(service["healthcheck"]["test"]), name
     assert mine["api"]["ports"] == [f"{_flag(mine['api']['command'], '--port', 8081)}:8081"]
