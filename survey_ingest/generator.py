@@ -210,6 +210,8 @@ class SheetFactory:
         self.scale_questions = tuple(q for q in self.questions if isinstance(q, ScaleQuestion))
         self.required = tuple(q for q in self.questions if q.required)
         self.min_seconds = questionnaire.min_seconds
+        # Under this a sheet with every question answered is too fast per item as well.
+        self.per_item_floor = math.ceil(questionnaire.min_seconds_per_item * len(self.questions))
         self.straight_min = questionnaire.straight_lining_min_items
         self.link_codes = frozenset(lk.code for lk in definition.links)
 
@@ -352,12 +354,16 @@ class SheetFactory:
     def _duration(self, rng: random.Random, too_fast: bool) -> int:
         floor = math.ceil(self.min_seconds)
         if too_fast:
-            return rng.randint(max(1, floor // 6), floor - 1)
+            # Only too_fast: above the per-item floor where there is room for it.
+            low = max(1, floor // 6)
+            if self.per_item_floor + 1 < floor:
+                low = max(low, self.per_item_floor + 1)
+            return rng.randint(low, floor - 1)
         if rng.random() < 0.03:  # left the page open for a while
             seconds = rng.uniform(900, 3600)
         else:  # median about 5.5 minutes, most between 2 and 15
             seconds = rng.lognormvariate(math.log(330), 0.5)
-        return max(floor + 3, round(seconds))
+        return max(floor + 3, self.per_item_floor + 3, round(seconds))
 
     def _answers(self, rng: random.Random) -> dict[str, Any]:
         # A respondent's general satisfaction colours every scale item; items scatter around it.
