@@ -547,10 +547,7 @@ def main() -> None:
             args.targets.split(",") if args.targets else None,
         )
     text = json.dumps(result, indent=2, ensure_ascii=False)
-    if args.out:
-        args.out.write_text(text)
-    else:
-        print(text)
+    s.emit(text, args.out)
 
 
 if __name__ == "__main__":

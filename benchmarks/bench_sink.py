@@ -134,10 +134,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     text = json.dumps(run(args.quick), indent=2)
-    if args.out:
-        args.out.write_text(text)
-    else:
-        print(text)
+    s.emit(text, args.out)
 
 
 if __name__ == "__main__":

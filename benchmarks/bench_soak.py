@@ -256,10 +256,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         text = json.dumps(run(args.quick, Path(tmp), args.seconds, args.rate), indent=2)
-    if args.out:
-        args.out.write_text(text)
-    else:
-        print(text)
+    s.emit(text, args.out)
 
 
 if __name__ == "__main__":

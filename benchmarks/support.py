@@ -54,6 +54,14 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def emit(text: str, out: Path | None) -> None:
+    """A benchmark's JSON result: to --out when given, else to stdout."""
+    if out:
+        out.write_text(text)
+    else:
+        print(text)
+
+
 def tag() -> str:
     return uuid.uuid4().hex[:8]
 
