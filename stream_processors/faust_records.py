@@ -51,8 +51,10 @@ def read_judged(value: bytes, where: str) -> SubmissionJudged | None:
 # A JSON event starts with "{", so a leading NUL can never be mistaken for one.
 BATCH_MAGIC = b"\x00sb1"
 _LEN = struct.Struct(">I")
-# Under the producer's max_batch_size (256 KiB) and the broker's 1 MiB message limit.
-BATCH_RECORD_MAX_BYTES = 192 * 1024
+# Well under the worker's fetch size per partition (faust_app: 256 KiB). A record larger than
+# the fetch size is only returned when it is the first data of a fetch response (KIP-74), so a
+# partition holding one could sit unread behind busier ones.
+BATCH_RECORD_MAX_BYTES = 48 * 1024
 
 
 def partition_for(key: bytes, partitions: int) -> int:
