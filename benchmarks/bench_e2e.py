@@ -221,6 +221,7 @@ class Prober:
         self.poll_ms: list[float] = []
         self._stop = threading.Event()
         self._seq = 0
+        self._posting = threading.Event()  # set while the poster may still add an acked probe
         self._base_count = 0
 
     def _conn(self, url: str) -> http.client.HTTPConnection:
@@ -243,6 +244,12 @@ class Prober:
     def _post_loop(self) -> None:
         conn = self._conn(self.stack.post_url)
         next_at = time.monotonic()
+        try:
+            self._post_until_stopped(conn, next_at)
+        finally:
+            self._posting.clear()
+
+    def _post_until_stopped(self, conn: http.client.HTTPConnection, next_at: float) -> None:
         while not self._stop.is_set():
             self._seq += 1
             seq = self._seq
@@ -269,7 +276,8 @@ class Prober:
 
     def _poll_loop(self) -> None:
         conn = self._conn(self.stack.read_url)
-        while not self._stop.is_set() or len(self.visible) < len(self.acked):
+        # Not `_stop` alone: a probe answered 202 just after the stop must still be waited for.
+        while self._posting.is_set() or len(self.visible) < len(self.acked):
             t = time.monotonic()
             try:
                 count = self._probe_count(conn) - self._base_count
@@ -296,6 +304,7 @@ class Prober:
         finally:
             conn.close()
         self._stopped_at = 0.0
+        self._posting.set()
         poster = threading.Thread(target=self._post_loop, daemon=True)
         poller = threading.Thread(target=self._poll_loop, daemon=True)
         poster.start()
