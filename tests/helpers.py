@@ -1,17 +1,19 @@
 """Shared by the HTTP-level tests: campaign definitions and answer sheets, polling a verdict,
-and running a server process (start until ready, stop)."""
+running a server process (start until ready, stop), and what a missing service means."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
+import pytest
 
 
 def campaign_definition(campaign: str, *, today_phase: str = "collection") -> dict[str, Any]:
@@ -221,3 +223,11 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def unavailable(message: str) -> NoReturn:
+    """A service or tool a test needs is missing: skipped on a workstation, failed under CI
+    (where every service is installed and started, so a skip would hide a failure)."""
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

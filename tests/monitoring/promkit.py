@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,10 +13,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
-from tests.helpers import stop_process, wait_ready
+from tests.helpers import stop_process, unavailable, wait_ready
 from tests.integration.embedded_server import free_port
 
 MONITORING = Path(__file__).resolve().parents[2] / "infra" / "monitoring"
@@ -33,9 +31,7 @@ def binary(name: str) -> str:
     if path:
         return path
     message = f"{name} not found on PATH; run `bash infra/monitoring/install.sh`"
-    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(message)
 
 
 # --- PromQL ------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,20 +25,15 @@ from reports.render import Written, write_report
 from schemas.campaign import CampaignDefinition
 from schemas.events import CampaignDefined, SubmissionJudged, encode_event
 from storage.chdb_store import ChdbStore
+from tests import helpers
 from tests.reports.support import example_definition, judged_rows, registry_for
 
 SHEETS = 60_000  # judged into ~59,000 stored verdicts (identical resends are absorbed)
 INSERT_BATCH = 10_000
 
 
-def under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def unavailable(reason: str) -> NoReturn:
-    if under_ci():
-        pytest.fail(f"{reason} (required under CI: run infra/reports/install.sh)", pytrace=False)
-    pytest.skip(reason)
+    helpers.unavailable(f"{reason} (run infra/reports/install.sh)")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from clickhouse_driver import Client
 
 from schemas.events import SubmissionJudged
 from storage import SqlStore, open_store
+from tests.helpers import unavailable
 from tests.storage.support import drop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,14 +32,8 @@ DEFAULT_HTTP_PORT = "18123"
 RECEIVED_AT = dt.datetime(2023, 9, 14, 2, 10, tzinfo=dt.UTC)  # 10:10 in Shanghai
 
 
-def _under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def _unavailable(reason: str) -> NoReturn:
-    if _under_ci():
-        pytest.fail(f"ClickHouse server unavailable under CI: {reason}", pytrace=False)
-    pytest.skip(f"ClickHouse server unavailable: {reason}")
+    unavailable(f"ClickHouse server unavailable: {reason}")
 
 
 def with_database(url: str, database: str) -> str:
