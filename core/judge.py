@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -179,9 +180,27 @@ def settle_respondent(
     return judged, device_first
 
 
+class JudgeMemory(Protocol):
+    """What judging remembers between submissions, keyed by `memory_key` and `device_key`."""
+
+    def fingerprints_of(self, key: str) -> tuple[str, ...]: ...
+
+    def set_fingerprints(self, key: str, fingerprints: tuple[str, ...]) -> None: ...
+
+    def device_first_of(self, key: str) -> str | None: ...
+
+    def set_device_first(self, key: str, submission_id: str) -> None: ...
+
+
+def memory_key(body: Mapping[str, object]) -> str:
+    """The key a received body's fingerprints are remembered under (any body, valid or not)."""
+    return f"{body.get('campaign', '')}\x1f{body.get('submission_id', '')}"
+
+
 @dataclass
 class JudgeState:
-    """In-memory judging state for one process; the distributed runtime keeps it in tables."""
+    """Everything in RAM, growing with the campaign: for replays, tests and benchmarks. The
+    embedded processor uses core.judge_memory.BoundedJudgeMemory instead."""
 
     fingerprints: dict[str, tuple[str, ...]]
     device_first: dict[str, str]
@@ -190,35 +209,53 @@ class JudgeState:
     def empty(cls) -> JudgeState:
         return cls({}, {})
 
+    def fingerprints_of(self, key: str) -> tuple[str, ...]:
+        return self.fingerprints.get(key, ())
+
+    def set_fingerprints(self, key: str, fingerprints: tuple[str, ...]) -> None:
+        self.fingerprints[key] = fingerprints
+
+    def device_first_of(self, key: str) -> str | None:
+        return self.device_first.get(key)
+
+    def set_device_first(self, key: str, submission_id: str) -> None:
+        self.device_first[key] = submission_id
+
     def remember(self, row: JudgeMemoryRow) -> None:
         """Fold a stored verdict back in (used to rebuild the state after a restart)."""
         key = f"{row.campaign}\x1f{row.submission_id}"
-        fps = self.fingerprints.get(key, ())
-        if row.fingerprint not in fps:
-            fps = (row.fingerprint, *fps) if row.first_of_id else (*fps, row.fingerprint)
-            self.fingerprints[key] = fps
+        self.fingerprints[key] = with_stored(self.fingerprints.get(key, ()), row)
         if row.device_hash and row.status == "accepted":
             self.device_first.setdefault(f"{row.campaign}\x1f{row.device_hash}", row.submission_id)
+
+
+def with_stored(fingerprints: tuple[str, ...], row: JudgeMemoryRow) -> tuple[str, ...]:
+    """An id's known fingerprints with a stored verdict's added: the first one's goes first."""
+    if row.fingerprint in fingerprints:
+        return fingerprints
+    if row.first_of_id:
+        return (row.fingerprint, *fingerprints)
+    return (*fingerprints, row.fingerprint)
 
 
 def judge(
     received: SubmissionReceived,
     source_position: str,
     registry: Registry,
-    state: JudgeState,
+    state: JudgeMemory,
     hash_key: str,
 ) -> tuple[SubmissionJudged, bool]:
-    """Both steps against in-memory state; returns the verdict and whether it is a resend."""
-    key = f"{received.body.get('campaign', '')}\x1f{received.body.get('submission_id', '')}"
-    assessment = assess(
-        received, source_position, registry, state.fingerprints.get(key, ()), hash_key
-    )
-    state.fingerprints[key] = assessment.fingerprints
+    """Both steps against a judging memory; returns the verdict and whether it is a resend."""
+    key = memory_key(received.body)
+    prior = state.fingerprints_of(key)
+    assessment = assess(received, source_position, registry, prior, hash_key)
+    if assessment.fingerprints != prior:
+        state.set_fingerprints(key, assessment.fingerprints)
     dk = device_key(assessment.judged)
-    judged, first = settle_respondent(assessment.judged, state.device_first.get(dk) if dk else None)
+    judged, first = settle_respondent(assessment.judged, state.device_first_of(dk) if dk else None)
     # A resend is not counted, so it must not claim the device either: a retry received in a
     # later phase (test -> collection, or before the window -> in it) would otherwise block
     # the device's next, counted answer.
     if dk and first is not None and not assessment.resend:
-        state.device_first[dk] = first
+        state.set_device_first(dk, first)
     return judged, assessment.resend

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Final, Protocol
 
@@ -136,6 +136,14 @@ class Store(Protocol):
     def submission_status(self, campaign: str, submission_id: str) -> SubmissionStatus | None: ...
 
     def iter_judge_memory(self) -> Iterator[JudgeMemoryRow]: ...
+
+    def judge_memory_of(self, ids: Sequence[tuple[str, str]]) -> Sequence[JudgeMemoryRow]:
+        """The stored verdicts of these (campaign, submission id)s, each once."""
+        ...
+
+    def device_firsts(self, devices: Sequence[tuple[str, str]]) -> Mapping[tuple[str, str], str]:
+        """The accepted submission id of each of these (campaign, device hash)es that has one."""
+        ...
 
     def breakdown(
         self, campaign: str, by: Sequence[str], filters: RegionFilter

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     sink_batch_rows: int = 5000
     sink_batch_seconds: float = 0.5
     log_fsync: bool = True
+    # Embedded judging memory: Bloom filters sized for this many sheets (2 x 1.2 MB per million
+    # at 1% false positives); past it, more store lookups, same verdicts (core/judge_memory.py).
+    judge_memory_capacity: int = 12_000_000
 
     @property
     def topics(self) -> Topics:

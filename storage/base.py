@@ -261,6 +261,36 @@ class SqlStore(ABC):
             if len(page) < page_size:
                 return
 
+    def judge_memory_of(self, ids: Sequence[sql.Key2]) -> list[JudgeMemoryRow]:
+        """The stored verdicts of these (campaign, submission id)s, each once."""
+        wanted = set(ids)
+        found: dict[sql.Key, JudgeMemoryRow] = {}
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            with self._lock:
+                rows = self._execute(sql.judge_memory_of_sql(ids[start : start + LOOKUP_CHUNK]))
+            for campaign, sid, fingerprint, first_of_id, device_hash, status in rows:
+                key = (str(campaign), str(sid), str(fingerprint))
+                if key[:2] in wanted:
+                    found[key] = JudgeMemoryRow(
+                        campaign=key[0], submission_id=key[1], fingerprint=key[2],
+                        first_of_id=bool(int(first_of_id)), device_hash=str(device_hash),
+                        status=str(status),
+                    )
+        return list(found.values())
+
+    def device_firsts(self, devices: Sequence[sql.Key2]) -> dict[sql.Key2, str]:
+        """The accepted submission id of each of these (campaign, device hash)es that has one."""
+        wanted = set(devices)
+        found: dict[sql.Key2, str] = {}
+        for start in range(0, len(devices), LOOKUP_CHUNK):
+            with self._lock:
+                rows = self._execute(sql.device_firsts_sql(devices[start : start + LOOKUP_CHUNK]))
+            for campaign, device, sid in rows:
+                key = (str(campaign), str(device))
+                if key in wanted:
+                    found[key] = str(sid)
+        return found
+
     def judged_rows(self, campaign: str, submission_id: str) -> list[SubmissionJudged]:
         """Every stored verdict for one id (the first one first), read back in full."""
         with self._lock:

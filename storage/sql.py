@@ -173,6 +173,7 @@ SUBMISSION_COLUMNS: Final = (
 
 Row = tuple[Any, ...]
 Key = tuple[str, str, str]
+Key2 = tuple[str, str]  # (campaign, submission id) or (campaign, device hash)
 
 
 def verdict_key(judged: SubmissionJudged) -> Key:
@@ -301,6 +302,29 @@ def judge_memory_page_sql(after: Key | None, limit: int) -> str:
     return (
         f"SELECT {', '.join(JUDGE_MEMORY_COLUMNS)} FROM submissions{where}"
         f" ORDER BY campaign, submission_id, fingerprint LIMIT {literal(int(limit))}"
+    )
+
+
+def judge_memory_of_sql(ids: Iterable[Key2]) -> str:
+    """The stored verdicts of these (campaign, submission id)s: a superset through the primary
+    key (campaigns x ids), filtered by the caller."""
+    ids = list(ids)
+    return (
+        f"SELECT {', '.join(JUDGE_MEMORY_COLUMNS)} FROM submissions"
+        f" WHERE campaign IN {in_list(sorted({c for c, _ in ids}))}"
+        f" AND submission_id IN {in_list(sorted({i for _, i in ids}))}"
+    )
+
+
+def device_firsts_sql(devices: Iterable[Key2]) -> str:
+    """The accepted verdict of these (campaign, device hash)es (a superset, filtered by the
+    caller); min() picks one deterministically if a merge has not collapsed a repeat yet."""
+    devices = list(devices)
+    return (
+        "SELECT campaign, device_hash, min(submission_id) FROM device_firsts"
+        f" WHERE campaign IN {in_list(sorted({c for c, _ in devices}))}"
+        f" AND device_hash IN {in_list(sorted({d for _, d in devices}))}"
+        " GROUP BY campaign, device_hash"
     )
 
 

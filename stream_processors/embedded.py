@@ -12,7 +12,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from core.judge import JudgeState, judge
+from core.judge import device_hash, judge, memory_key
+from core.judge_memory import DEFAULT_CAPACITY, BoundedJudgeMemory
 from core.ports import Store
 from core.registry import Registry
 from core.review import ReviewApplier
@@ -39,6 +40,7 @@ class EmbeddedProcessor:
         min_interval_s: float = 0.2,
         on_judged: Callable[[Sequence[SubmissionJudged]], None] | None = None,
         findings: FindingsStep | None = None,
+        memory_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         self.raw = raw
         self.offsets = offsets
@@ -49,16 +51,16 @@ class EmbeddedProcessor:
         self.min_interval_s = min_interval_s
         self.on_judged = on_judged
         self.findings = findings  # anomaly detection over stored verdicts; never changes them
-        self.state = JudgeState.empty()
+        self.memory = BoundedJudgeMemory(store, capacity=memory_capacity)
         self.reviews = ReviewApplier(store, registry.reviews)
         self.position = offsets.get(CONSUMER)
         self.healthy = True
 
     def rebuild_state(self) -> int:
-        """Fold every stored verdict back into the judging state; returns how many."""
+        """Fold every stored verdict's keys into the judging memory; returns how many."""
         n = 0
         for row in self.store.iter_judge_memory():
-            self.state.remember(row)
+            self.memory.remember(row)
             n += 1
         return n
 
@@ -68,7 +70,7 @@ class EmbeddedProcessor:
         if not records:
             return 0
         started = time.perf_counter()
-        rows: list[SubmissionJudged] = []
+        received: list[tuple[int, SubmissionReceived]] = []
         for record in records:
             try:
                 event = decode_event(record.value)
@@ -77,11 +79,16 @@ class EmbeddedProcessor:
                 log.error("raw offset %d cannot be read: %s", record.offset, exc)
                 metrics.UNREADABLE.inc()
                 continue
-            if not isinstance(event, SubmissionReceived):
-                continue
-            judged, resend = judge(
-                event, f"0:{record.offset}", self.registry, self.state, self.hash_key
-            )
+            if isinstance(event, SubmissionReceived):
+                received.append((record.offset, event))
+        # What the store knows of this batch's ids and devices, in one lookup each.
+        self.memory.begin_batch(
+            (memory_key(event.body) for _, event in received),
+            (self._device_key(event) for _, event in received),
+        )
+        rows: list[SubmissionJudged] = []
+        for offset, event in received:
+            judged, resend = judge(event, f"0:{offset}", self.registry, self.memory, self.hash_key)
             if resend:
                 metrics.RESENDS.inc()
                 continue
@@ -96,6 +103,13 @@ class EmbeddedProcessor:
         if self.on_judged is not None and rows:
             self.on_judged(rows)
         return len(records)
+
+    def _device_key(self, event: SubmissionReceived) -> str:
+        """core.judge.device_key of the verdict this body will get, read before judging."""
+        campaign, device = event.body.get("campaign"), event.body.get("device_id")
+        if not isinstance(campaign, str) or not isinstance(device, str) or not device:
+            return ""
+        return f"{campaign}\x1f{device_hash(self.hash_key, device)}"
 
     def lag(self) -> int:
         return self.raw.end_offset - self.position

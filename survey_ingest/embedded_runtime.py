@@ -75,7 +75,7 @@ class EmbeddedRuntime:
         self.processor = EmbeddedProcessor(
             self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
             hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
-            on_judged=self._judged,
+            on_judged=self._judged, memory_capacity=settings.judge_memory_capacity,
             findings=FindingsStep(
                 self.findings, AnomalyEngine(text_questions=text_questions_from(self.registry))
             ),
