@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -99,9 +100,18 @@ class SubmissionEnvelope(BaseModel):
 def envelope_field_errors(errors: list[Any]) -> list[dict[str, Any]]:
     """Pydantic errors reduced to what a client needs: where, what, and why."""
     return [
-        {"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")}
+        {"loc": _loc(e), "type": e.get("type"), "msg": e.get("msg")}
         for e in errors
     ]
+
+
+def _loc(error: Any) -> list[str]:
+    # A non-finite number is found by a model validator, whose own loc is the model (empty for
+    # an extra top-level field): the path it found, "respondent.score.raw[1]", is more exact.
+    where = (error.get("ctx") or {}).get("where") if error.get("type") == NON_FINITE_NUMBER else None
+    if isinstance(where, str) and where != "body":
+        return re.findall(r"[^.\[\]]+", where)
+    return [str(p) for p in error.get("loc", ())]
 
 
 def envelope_error_detail(errors: list[Any]) -> str:

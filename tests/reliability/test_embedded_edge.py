@@ -26,6 +26,13 @@ MARKER = "marker-7c1e9d-opinion"  # ordinary text beside the numbers: proves the
 # a 400-digit integer are JSON but beyond any float (1e400 parses as an infinity).
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1E+400", "1" + "0" * 400]
 PLACES = ["answer", "answer_list", "respondent_extra", "extra_field"]
+# Where the error says the number is: the exact path, wherever in the body it is.
+LOCS = {
+    "answer": ["answers", "s1"],
+    "answer_list": ["answers", "q3", "1"],
+    "respondent_extra": ["respondent", "score", "raw", "1"],
+    "extra_field": ["meta"],
+}
 
 
 def body_with(literal: str, place: str) -> tuple[str, bytes]:
@@ -82,6 +89,7 @@ def test_non_finite_number_is_refused_with_a_clear_detail(
     assert payload["detail"] == NON_FINITE_DETAIL
     assert "NaN" in payload["detail"] and "Infinity" in payload["detail"]
     assert [e["type"] for e in payload["errors"]] == ["non_finite_number"], payload
+    assert payload["errors"][0]["loc"] == LOCS[place], payload
     # Nothing was stored: the sheet is unknown, not waiting to be judged.
     status = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/submissions/{sid}", timeout=10)
     assert status.status_code == 404, status.text
