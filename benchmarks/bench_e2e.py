@@ -35,6 +35,9 @@ PROBE_EVERY_S = 0.25
 POLL_EVERY_S = 0.05
 LOAD_THREADS = 1
 LOAD_CONNECTIONS = 64
+# One worker does ~2,000 events/s at a full core (RESULTS.md): at a steady 2,000/s it runs at
+# its limit and the backlog (so the freshness) grows; the raw topic's 8 partitions split over two.
+DISTRIBUTED_WORKERS = 2
 
 
 @dataclass
@@ -107,7 +110,7 @@ def collector_workers_flag() -> bool:
 
 
 @contextlib.contextmanager
-def distributed_stack(work: Path, collectors: int = 2) -> Iterator[Stack]:
+def distributed_stack(work: Path, collectors: int = 2, workers: int = 1) -> Iterator[Stack]:
     bootstrap = s.kafka_bootstrap()
     ch = s.clickhouse_base()
     run_tag = s.tag()
@@ -140,20 +143,25 @@ def distributed_stack(work: Path, collectors: int = 2) -> Iterator[Stack]:
         _ready(procs["api"], api, 120)
         definition = s.bench_definition()
         _define(api, definition)
-        procs["worker"] = s.Proc(
-            "worker",
-            [
-                *s.CLI,
-                "worker",
-                "--instance-id",
-                f"{prefix}-w1",
-                "--metrics-port",
-                str(metrics_port),
-            ],
-            work / "worker.log",
-            env=env,
-            cwd=work,
-        )  # faust writes <app>-data/ here
+        metrics_ports: dict[str, int] = {}
+        for i in range(workers):  # "worker", "worker2", ...: each its own instance and dir
+            name = "worker" if i == 0 else f"worker{i + 1}"
+            metrics_ports[name] = metrics_port if i == 0 else s.free_port()
+            (work / name).mkdir(exist_ok=True)
+            procs[name] = s.Proc(
+                name,
+                [
+                    *s.CLI,
+                    "worker",
+                    "--instance-id",
+                    f"{prefix}-w{i + 1}",
+                    "--metrics-port",
+                    str(metrics_ports[name]),
+                ],
+                work / f"{name}.log",
+                env=env,
+                cwd=work / name,
+            )  # faust writes <app>-data/ here
         if collectors > 1 and collector_workers_flag():
             args = [*s.CLI, "collector", "--port", str(col_port), "--workers", str(collectors)]
             launcher = "survey-ingest collector --workers"
@@ -177,16 +185,19 @@ def distributed_stack(work: Path, collectors: int = 2) -> Iterator[Stack]:
         col = f"http://{s.HOST}:{col_port}"
         _ready(procs["collector"], col, 120, repeats=4 * collectors)
 
-        def worker_ready() -> bool:
-            procs["worker"].check()
-            conn = http.client.HTTPConnection(s.HOST, metrics_port, timeout=2)
-            try:
-                conn.request("GET", "/metrics")
-                return "survey_process_ready 1.0" in conn.getresponse().read().decode()
-            finally:
-                conn.close()
+        def workers_ready() -> bool:
+            for name, port in metrics_ports.items():
+                procs[name].check()
+                conn = http.client.HTTPConnection(s.HOST, port, timeout=2)
+                try:
+                    conn.request("GET", "/metrics")
+                    if "survey_process_ready 1.0" not in conn.getresponse().read().decode():
+                        return False
+                finally:
+                    conn.close()
+            return True
 
-        s.wait_until("worker ready", worker_ready, 180, every_s=0.5)
+        s.wait_until("workers ready", workers_ready, 180, every_s=0.5)
         yield Stack(
             "distributed",
             col,
@@ -194,13 +205,14 @@ def distributed_stack(work: Path, collectors: int = 2) -> Iterator[Stack]:
             procs,
             notes={
                 "collectors": collectors,
+                "workers": workers,
                 "collector_launcher": launcher,
                 "prefix": prefix,
                 "database": database,
             },
         )
     finally:
-        for name in ("collector", "worker", "api"):
+        for name in ("collector", *(n for n in procs if n.startswith("worker")), "api"):
             if name in procs:
                 procs[name].stop(30)
         s.delete_topics(bootstrap, prefix)
@@ -400,7 +412,9 @@ def measure(stack: Stack, bodies: Path, idle_s: float, loaded_s: float) -> dict[
     }
 
 
-def run(quick: bool, work: Path, only: str | None = None) -> dict[str, Any]:
+def run(
+    quick: bool, work: Path, only: str | None = None, workers: int = DISTRIBUTED_WORKERS
+) -> dict[str, Any]:
     idle_s, loaded_s = (8.0, 20.0) if quick else (15.0, 60.0)
     bodies = s.write_body_templates(work / "bodies.txt", s.bench_definition(), 4000)
     out: dict[str, Any] = {
@@ -410,7 +424,7 @@ def run(quick: bool, work: Path, only: str | None = None) -> dict[str, Any]:
     }
     stacks = {
         "embedded": lambda: embedded_stack(work),
-        "distributed": lambda: distributed_stack(work),
+        "distributed": lambda: distributed_stack(work, workers=workers),
     }
     for name, make in stacks.items():
         if only and name != only:
@@ -431,9 +445,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["embedded", "distributed"])
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--workers", type=int, default=DISTRIBUTED_WORKERS,
+                        help="faust worker processes in the distributed stack")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        text = json.dumps(run(args.quick, Path(tmp), args.only), indent=2)
+        text = json.dumps(run(args.quick, Path(tmp), args.only, args.workers), indent=2)
     if args.out:
         args.out.write_text(text)
     else:
