@@ -125,6 +125,9 @@ class _BoundedRocksDBOptions(RocksDBOptions):
         options.set_max_write_buffer_number(self.max_write_buffer_number)
         options.set_target_file_size_base(self.target_file_size_base)
         options.set_write_buffer_manager(_shared["write_buffers"])
+        # RocksDB's info LOG per database: a few small files, not one more per restart.
+        options.set_max_log_file_size(1024 * 1024)
+        options.set_keep_log_file_num(2)
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(10, block_based=False)
         table.set_block_cache(_shared["cache"])
