@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     rate_limit_per_link: float = 0.0  # requests/s per link code; 0 = off
     max_in_flight: int = 4096  # concurrent submissions awaiting the log before shedding with 503
 
+    # Where the worker's faust tables live: "rocksdb://" (on disk under the data dir, memory
+    # bounded by stream_processors.faust_app's RocksDB options) or "memory://" (rebuilt from
+    # the changelogs at every start; grows with the campaign).
+    table_store: str = "rocksdb://"
+
     sink_batch_rows: int = 5000
     sink_batch_seconds: float = 0.5
     log_fsync: bool = True

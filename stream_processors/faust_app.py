@@ -5,7 +5,12 @@
 `assess` needs only what is known about one submission id, so it runs where raw is partitioned by
 submission id, with a table of fingerprints seen per id. `settle_respondent` needs only what is
 known about one device, so its input is re-keyed by device and it keeps a table of each device's
-first accepted submission. Tables live in memory and are rebuilt from their changelog topics.
+first accepted submission. Tables live in RocksDB (`settings.table_store`, default
+`rocksdb://`): one database per table partition under this worker's own directory
+(stream_processors.table_dir), memory bounded by `_BoundedRocksDBOptions`; the changelog topics
+are the tables' truth, the databases a cache of them that survives restarts (faust replays only
+what a changelog gained since the offset kept in each database). With `memory://` the tables
+are rebuilt from the changelogs at every start and grow with the campaign.
 
 Each agent works in batches (`stream.noack_take`: up to BATCH_EVENTS records or BATCH_WITHIN_S): it
 judges the batch with the core, sends one batch record per target partition (faust_records), and
@@ -21,6 +26,24 @@ Delivery is at least once: after a crash, records are judged again; judging is d
 both steps always emit, even for a resend, so a redelivered record yields the identical verdict,
 which the idempotent sink drops. Skipping resends here would lose a verdict whose first emission
 died with the crash while its table update survived.
+
+Table writes that outlive a crash. A write reaches the table (RocksDB, written at once) before
+its changelog record reaches Kafka, and a batch is acked only after both; so after a SIGKILL the
+restarted worker (same instance, same databases) may hold writes of records it will be handed
+again, whether or not their changelog records made it (with `memory://` the same happens when
+the changelog record made it but the commit did not). Judging such a record again against the
+table that already holds its own write yields the same verdict:
+- assess: the record's fingerprint is already among the id's fingerprints, so it is a resend
+  (no new write), and `first_of_id` (the first fingerprint stored is the record's own) and so
+  duplicate_submission are as the first time: the stored order is the order the records were
+  judged in, and a redelivery keeps that order.
+- settle: a device's first accepted submission is the record's own id, so `settle_respondent`
+  leaves the verdict (and the table) as it was.
+A write from a record later in the same uncommitted stretch is seen too: for assess that never
+changes an earlier record's verdict (fingerprints are per id, in judging order); for settle, a
+*rejected* record of the same device that precedes the device's first accepted one gets
+duplicate_respondent added on redelivery (status and counts unchanged, the record stays
+rejected). tests/stream_processors/test_table_redelivery.py checks all of this against the core.
 """
 
 from __future__ import annotations
@@ -30,9 +53,11 @@ import logging
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import faust
+from faust.stores.rocksdb import RocksDBOptions
 from faust.streams import _current_event
 from faust.types import RecordMetadata
 
@@ -51,6 +76,7 @@ from stream_processors.faust_records import (
     unpack,
 )
 from stream_processors.faust_topology import DEVICES_TABLE, FINGERPRINTS_TABLE, Topology
+from stream_processors.table_dir import claim_worker_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +89,66 @@ BATCH_WITHIN_S = 0.02
 # What a step makes of a batch: (key, value) records for the next topic, and the futures of the
 # table writes' changelog records.
 Outputs = tuple[list[tuple[bytes, bytes]], list[Awaitable[Any]]]
+
+
+# RocksDB memory, per worker process, whatever the number of table partitions it holds (two
+# tables x up to raw_partitions databases). faust's defaults give every database its own block
+# cache (2 GiB capacity) and up to 3 x 64 MiB of memtables, and keep every SST file's index and
+# bloom filter outside any cache, so a worker's memory grew with its partitions and its data.
+# Here all databases share one LRU cache that also holds the index and filter blocks and is
+# charged for the memtables (a WriteBufferManager costed to it), so RocksDB's memory stays near
+# TABLE_CACHE_BYTES. Small memtables: a worker writes ~2 small records per event, and a flush of
+# a 4 MiB memtable is cheap; lookups that miss the cache read SST blocks through the OS page cache.
+TABLE_CACHE_BYTES = 32 * 1024 * 1024
+TABLE_MEMTABLES_BYTES = 16 * 1024 * 1024  # all memtables, counted in TABLE_CACHE_BYTES
+TABLE_WRITE_BUFFER_BYTES = 4 * 1024 * 1024  # one memtable of one database
+TABLE_MAX_WRITE_BUFFERS = 2
+_shared: dict[str, Any] = {}
+
+
+class _BoundedRocksDBOptions(RocksDBOptions):
+    """faust's RocksDB options (rocksdict) with one shared, bounded cache for all databases."""
+
+    def as_options(self) -> Any:
+        import rocksdict
+
+        if "cache" not in _shared:
+            cache = rocksdict.Cache(TABLE_CACHE_BYTES)
+            _shared["cache"] = cache
+            manager = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache
+            _shared["write_buffers"] = manager(TABLE_MEMTABLES_BYTES, False, cache)
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        if self.max_open_files is not None:
+            options.set_max_open_files(self.max_open_files)
+        options.set_write_buffer_size(self.write_buffer_size)
+        options.set_max_write_buffer_number(self.max_write_buffer_number)
+        options.set_target_file_size_base(self.target_file_size_base)
+        options.set_write_buffer_manager(_shared["write_buffers"])
+        # RocksDB's info LOG per database: a few small files, not one more per restart.
+        options.set_max_log_file_size(1024 * 1024)
+        options.set_keep_log_file_num(2)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(10, block_based=False)
+        table.set_block_cache(_shared["cache"])
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        return options
+
+
+def _bounded_rocksdb(table: Any) -> None:
+    """Give a table's RocksDB store the bounded options (before any database is opened)."""
+    store = table.data
+    if hasattr(store, "rocksdb_options"):
+        if not store.use_rocksdict:
+            raise RuntimeError("rocksdb:// tables need the rocksdict package (pyproject.toml)")
+        store.rocksdb_options = _BoundedRocksDBOptions(
+            write_buffer_size=TABLE_WRITE_BUFFER_BYTES,
+            max_write_buffer_number=TABLE_MAX_WRITE_BUFFERS,
+            block_cache_size=TABLE_CACHE_BYTES,
+        )
 
 
 def _stop_uncommitted(what: str, exc: BaseException) -> NoReturn:
@@ -88,15 +174,25 @@ def build_app(
     *,
     replication: int = 1,
     instance_id: str | None = None,
+    datadir: Path | None = None,
 ) -> faust.App:
-    """The app, its topics, tables and agents; `registry_synced_after` is the freshness wait."""
+    """The app, its topics, tables and agents; `registry_synced_after` is the freshness wait.
+
+    `datadir`: this worker's own directory (stream_processors.table_dir); by default the app
+    claims it itself (and holds its lock until the process ends).
+    """
     topology = Topology.of(settings)
+    if datadir is None:
+        claimed = claim_worker_dir(settings.data_dir, topology.app_id, instance_id)
+        _claimed.append(claimed)
+        datadir = claimed.path
     app = faust.App(
         topology.app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-        store="memory://",
-        # faust keeps table metadata on disk; under the data dir, never the working directory.
-        datadir=str(settings.data_dir / "faust"),
+        store=settings.table_store,
+        # The tables (and faust's metadata) on disk: this worker's own directory under the data
+        # dir, never the working directory, never another worker's.
+        datadir=str(datadir),
         web_enabled=False,
         topic_partitions=topology.partitions,
         topic_replication_factor=replication,
@@ -140,6 +236,8 @@ def build_app(
     devices = app.Table(
         DEVICES_TABLE, default=None, partitions=topology.partitions, schema=json_schema
     )
+    for table in (fingerprints, devices):
+        _bounded_rocksdb(table)
     hash_key = settings.hash_key
     partitions = topology.partitions
 
@@ -158,6 +256,7 @@ def build_app(
         written: list[Awaitable[Any]] = []
         for event, where, received in taken:
             key = received_key(received)
+            _as_current(event)  # a RocksDB table reads the event's partition's database
             prior: tuple[str, ...] = tuple(fingerprints.get(key) or ())
             assessment = assess(received, where, registry, prior, hash_key)
             if assessment.fingerprints != prior:
@@ -179,6 +278,7 @@ def build_app(
                 if verdict is None:
                     continue
                 dk = device_key(verdict)
+                _as_current(event)  # a RocksDB table reads the event's partition's database
                 first = devices.get(dk) if dk else None
                 final, first_after = settle_respondent(verdict, first)
                 if dk and first_after is not None and first_after != first:
@@ -221,6 +321,10 @@ def build_app(
     app.agent(raw, name="assess")(agent(assess_batch, assessed, "assess"))
     app.agent(assessed, name="settle")(agent(settle_batch, judged, "settle"))
     return app
+
+
+# Worker directories claimed by build_app itself: their locks last as long as the process.
+_claimed: list[Any] = []
 
 
 def _table_set(table: Any, key: str, value: Any, event: faust.EventT[bytes]) -> Awaitable[Any]:
@@ -274,8 +378,9 @@ async def _ack_when_delivered(
 def _as_current(event: faust.EventT[bytes]) -> None:
     """Make `event` faust's current event in this task, as stream iteration would.
 
-    A table write sends its changelog record to the current event's partition (and a RocksDB
-    store writes that partition's database). noack_take fills its buffer in another task, so
+    A table write sends its changelog record to the current event's partition, and a RocksDB
+    store reads and writes that partition's database (a read with another event current would
+    look in the wrong database and miss). noack_take fills its buffer in another task, so
     in the agent's task no event is current unless set here, before each write.
     """
     _current_event.set(weakref.ref(event))

@@ -11,6 +11,7 @@ import logging
 import threading
 
 import faust
+from kafka.admin import KafkaAdminClient
 
 from core.registry import Registry
 from core.review import ReviewApplier
@@ -19,6 +20,7 @@ from storage import open_store
 from stream_processors.faust_app import build_app
 from stream_processors.faust_topology import Topology
 from stream_processors.sink import JudgedSink, sink_consumer
+from stream_processors.table_dir import claim_worker_dir, reset_if_changelogs_changed
 from survey_ingest.distributed.registry import RegistryFollower
 from survey_ingest.distributed.topics import admin_client, replication_for
 from telemetry import metrics_server
@@ -86,16 +88,20 @@ def run_worker(
     settings: Settings, *, instance_id: str | None = None, metrics_port: int = 0
 ) -> None:
     topology = Topology.of(settings)
+    # This worker's directory for its tables, locked for as long as it runs: never another
+    # worker's on the same machine (stream_processors.table_dir).
+    claimed = claim_worker_dir(settings.data_dir, topology.app_id, instance_id)
     admin = admin_client(settings.kafka_bootstrap)
     try:
         replication = replication_for(admin)
+        identity = changelog_identity(admin, topology)
     finally:
         admin.close()
-    # faust creates its data dir (tables' metadata) but not the parents of it.
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    reset_if_changelogs_changed(claimed.path, identity)
+    log.info("worker tables (%s) in %s", settings.table_store, claimed.path)
     follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
     app = build_app(settings, follower.registry, follower.wait_synced_after,
-                    replication=replication, instance_id=instance_id)
+                    replication=replication, instance_id=instance_id, datadir=claimed.path)
     started = threading.Event()
 
     @app.task  # type: ignore[untyped-decorator]
@@ -118,3 +124,17 @@ def run_worker(
     finally:
         sink.join(30)
         follower.stop()
+        claimed.release()
+
+
+def changelog_identity(admin: KafkaAdminClient, topology: Topology) -> dict[str, str]:
+    """What the tables on disk were built from: the cluster and each changelog topic's id."""
+    identity = {"cluster": str(admin.describe_cluster().get("cluster_id") or "")}
+    try:
+        described = admin.describe_topics(list(topology.changelogs))
+    except Exception as exc:  # a missing topic: faust fails on it itself, with its own error
+        log.warning("could not describe the changelog topics: %r", exc)
+        described = []
+    for topic in described:
+        identity[str(topic["name"])] = str(topic.get("topic_id") or "")
+    return identity

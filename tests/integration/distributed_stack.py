@@ -107,6 +107,8 @@ class Stack:
             "SURVEY_ADMIN_TOKEN": ADMIN_TOKEN,
             "SURVEY_RAW_PARTITIONS": "4",
             "SURVEY_SINK_BATCH_SECONDS": "0.2",
+            # The worker's tables (RocksDB) under the stack's own directory, not ./data.
+            "SURVEY_DATA_DIR": str(workdir),
             "PYTHONUNBUFFERED": "1",
             **env,
         }
@@ -151,6 +153,20 @@ class Stack:
     def start_worker(self) -> Role:
         return self.role("worker", "--instance-id", f"{self.prefix}-w1",
                          "--metrics-port", str(self.worker_metrics_port))
+
+    def worker_tables(self) -> Path:
+        """Where start_worker's worker keeps its tables (stream_processors.table_dir)."""
+        from schemas.settings import Settings
+        from stream_processors.faust_topology import Topology
+
+        app_id = Topology.of(Settings(topic_prefix=self.prefix)).app_id
+        return Path(self.env["SURVEY_DATA_DIR"]) / "faust" / app_id / f"{self.prefix}-w1"
+
+    def worker_metric(self, name: str) -> float:
+        """The sum of a counter over its labels, from the worker's /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics", timeout=2).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and (line[len(name)] in " {"))
 
     def wait_worker_ready(self, timeout_s: float = 90.0) -> None:
         worker = self.roles["worker"]

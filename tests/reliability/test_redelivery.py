@@ -90,6 +90,10 @@ def test_rewound_consumer_groups_redeliver_without_double_counting(stack: Stack)
     ends_before = {t: sum(end_offsets(boot, t).values())
                    for t in (topology.assessed, topology.judged)}
 
+    # The worker keeps its tables in RocksDB, in its own directory: a restart keeps them.
+    tables = {p.name: p.stat().st_ino for p in stack.worker_tables().glob("v*/tables/*.db")}
+    assert any(name.startswith("fingerprints-") for name in tables), tables
+
     # The worker stops; its groups empty once its static members' sessions have expired.
     stack.roles["worker"].stop()
     for group in (topology.app_id, topology.sink_group):
@@ -126,6 +130,12 @@ def test_rewound_consumer_groups_redeliver_without_double_counting(stack: Stack)
     wait_until("... and still so a moment later", caught_up, 30, 2.0)
 
     assert sorted(stored_rows(stack, CAMPAIGN)) == rows_before
+    # The restarted worker (same instance) opened the same databases, not rebuilt ones, and
+    # judged every sheet it was handed again as the resend it is.
+    assert {p.name: p.stat().st_ino
+            for p in stack.worker_tables().glob("v*/tables/*.db")} == tables
+    resends = stack.worker_metric("survey_processor_identical_resends_total")
+    assert resends >= ORIGINALS + len(resent), resends
     assert boards(stack) == before
     reconciled = stack.run("reconcile")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr

@@ -1,5 +1,7 @@
 """Two workers share the raw topic's partitions; one is stopped (SIGTERM) and started again with
-the same static instance id while sheets flow: the group rebalances and every sheet counts once."""
+the same static instance id while sheets flow: the group rebalances and every sheet counts once.
+Both run on one machine with one data dir (as infra/stack would): each keeps its RocksDB tables
+in its own directory, and the restarted one opens its own again."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from schemas.settings import Settings
+from stream_processors.faust_topology import Topology
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Role, Stack, _answers, wait_until
 from tests.integration.embedded_server import free_port
@@ -23,15 +27,15 @@ _JUDGED = re.compile(r"^survey_processor_judged_total\{[^}]*\} ([0-9.e+]+)$", re
 
 
 class Worker:
-    """One `survey-ingest worker` with a static instance id, its data dir and metrics port."""
+    """One `survey-ingest worker` with a static instance id and its metrics port; the data dir is
+    the stack's, shared by both workers."""
 
     def __init__(self, stack: Stack, n: int) -> None:
         self.stack = stack
         self.key = f"worker-{n}"
         self.instance_id = f"{stack.prefix}-w{n}"
         self.metrics_port = free_port()
-        self.data_dir = stack.workdir / self.key
-        self.data_dir.mkdir(exist_ok=True)
+        self.data_dir = stack.workdir
         self.role: Role | None = None
 
     def start(self) -> Worker:
@@ -125,5 +129,13 @@ def test_worker_restarted_mid_stream_rebalances_and_counts_exactly(stack: Stack)
         assert stack.status(campaign, sid).json()["status"] == "accepted"
     reconciled = stack.run("reconcile")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    # One directory of RocksDB tables per worker instance under the one data dir.
+    topology = Topology.of(Settings(topic_prefix=stack.prefix))
+    app_dir = stack.workdir / "faust" / topology.app_id
+    assert sorted(p.name for p in app_dir.iterdir()) == sorted(
+        [first.instance_id, second.instance_id])
+    for worker in (first, second):
+        tables = list((app_dir / worker.instance_id).glob("v*/tables/*.db"))
+        assert tables, f"no tables in {app_dir / worker.instance_id}"
     print(f"\nworkers: {before}; {len(bodies)} sheets; after the restart: first "
           f"{first.judged()}, second {second.judged()}; {time.monotonic() - started:.1f} s")
