@@ -108,7 +108,9 @@ def envelope_field_errors(errors: list[Any]) -> list[dict[str, Any]]:
 def _loc(error: Any) -> list[str]:
     # A non-finite number is found by a model validator, whose own loc is the model (empty for
     # an extra top-level field): the path it found, "respondent.score.raw[1]", is more exact.
-    where = (error.get("ctx") or {}).get("where") if error.get("type") == NON_FINITE_NUMBER else None
+    where = None
+    if error.get("type") == NON_FINITE_NUMBER:
+        where = (error.get("ctx") or {}).get("where")
     if isinstance(where, str) and where != "body":
         return re.findall(r"[^.\[\]]+", where)
     return [str(p) for p in error.get("loc", ())]
