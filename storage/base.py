@@ -7,10 +7,11 @@ so the ClickHouse server and chDB stores cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self
 
 from core.counting import Count
@@ -54,6 +55,13 @@ class SqlStore(ABC):
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[sql.Row]) -> None:
         """Insert rows given as plain values (datetimes as epoch seconds) in one INSERT."""
 
+    def _insert_columns(
+        self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows given column by column (one sequence per column, equally long); an
+        adapter whose client takes columns overrides this."""
+        self._insert(table, columns, list(zip(*data, strict=True)))
+
     @abstractmethod
     def _close(self) -> None: ...
 
@@ -70,19 +78,38 @@ class SqlStore(ABC):
     def insert_judged(self, rows: Sequence[SubmissionJudged]) -> int:
         """Insert the verdicts not stored yet (by campaign, submission_id, fingerprint); returns
         how many were inserted. Inserting the same batch again inserts nothing."""
-        fresh: dict[sql.Key, SubmissionJudged] = {}
-        for judged in rows:
-            fresh.setdefault(sql.verdict_key(judged), judged)
-        if not fresh:
+        keys = sql.verdict_keys(rows)
+        if len(set(keys)) < len(keys):  # a verdict twice in the batch: keep the first
+            first: dict[sql.Key, SubmissionJudged] = {}
+            for key, judged in zip(keys, rows, strict=True):
+                first.setdefault(key, judged)
+            keys, rows = list(first), list(first.values())
+        if not keys:
             return 0
-        # Built before taking the lock: a row that cannot be stored fails the batch up front.
-        values = {key: sql.submission_row(j) for key, j in fresh.items()}
         with self._lock:
-            for key in self._existing_keys(list(values)):
-                values.pop(key, None)
-            if values:
-                self._insert("submissions", sql.SUBMISSION_COLUMNS, list(values.values()))
-        return len(values)
+            # The lookup is under way while the rows are converted (an adapter may start it
+            # and collect the answer later). A row that cannot be stored fails the whole batch.
+            answer = self._start_existing_keys(keys)
+            try:
+                columns = sql.submission_columns(rows)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    answer()  # read, so the connection is left ready for the next query
+                raise
+            found = answer()
+            if found:
+                keep = [i for i, key in enumerate(keys) if key not in found]
+                columns = [[column[i] for i in keep] for column in columns]
+            inserted = len(columns[0])
+            if inserted:
+                self._insert_columns("submissions", sql.SUBMISSION_COLUMNS, columns)
+        return inserted
+
+    def _start_existing_keys(self, keys: list[sql.Key]) -> Callable[[], set[sql.Key]]:
+        """Start looking up which of these keys are stored (lock held); the returned function
+        gives the answer. Here the lookup runs at once."""
+        found = self._existing_keys(keys)
+        return lambda: found
 
     def _existing_keys(self, keys: list[sql.Key]) -> set[sql.Key]:
         """Which of these verdict keys are stored already (call with the lock held)."""
