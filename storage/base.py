@@ -7,11 +7,10 @@ so the ClickHouse server and chDB stores cannot drift apart.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 from core.counting import Count
@@ -78,25 +77,21 @@ class SqlStore(ABC):
     def insert_judged(self, rows: Sequence[SubmissionJudged]) -> int:
         """Insert the verdicts not stored yet (by campaign, submission_id, fingerprint); returns
         how many were inserted. Inserting the same batch again inserts nothing."""
-        keys = sql.verdict_keys(rows)
+        fields = sql.field_columns(rows)
+        keys = sql.column_keys(fields)
         if len(set(keys)) < len(keys):  # a verdict twice in the batch: keep the first
-            first: dict[sql.Key, SubmissionJudged] = {}
-            for key, judged in zip(keys, rows, strict=True):
-                first.setdefault(key, judged)
-            keys, rows = list(first), list(first.values())
+            first: dict[sql.Key, int] = {}
+            for i, key in enumerate(keys):
+                first.setdefault(key, i)
+            keep = list(first.values())
+            keys, rows = list(first), [rows[i] for i in keep]
+            fields = [[column[i] for i in keep] for column in fields]
         if not keys:
             return 0
+        # Converted before taking the lock: a row that cannot be stored fails the batch up front.
+        columns = sql.storable_columns(fields, rows)
         with self._lock:
-            # The lookup is under way while the rows are converted (an adapter may start it
-            # and collect the answer later). A row that cannot be stored fails the whole batch.
-            answer = self._start_existing_keys(keys)
-            try:
-                columns = sql.submission_columns(rows)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    answer()  # read, so the connection is left ready for the next query
-                raise
-            found = answer()
+            found = self._existing_keys(keys)
             if found:
                 keep = [i for i, key in enumerate(keys) if key not in found]
                 columns = [[column[i] for i in keep] for column in columns]
@@ -104,12 +99,6 @@ class SqlStore(ABC):
             if inserted:
                 self._insert_columns("submissions", sql.SUBMISSION_COLUMNS, columns)
         return inserted
-
-    def _start_existing_keys(self, keys: list[sql.Key]) -> Callable[[], set[sql.Key]]:
-        """Start looking up which of these keys are stored (lock held); the returned function
-        gives the answer. Here the lookup runs at once."""
-        found = self._existing_keys(keys)
-        return lambda: found
 
     def _existing_keys(self, keys: list[sql.Key]) -> set[sql.Key]:
         """Which of these verdict keys are stored already (call with the lock held)."""

@@ -227,16 +227,16 @@ def submission_row(j: SubmissionJudged) -> Row:
     )
 
 
-# submission_columns reads the fields straight from each model's __dict__ (where pydantic keeps
-# them) with one C-level getter per verdict: several times faster than attribute access. Row by
-# row, then transposed: each verdict's fields are read while they are in the CPU cache.
+# field_columns reads the fields straight from each model's __dict__ (where pydantic keeps them)
+# with one C-level getter per verdict: several times faster than attribute access. Row by row,
+# then transposed: each verdict's fields are read while they are in the CPU cache.
 _FIELDS_OF: Final = operator.itemgetter(*SUBMISSION_COLUMNS)
-_KEY_OF: Final = operator.itemgetter("campaign", "submission_id", "fingerprint")
 _AT: Final = {name: i for i, name in enumerate(SUBMISSION_COLUMNS)}
 
 
-def _columns_of(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
-    """The fields of SUBMISSION_COLUMNS, one list per column, as the models hold them."""
+def field_columns(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
+    """The fields of SUBMISSION_COLUMNS as the verdicts hold them, one list per column (what
+    storable_columns takes)."""
     try:
         records = list(map(_FIELDS_OF, map(vars, rows)))
     except (TypeError, KeyError):  # not a model keeping its fields in __dict__: the public way
@@ -246,12 +246,12 @@ def _columns_of(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
     return [list(column) for column in zip(*records, strict=True)]
 
 
-def verdict_keys(rows: Sequence[SubmissionJudged]) -> list[Key]:
-    """verdict_key of each verdict, read as submission_columns reads the fields."""
-    try:
-        return list(map(_KEY_OF, map(vars, rows)))
-    except (TypeError, KeyError):
-        return list(map(verdict_key, rows))
+def column_keys(columns: Sequence[Sequence[Any]]) -> list[Key]:
+    """verdict_key of each verdict in field_columns (or storable_columns) form."""
+    return list(zip(
+        columns[_AT["campaign"]], columns[_AT["submission_id"]], columns[_AT["fingerprint"]],
+        strict=True,
+    ))
 
 
 def _epochs(values: Iterable[dt.datetime]) -> list[int]:
@@ -270,13 +270,13 @@ def _client_times(values: Iterable[dt.datetime | None]) -> list[int | None]:
     return [s if s is not None and DATETIME_MIN <= s <= DATETIME_MAX else None for s in seconds]
 
 
-def submission_columns(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
-    """The verdicts as one list per column of SUBMISSION_COLUMNS: exactly the values
-    submission_row gives row by row (tests/storage compare them), without a Python call per
-    verdict for most columns. Raises what submission_row raises for the first verdict that
-    cannot be stored: one such verdict fails the batch."""
-    columns = _columns_of(rows)
-
+def storable_columns(
+    columns: list[list[Any]], rows: Sequence[SubmissionJudged]
+) -> list[list[Any]]:
+    """field_columns(rows) made storable, in place: exactly the values submission_row gives
+    verdict by verdict, transposed, without a Python call per verdict for most columns
+    (tests/storage compare the two). Raises what submission_row raises for the first of `rows`
+    that cannot be stored: one such verdict fails the batch."""
     received = _epochs(columns[_AT["received_at"]])
     durations = columns[_AT["duration_seconds"]]
     if received and (
@@ -286,7 +286,7 @@ def submission_columns(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
     ):
         for j in rows:  # the error, and its message, of the first verdict at fault
             submission_row(j)
-        raise AssertionError("submission_row accepted what submission_columns refused")
+        raise AssertionError("submission_row accepted what storable_columns refused")
     columns[_AT["received_at"]] = received
     columns[_AT["duration_seconds"]] = list(map(float, durations))
     columns[_AT["started_at"]] = _client_times(columns[_AT["started_at"]])
@@ -294,6 +294,11 @@ def submission_columns(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
     columns[_AT["reasons"]] = [list(map(str, r)) if r else [] for r in columns[_AT["reasons"]]]
     columns[_AT["first_of_id"]] = [1 if f else 0 for f in columns[_AT["first_of_id"]]]
     return columns
+
+
+def submission_columns(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
+    """The verdicts as one list per column of SUBMISSION_COLUMNS: submission_row's values."""
+    return storable_columns(field_columns(rows), rows)
 
 
 def insert_sql(table: str, columns: Sequence[str]) -> str:

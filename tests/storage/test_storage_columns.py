@@ -88,12 +88,14 @@ def test_columns_are_the_rows_transposed(judged: Judged) -> None:
 
 def test_no_verdicts_give_empty_columns() -> None:
     assert sql.submission_columns([]) == [[] for _ in sql.SUBMISSION_COLUMNS]
-    assert sql.verdict_keys([]) == []
+    assert sql.column_keys(sql.field_columns([])) == []
 
 
-def test_verdict_keys_are_verdict_key(judged: Judged) -> None:
+def test_column_keys_are_verdict_key(judged: Judged) -> None:
     rows = varied(judged)
-    assert sql.verdict_keys(rows) == [sql.verdict_key(j) for j in rows]
+    want = [sql.verdict_key(j) for j in rows]
+    assert sql.column_keys(sql.field_columns(rows)) == want
+    assert sql.column_keys(sql.submission_columns(rows)) == want
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ def test_a_verdict_without_a_dict_is_read_through_its_attributes(judged: Judged)
     rows = varied(judged)
     wrapped = cast(list[SubmissionJudged], [SlottedVerdict(j) for j in rows])
     assert sql.submission_columns(wrapped) == transposed(rows)
-    assert sql.verdict_keys(wrapped) == [sql.verdict_key(j) for j in rows]
+    assert sql.column_keys(sql.field_columns(wrapped)) == [sql.verdict_key(j) for j in rows]
 
 
 def _error(call: Callable[[], object]) -> tuple[type[BaseException], str]:
@@ -202,7 +204,7 @@ def test_insert_judged_skips_what_is_stored_and_keeps_the_rest_in_order(
     ]
 
 
-def test_a_batch_refused_while_its_lookup_was_under_way_leaves_the_store_usable(
+def test_a_refused_batch_leaves_the_store_usable_and_stores_nothing(
     store: SqlStore, judged: Judged
 ) -> None:
     good = [judged(i) for i in range(3)]
@@ -211,3 +213,12 @@ def test_a_batch_refused_while_its_lookup_was_under_way_leaves_the_store_usable(
         store.insert_judged([*good, judged(9, duration_seconds=float("nan"))])
     assert store.insert_judged(good) == 2
     assert store.insert_judged(good) == 0
+
+
+def test_of_verdicts_with_one_key_the_first_is_stored_and_only_it_is_checked(
+    store: SqlStore, judged: Judged
+) -> None:
+    first = judged(1, unit="first")
+    again = judged(1, unit="again", duration_seconds=float("nan"))  # never converted
+    assert store.insert_judged([first, judged(2), again]) == 2
+    assert store.judged_rows("2023", first.submission_id) == [first]
