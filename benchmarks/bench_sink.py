@@ -4,8 +4,8 @@ Both sides write the same verdicts (judged from generated sheets), in the same 5
 batches, into identically migrated databases (the submissions table with both materialized
 views), batch by batch alternately so that any disturbance hits both:
 
-  store   ClickHouseStore.insert_judged(batch): verdict -> row conversion, the lookup of keys
-          already stored, then one native INSERT of the new rows
+  store   ClickHouseStore.insert_judged(batch): verdict -> column conversion, the lookup of
+          keys already stored, then one native INSERT of the new rows (columnar)
   plain   clickhouse-driver Client.execute("INSERT INTO submissions (...) VALUES", rows) with the
           rows already converted: the write alone
 

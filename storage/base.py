@@ -54,6 +54,13 @@ class SqlStore(ABC):
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[sql.Row]) -> None:
         """Insert rows given as plain values (datetimes as epoch seconds) in one INSERT."""
 
+    def _insert_columns(
+        self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows given column by column (one sequence per column, equally long); an
+        adapter whose client takes columns overrides this."""
+        self._insert(table, columns, list(zip(*data, strict=True)))
+
     @abstractmethod
     def _close(self) -> None: ...
 
@@ -70,19 +77,28 @@ class SqlStore(ABC):
     def insert_judged(self, rows: Sequence[SubmissionJudged]) -> int:
         """Insert the verdicts not stored yet (by campaign, submission_id, fingerprint); returns
         how many were inserted. Inserting the same batch again inserts nothing."""
-        fresh: dict[sql.Key, SubmissionJudged] = {}
-        for judged in rows:
-            fresh.setdefault(sql.verdict_key(judged), judged)
-        if not fresh:
+        fields = sql.field_columns(rows)
+        keys = sql.column_keys(fields)
+        if len(set(keys)) < len(keys):  # a verdict twice in the batch: keep the first
+            first: dict[sql.Key, int] = {}
+            for i, key in enumerate(keys):
+                first.setdefault(key, i)
+            keep = list(first.values())
+            keys, rows = list(first), [rows[i] for i in keep]
+            fields = [[column[i] for i in keep] for column in fields]
+        if not keys:
             return 0
-        # Built before taking the lock: a row that cannot be stored fails the batch up front.
-        values = {key: sql.submission_row(j) for key, j in fresh.items()}
+        # Converted before taking the lock: a row that cannot be stored fails the batch up front.
+        columns = sql.storable_columns(fields, rows)
         with self._lock:
-            for key in self._existing_keys(list(values)):
-                values.pop(key, None)
-            if values:
-                self._insert("submissions", sql.SUBMISSION_COLUMNS, list(values.values()))
-        return len(values)
+            found = self._existing_keys(keys)
+            if found:
+                keep = [i for i, key in enumerate(keys) if key not in found]
+                columns = [[column[i] for i in keep] for column in columns]
+            inserted = len(columns[0])
+            if inserted:
+                self._insert_columns("submissions", sql.SUBMISSION_COLUMNS, columns)
+        return inserted
 
     def _existing_keys(self, keys: list[sql.Key]) -> set[sql.Key]:
         """Which of these verdict keys are stored already (call with the lock held)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -225,6 +226,80 @@ def submission_row(j: SubmissionJudged) -> Row:
         j.opinion,
         1 if j.first_of_id else 0,
     )
+
+
+# field_columns reads the fields straight from each model's __dict__ (where pydantic keeps them)
+# with one C-level getter per verdict: several times faster than attribute access. Row by row,
+# then transposed: each verdict's fields are read while they are in the CPU cache.
+_FIELDS_OF: Final = operator.itemgetter(*SUBMISSION_COLUMNS)
+_AT: Final = {name: i for i, name in enumerate(SUBMISSION_COLUMNS)}
+
+
+def field_columns(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
+    """The fields of SUBMISSION_COLUMNS as the verdicts hold them, one list per column (what
+    storable_columns takes)."""
+    try:
+        records = list(map(_FIELDS_OF, map(vars, rows)))
+    except (TypeError, KeyError):  # not a model keeping its fields in __dict__: the public way
+        records = list(map(operator.attrgetter(*SUBMISSION_COLUMNS), rows))
+    if not records:
+        return [[] for _ in SUBMISSION_COLUMNS]
+    return [list(column) for column in zip(*records, strict=True)]
+
+
+def column_keys(columns: Sequence[Sequence[Any]]) -> list[Key]:
+    """verdict_key of each verdict in field_columns (or storable_columns) form."""
+    return list(zip(
+        columns[_AT["campaign"]], columns[_AT["submission_id"]], columns[_AT["fingerprint"]],
+        strict=True,
+    ))
+
+
+def _epochs(values: Iterable[dt.datetime]) -> list[int]:
+    """epoch_seconds of each value, without a call per aware datetime."""
+    floor = math.floor
+    return [floor(v.timestamp()) if v.tzinfo is not None else epoch_seconds(v) for v in values]
+
+
+def _client_times(values: Iterable[dt.datetime | None]) -> list[int | None]:
+    """_client_time of each value."""
+    floor = math.floor
+    seconds = [
+        None if v is None else floor(v.timestamp()) if v.tzinfo is not None else epoch_seconds(v)
+        for v in values
+    ]
+    return [s if s is not None and DATETIME_MIN <= s <= DATETIME_MAX else None for s in seconds]
+
+
+def storable_columns(
+    columns: list[list[Any]], rows: Sequence[SubmissionJudged]
+) -> list[list[Any]]:
+    """field_columns(rows) made storable, in place: exactly the values submission_row gives
+    verdict by verdict, transposed, without a Python call per verdict for most columns
+    (tests/storage compare the two). Raises what submission_row raises for the first of `rows`
+    that cannot be stored: one such verdict fails the batch."""
+    received = _epochs(columns[_AT["received_at"]])
+    durations = columns[_AT["duration_seconds"]]
+    if received and (
+        min(received) < DATETIME_MIN
+        or max(received) > DATETIME_MAX
+        or not all(map(math.isfinite, durations))
+    ):
+        for j in rows:  # the error, and its message, of the first verdict at fault
+            submission_row(j)
+        raise AssertionError("submission_row accepted what storable_columns refused")
+    columns[_AT["received_at"]] = received
+    columns[_AT["duration_seconds"]] = list(map(float, durations))
+    columns[_AT["started_at"]] = _client_times(columns[_AT["started_at"]])
+    columns[_AT["submitted_at"]] = _client_times(columns[_AT["submitted_at"]])
+    columns[_AT["reasons"]] = [list(map(str, r)) if r else [] for r in columns[_AT["reasons"]]]
+    columns[_AT["first_of_id"]] = [1 if f else 0 for f in columns[_AT["first_of_id"]]]
+    return columns
+
+
+def submission_columns(rows: Sequence[SubmissionJudged]) -> list[list[Any]]:
+    """The verdicts as one list per column of SUBMISSION_COLUMNS: submission_row's values."""
+    return storable_columns(field_columns(rows), rows)
 
 
 def insert_sql(table: str, columns: Sequence[str]) -> str:
