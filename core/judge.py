@@ -160,6 +160,15 @@ def device_key(judged: SubmissionJudged) -> str:
     return f"{judged.campaign}\x1f{judged.device_hash}" if judged.device_hash else ""
 
 
+def body_device_key(body: Mapping[str, object], hash_key: str) -> str:
+    """`device_key` of the verdict a received body will get, read before judging it (a body
+    whose envelope turns out invalid gets no device key; this may then name one: harmless)."""
+    campaign, device = body.get("campaign"), body.get("device_id")
+    if not isinstance(campaign, str) or not isinstance(device, str) or not device:
+        return ""
+    return f"{campaign}\x1f{device_hash(hash_key, device)}"
+
+
 def settle_respondent(
     judged: SubmissionJudged, device_first: str | None
 ) -> tuple[SubmissionJudged, str | None]:

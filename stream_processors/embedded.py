@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from core.judge import device_hash, judge, memory_key
+from core.judge import body_device_key, judge, memory_key
 from core.judge_memory import DEFAULT_CAPACITY, BoundedJudgeMemory
 from core.ports import Store
 from core.registry import Registry
@@ -84,7 +84,7 @@ class EmbeddedProcessor:
         # What the store knows of this batch's ids and devices, in one lookup each.
         self.memory.begin_batch(
             (memory_key(event.body) for _, event in received),
-            (self._device_key(event) for _, event in received),
+            (body_device_key(event.body, self.hash_key) for _, event in received),
         )
         rows: list[SubmissionJudged] = []
         for offset, event in received:
@@ -103,13 +103,6 @@ class EmbeddedProcessor:
         if self.on_judged is not None and rows:
             self.on_judged(rows)
         return len(records)
-
-    def _device_key(self, event: SubmissionReceived) -> str:
-        """core.judge.device_key of the verdict this body will get, read before judging."""
-        campaign, device = event.body.get("campaign"), event.body.get("device_id")
-        if not isinstance(campaign, str) or not isinstance(device, str) or not device:
-            return ""
-        return f"{campaign}\x1f{device_hash(self.hash_key, device)}"
 
     def lag(self) -> int:
         return self.raw.end_offset - self.position

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from core.judge import JudgeState, device_hash, judge, memory_key
+from core.judge import JudgeState, body_device_key, judge, memory_key
 from core.judge_memory import BoundedJudgeMemory
 from core.registry import Registry
 from schemas.campaign import load_campaign_file
@@ -54,10 +54,7 @@ def _summary(judged: SubmissionJudged, resend: bool) -> tuple[str, ...]:
 
 
 def _device_key(event: SubmissionReceived) -> str:
-    campaign, device = event.body.get("campaign"), event.body.get("device_id")
-    if isinstance(campaign, str) and isinstance(device, str) and device:
-        return f"{campaign}\x1f{device_hash(HASH_KEY, device)}"
-    return ""
+    return body_device_key(event.body, HASH_KEY)
 
 
 def _bounded(
