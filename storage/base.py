@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self
 
 from core.counting import Count
@@ -261,51 +261,44 @@ class SqlStore(ABC):
         while True:
             with self._lock:
                 page = self._execute(sql.judge_memory_page_sql(after, page_size))
-            for campaign, sid, fingerprint, first_of_id, device_hash, status in page:
-                key = (str(campaign), str(sid), str(fingerprint))
+            for values in page:
+                row = _memory_row(values)
+                key = (row.campaign, row.submission_id, row.fingerprint)
                 if key == after:
                     continue  # the same verdict twice in a part not merged yet
                 after = key
-                yield JudgeMemoryRow(
-                    campaign=key[0],
-                    submission_id=key[1],
-                    fingerprint=key[2],
-                    first_of_id=bool(int(first_of_id)),
-                    device_hash=str(device_hash),
-                    status=str(status),
-                )
+                yield row
             if len(page) < page_size:
                 return
 
     def judge_memory_of(self, ids: Sequence[sql.Key2]) -> list[JudgeMemoryRow]:
         """The stored verdicts of these (campaign, submission id)s, each once."""
         wanted = set(ids)
-        found: dict[sql.Key, JudgeMemoryRow] = {}
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            with self._lock:
-                rows = self._execute(sql.judge_memory_of_sql(ids[start : start + LOOKUP_CHUNK]))
-            for campaign, sid, fingerprint, first_of_id, device_hash, status in rows:
-                key = (str(campaign), str(sid), str(fingerprint))
-                if key[:2] in wanted:
-                    found[key] = JudgeMemoryRow(
-                        campaign=key[0], submission_id=key[1], fingerprint=key[2],
-                        first_of_id=bool(int(first_of_id)), device_hash=str(device_hash),
-                        status=str(status),
-                    )
+        found: dict[tuple[str, str, str], JudgeMemoryRow] = {}
+        for values in self._looked_up(sql.judge_memory_of_sql, ids):
+            row = _memory_row(values)
+            if (row.campaign, row.submission_id) in wanted:
+                found[(row.campaign, row.submission_id, row.fingerprint)] = row
         return list(found.values())
 
     def device_firsts(self, devices: Sequence[sql.Key2]) -> dict[sql.Key2, str]:
         """The accepted submission id of each of these (campaign, device hash)es that has one."""
         wanted = set(devices)
         found: dict[sql.Key2, str] = {}
-        for start in range(0, len(devices), LOOKUP_CHUNK):
-            with self._lock:
-                rows = self._execute(sql.device_firsts_sql(devices[start : start + LOOKUP_CHUNK]))
-            for campaign, device, sid in rows:
-                key = (str(campaign), str(device))
-                if key in wanted:
-                    found[key] = str(sid)
+        for campaign, device, sid in self._looked_up(sql.device_firsts_sql, devices):
+            key = (str(campaign), str(device))
+            if key in wanted:
+                found[key] = str(sid)
         return found
+
+    def _looked_up(
+        self, query: Callable[[Sequence[sql.Key2]], str], keys: Sequence[sql.Key2]
+    ) -> Iterator[Sequence[Any]]:
+        """The rows of `query` over `keys`, LOOKUP_CHUNK keys per statement (lock per chunk)."""
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            with self._lock:
+                rows = self._execute(query(keys[start : start + LOOKUP_CHUNK]))
+            yield from rows
 
     def judged_rows(self, campaign: str, submission_id: str) -> list[SubmissionJudged]:
         """Every stored verdict for one id (the first one first), read back in full."""
@@ -384,3 +377,16 @@ class SqlStore(ABC):
         fields["first_of_id"] = bool(int(fields["first_of_id"]))
         fields["duration_seconds"] = float(fields["duration_seconds"])
         return SubmissionJudged.model_validate(fields)
+
+
+def _memory_row(values: Sequence[Any]) -> JudgeMemoryRow:
+    """A row of sql.JUDGE_MEMORY_COLUMNS as plain types."""
+    campaign, sid, fingerprint, first_of_id, device_hash, status = values
+    return JudgeMemoryRow(
+        campaign=str(campaign),
+        submission_id=str(sid),
+        fingerprint=str(fingerprint),
+        first_of_id=bool(int(first_of_id)),
+        device_hash=str(device_hash),
+        status=str(status),
+    )
