@@ -21,9 +21,9 @@ from pathlib import Path
 from core.anomaly import AnomalyEngine
 from schemas.campaign import TextQuestion, load_campaign_file
 from schemas.events import SubmissionJudged
-from survey_ingest.padding import DEFAULT_SCENARIOS, judge_all, measure, simulate
+from simulation.padding import DEFAULT_SCENARIOS, judge_all, measure, simulate
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "survey_ingest" / "examples" / "campaign.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "simulation" / "examples" / "campaign.yaml"
 
 
 def main() -> None:

@@ -164,10 +164,10 @@ class Setup:
     def _prepare_kafka(self, bootstrap: str) -> None:
         from kafka.admin import NewTopic
 
+        from runtime.distributed.registry import RegistryPublisher
+        from runtime.distributed.topics import admin_client, ensure_topics
         from schemas.settings import Settings
         from stream_processors.faust_topology import Topology
-        from survey_ingest.distributed.registry import RegistryPublisher
-        from survey_ingest.distributed.topics import admin_client, ensure_topics
 
         settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=self.prefix)
         topology = Topology.of(settings)

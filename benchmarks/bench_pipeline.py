@@ -165,9 +165,9 @@ def _rate(count: int, first: float | None, last: float | None) -> dict[str, Any]
 
 
 def distributed(quick: bool, work: Path) -> dict[str, Any]:
+    from runtime.distributed.registry import RegistryPublisher
     from schemas.settings import Settings
     from stream_processors.faust_topology import Topology
-    from survey_ingest.distributed.registry import RegistryPublisher
 
     n = 20_000 if quick else 100_000
     bootstrap = s.kafka_bootstrap()

@@ -48,7 +48,7 @@ SLOTS = 4096  # the link lookup table: each link takes slots in proportion to it
 
 def _link_table(definition: Any) -> dict[str, list[str]]:
     """Per slot: link code, unit, province, work region, channel (popular links take more slots)."""
-    from survey_ingest.generator import SheetFactory
+    from simulation.generator import SheetFactory
 
     factory = SheetFactory(definition)
     cum = factory._link_cum  # the generator's own popularity weights

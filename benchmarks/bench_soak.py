@@ -4,7 +4,7 @@ What must hold over the whole run: no error answer (every request a 202), RSS fl
 5 s: idle after start-up, start, end, max, least-squares slope over the second half and over the
 whole load, in MB/min), and exact counts at the end: every 202 counted once. The load generator
 (wrk, benchmarks/wrk/soak.lua) posts generated sheets from templates whose validity the generator
-decided (survey_ingest.generator, no flaw that depends on history), each with a fresh
+decided (simulation.generator, no flaw that depends on history), each with a fresh
 submission_id and device_id, and counts the 202s per template; the store's totals and the unit
 leaderboard must then equal what those 202s make, exactly.
 
@@ -61,7 +61,7 @@ def capacity(work: Path, stack: Stack, bodies: Path) -> tuple[float, str]:
 def templates(definition: Any, path: Path, n: int = 2000, seed: int = 23) -> list[dict[str, Any]]:
     """n sheet templates (one per line of `path`), each with the generator's verdict: valid or
     which flaw. Template k (from 1) gets submission_id "<token>-t<k>" and device_id "d<token>"."""
-    from survey_ingest.generator import DEFAULT_FLAW_WEIGHTS, SheetFactory
+    from simulation.generator import DEFAULT_FLAW_WEIGHTS, SheetFactory
 
     weights = {k: w for k, w in DEFAULT_FLAW_WEIGHTS.items() if k not in _HISTORY_FLAWS}
     factory = SheetFactory(definition, valid_share=0.9, flaw_weights=weights)

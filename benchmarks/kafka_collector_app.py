@@ -1,6 +1,6 @@
 """Kafka-mode collector apps as factories, for benchmarks.serve_workers and benchmarks.profile.
 
-`create_app` is the shipped factory (survey_ingest.distributed.collector.create_app, what each
+`create_app` is the shipped factory (runtime.distributed.collector.create_app, what each
 process of `survey-ingest collector --workers N` runs). `create_app_aiokafka` wires the same
 RegistryFollower and Collector over the proposed aiokafka raw log (benchmarks/proposals) and
 returns once the raw topic and the registry are reachable, so a worker only listens when it can
@@ -14,15 +14,15 @@ import time
 from typing import Any
 
 from ingest.collector import Collector
+from runtime.distributed.registry import RegistryFollower
 from schemas.settings import Settings
 from stream_processors.faust_topology import Topology
-from survey_ingest.distributed.registry import RegistryFollower
 
 READY_TIMEOUT_S = 60.0
 
 
 def create_app() -> Collector:
-    from survey_ingest.distributed.collector import create_app as shipped
+    from runtime.distributed.collector import create_app as shipped
 
     return shipped()
 

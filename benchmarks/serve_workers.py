@@ -45,7 +45,7 @@ def child(args: argparse.Namespace) -> None:
         loop="uvloop",
         http="httptools",
         timeout_keep_alive=30,
-        # As the shipped servers (survey_ingest/distributed/serving.py): no X-Forwarded-For
+        # As the shipped servers (runtime/distributed/serving.py): no X-Forwarded-For
         # rewriting by uvicorn; the collector's own trusted-proxy check decides.
         proxy_headers=False,
     )

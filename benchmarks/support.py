@@ -33,8 +33,8 @@ BENCH_DIR = ROOT / "benchmarks"
 RESULTS_DIR = BENCH_DIR / "results"
 WRK_DIR = BENCH_DIR / "wrk"
 PY = sys.executable
-CLI = [PY, "-m", "survey_ingest.cli"]
-EXAMPLE_CAMPAIGN = ROOT / "survey_ingest" / "examples" / "campaign.yaml"
+CLI = [PY, "-m", "commands.cli"]
+EXAMPLE_CAMPAIGN = ROOT / "simulation" / "examples" / "campaign.yaml"
 HOST = "127.0.0.1"
 ADMIN_TOKEN = "bench-admin-token"
 HASH_KEY = "bench-hash-key"
@@ -567,7 +567,7 @@ def topic_end(bootstrap: str, topic: str) -> int:
 
 def delete_topics(bootstrap: str, prefix: str) -> None:
     """Removes the benchmark's own topics (all named `prefix...`) so runs do not pile up."""
-    from survey_ingest.distributed.topics import admin_client
+    from runtime.distributed.topics import admin_client
 
     admin = admin_client(bootstrap)
     try:
@@ -633,7 +633,7 @@ def sheet_bodies(
     definition: Any, n: int, seed: int = 7, valid_share: float = 0.9
 ) -> list[dict[str, Any]]:
     """n realistic answer sheets (the demo generator: 10% carry a flaw) for `definition`."""
-    from survey_ingest.generator import SheetFactory
+    from simulation.generator import SheetFactory
 
     factory = SheetFactory(definition, valid_share=valid_share)
     rng = random.Random(seed)

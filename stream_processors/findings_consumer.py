@@ -7,7 +7,7 @@ slow or failing detector must never hold judging up.
 One consumer reads every partition of the judged topic (assigned, not subscribed): the detectors
 compare a link with its own history and with the rest of the campaign, so they must see all of a
 campaign's verdicts, while the judged topic is keyed by submission id. Run one per deployment
-(`python -m survey_ingest.distributed.findings`); at ~10 million sheets in ten days that is
+(`python -m runtime.distributed.findings`); at ~10 million sheets in ten days that is
 ~12 verdicts/s on average and a few thousand at a peak, well within one process (see
 benchmarks/bench_anomaly.py). Offsets are committed only after the findings of a batch are
 stored. The engine's state is in memory: after a restart it starts afresh from the committed

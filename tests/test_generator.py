@@ -27,8 +27,8 @@ from schemas.campaign import (
 )
 from schemas.envelope import MAX_BODY_BYTES, SubmissionEnvelope
 from schemas.events import CampaignDefined, SubmissionReceived
-from survey_ingest.cli import EXAMPLE_CAMPAIGN
-from survey_ingest.generator import (
+from simulation import EXAMPLE_CAMPAIGN
+from simulation.generator import (
     DEFAULT_FLAW_WEIGHTS,
     FLAW_KINDS,
     FLAW_REASONS,

@@ -13,8 +13,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from commands.cli import main
 from eventlog.file_log import FileLog
-from survey_ingest.cli import main
 from tests.helpers import campaign_definition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_reads_the_registry_of_a_stopped_embedded_instance(
     # A child process: `campaign load` runs its own event loop, and a browser test session in
     # this process may already have one.
     loaded = subprocess.run(
-        [sys.executable, "-m", "survey_ingest.cli", "campaign", "load", str(campaign),
+        [sys.executable, "-m", "commands.cli", "campaign", "load", str(campaign),
          "--data-dir", str(data)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )

@@ -10,7 +10,7 @@ mkdir -p "$RUN_DIR"
 lock_or_wait "$RUN_DIR/.lock"
 # Writers of Kafka first, so nothing is left half-sent; the worker commits only what it stored.
 for name in api collector worker findings; do
-    stop_pidfile "$name" "$RUN_DIR/$name.pid" "survey_ingest.cli $name"
+    stop_pidfile "$name" "$RUN_DIR/$name.pid" "commands.cli $name"
 done
 bash "$INFRA_DIR/clickhouse/stop.sh" "$@"
 bash "$INFRA_DIR/kafka/stop.sh" "$@"

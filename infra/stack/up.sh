@@ -30,25 +30,25 @@ export SURVEY_KAFKA_BOOTSTRAP SURVEY_CLICKHOUSE_URL SURVEY_ADMIN_TOKEN
 cd "$REPO"
 
 log "migrate: topics on $SURVEY_KAFKA_BOOTSTRAP, tables in $SURVEY_CLICKHOUSE_URL"
-"$PYTHON" -m survey_ingest.cli migrate >>"$RUN_DIR/migrate.log" 2>&1 \
+"$PYTHON" -m commands.cli migrate >>"$RUN_DIR/migrate.log" 2>&1 \
     || { tail -n 30 "$RUN_DIR/migrate.log" >&2; die "migrate failed (log: $RUN_DIR/migrate.log)"; }
 
 # role NAME ARGS... — starts `survey-ingest NAME ARGS...` unless it already runs.
 role() {
     local name="$1"
     shift
-    local marker="survey_ingest.cli $name"
+    local marker="commands.cli $name"
     if pid_running "$RUN_DIR/$name.pid" "$marker"; then
         log "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"
         return 0
     fi
     log "starting $name (log $RUN_DIR/$name.log)"
-    start_background "$RUN_DIR/$name.pid" "$RUN_DIR/$name.log" "$PYTHON" -m survey_ingest.cli "$name" "$@"
+    start_background "$RUN_DIR/$name.pid" "$RUN_DIR/$name.log" "$PYTHON" -m commands.cli "$name" "$@"
 }
 
 ready() { "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"; }
 
-require_port() { pid_running "$RUN_DIR/$1.pid" "survey_ingest.cli $1" || require_free_port "$1" "$2"; }
+require_port() { pid_running "$RUN_DIR/$1.pid" "commands.cli $1" || require_free_port "$1" "$2"; }
 require_port collector "$COLLECTOR_PORT"
 require_port api "$API_PORT"
 
@@ -56,11 +56,11 @@ role collector --port "$COLLECTOR_PORT"
 role worker --instance-id "stack-$(hostname)-1" --metrics-port "$WORKER_METRICS_PORT"
 role api --port "$API_PORT"
 role findings --metrics-port "$FINDINGS_METRICS_PORT"
-wait_until "collector /readyz" "$RUN_DIR/collector.pid" "survey_ingest.cli collector" "$RUN_DIR/collector.log" \
+wait_until "collector /readyz" "$RUN_DIR/collector.pid" "commands.cli collector" "$RUN_DIR/collector.log" \
     ready "http://127.0.0.1:$COLLECTOR_PORT/readyz"
-wait_until "api /readyz" "$RUN_DIR/api.pid" "survey_ingest.cli api" "$RUN_DIR/api.log" \
+wait_until "api /readyz" "$RUN_DIR/api.pid" "commands.cli api" "$RUN_DIR/api.log" \
     ready "http://127.0.0.1:$API_PORT/readyz"
-pid_running "$RUN_DIR/worker.pid" "survey_ingest.cli worker" \
+pid_running "$RUN_DIR/worker.pid" "commands.cli worker" \
     || { tail -n 30 "$RUN_DIR/worker.log" >&2; die "the worker exited (log: $RUN_DIR/worker.log)"; }
 
 cat <<MSG
@@ -71,6 +71,6 @@ survey-ingest stack is up (logs and pid files in $RUN_DIR):
   findings   metrics on http://127.0.0.1:$FINDINGS_METRICS_PORT/metrics (anomaly findings role)
   kafka      $SURVEY_KAFKA_BOOTSTRAP    clickhouse $SURVEY_CLICKHOUSE_URL
   admin token: $SURVEY_ADMIN_TOKEN
-Load a campaign:  SURVEY_ADMIN_TOKEN=$SURVEY_ADMIN_TOKEN $PYTHON -m survey_ingest.cli campaign load FILE --url http://127.0.0.1:$API_PORT
+Load a campaign:  SURVEY_ADMIN_TOKEN=$SURVEY_ADMIN_TOKEN $PYTHON -m commands.cli campaign load FILE --url http://127.0.0.1:$API_PORT
 Stop it all:      make stack-down
 MSG

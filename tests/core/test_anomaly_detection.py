@@ -1,4 +1,4 @@
-"""Anomaly detection on generated campaigns with injected padding (survey_ingest.padding).
+"""Anomaly detection on generated campaigns with injected padding (simulation.padding).
 
 Precision and recall are over sheets: a sheet is flagged for a scenario when a finding of one of
 the kinds expected for it (padding.EXPECTED_KINDS) covers it (core.anomaly.scope). The bounds
@@ -17,7 +17,7 @@ from core.anomaly import AnomalyConfig, AnomalyEngine
 from core.anomaly.scope import latest
 from schemas.campaign import CampaignDefinition, TextQuestion, load_campaign_file
 from schemas.events import FindingRaised, SubmissionJudged
-from survey_ingest.padding import (
+from simulation.padding import (
     DEFAULT_SCENARIOS,
     Measurement,
     judge_all,
@@ -25,7 +25,7 @@ from survey_ingest.padding import (
     simulate,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "survey_ingest" / "examples" / "campaign.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "simulation" / "examples" / "campaign.yaml"
 HASH_KEY = "anomaly-test-key"
 DAYS, HONEST_PER_DAY = 3, 12_000
 

@@ -17,7 +17,7 @@ from kafka.record import util as record_util
 
 from core.ports import LogUnavailableError
 from eventlog.kafka_log import KafkaRawLog, _AckRelay, murmur2
-from survey_ingest.distributed.topics import admin_client
+from runtime.distributed.topics import admin_client
 
 
 def test_murmur2_is_kafka_pythons_murmur2() -> None:

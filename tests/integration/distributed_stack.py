@@ -50,7 +50,7 @@ class Role:
     def start(self) -> Role:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes it while it runs
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "survey_ingest.cli", self.name, *self.args],
+            [sys.executable, "-m", "commands.cli", self.name, *self.args],
             env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -130,7 +130,7 @@ class Stack:
     ) -> subprocess.CompletedProcess[str]:
         """A one-shot command (migrate, replay, reconcile), its output captured."""
         return subprocess.run(
-            [sys.executable, "-m", "survey_ingest.cli", name, *args], env=self.env, cwd=ROOT,
+            [sys.executable, "-m", "commands.cli", name, *args], env=self.env, cwd=ROOT,
             capture_output=True, text=True, timeout=timeout_s,
         )
 

@@ -38,7 +38,7 @@ class EmbeddedServer:
             [
                 sys.executable,
                 "-m",
-                "survey_ingest.cli",
+                "commands.cli",
                 "serve",
                 "--port",
                 str(self.port),

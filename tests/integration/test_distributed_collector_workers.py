@@ -22,11 +22,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.privacy import keyed_hash
+from runtime.distributed.registry import RegistryPublisher
+from runtime.distributed.topics import ensure_topics
 from schemas.campaign import CampaignDefinition
 from schemas.settings import Settings
 from stream_processors.faust_topology import Topology
-from survey_ingest.distributed.registry import RegistryPublisher
-from survey_ingest.distributed.topics import ensure_topics
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Role, wait_until
 from tests.integration.embedded_server import free_port

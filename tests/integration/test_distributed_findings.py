@@ -13,20 +13,20 @@ import pytest
 from kafka import KafkaProducer
 
 from core.anomaly import AnomalyEngine
+from runtime.distributed.findings import run_findings
+from runtime.distributed.topics import ensure_topics
 from schemas.campaign import TextQuestion, load_campaign_file
 from schemas.events import encode_event
 from schemas.settings import Settings
+from simulation.padding import NetworkBurst, OpinionRing, judge_all, simulate
 from storage import open_store
 from storage.findings import SqlFindings
 from stream_processors.faust_topology import Topology
-from survey_ingest.distributed.findings import run_findings
-from survey_ingest.distributed.topics import ensure_topics
-from survey_ingest.padding import NetworkBurst, OpinionRing, judge_all, simulate
 from tests.storage.conftest import with_database
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "survey_ingest" / "examples" / "campaign.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "simulation" / "examples" / "campaign.yaml"
 
 
 def test_findings_from_the_judged_topic_reach_clickhouse(

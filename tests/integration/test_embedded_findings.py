@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from survey_ingest.padding import RING_TEMPLATES, _edit, honest_text
+from simulation.padding import RING_TEMPLATES, _edit, honest_text
 from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import EmbeddedServer
 

@@ -42,7 +42,7 @@ def answered(**answers: Any) -> dict[str, Any]:
 
 
 def cli(*args: str, data_dir: Path | None = None) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "survey_ingest.cli", *args]
+    argv = [sys.executable, "-m", "commands.cli", *args]
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]
     done = subprocess.run(

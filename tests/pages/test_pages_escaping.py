@@ -81,7 +81,7 @@ def test_hostile_definition_is_escaped_everywhere(
 def test_hostile_qr_sheet_is_escaped(
     browser: Any, page_server: EmbeddedServer, tmp_path: Path
 ) -> None:
-    from survey_ingest.cli import main
+    from commands.cli import main
 
     out = tmp_path / "qr"
     assert main(["links", "qr", "--campaign", HOSTILE, "--url", page_server.base,

@@ -10,8 +10,8 @@ from core.judge import JudgeState, judge
 from core.registry import Registry
 from schemas.campaign import CampaignDefinition, load_campaign_file
 from schemas.events import CampaignDefined, SubmissionJudged, SubmissionReceived
-from survey_ingest.cli import EXAMPLE_CAMPAIGN
-from survey_ingest.generator import make_sheet
+from simulation import EXAMPLE_CAMPAIGN
+from simulation.generator import make_sheet
 
 HASH_KEY = "report-tests"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))

@@ -160,7 +160,7 @@ def test_a_cjk_font_is_installed_for_the_charts() -> None:
 def test_cli_writes_a_province_report_from_the_embedded_store(built: Built) -> None:
     out = built.data_dir / "out-44"
     done = subprocess.run(
-        [sys.executable, "-m", "survey_ingest.cli", "report", "--campaign",
+        [sys.executable, "-m", "commands.cli", "report", "--campaign",
          built.definition.campaign, "--province", "44", "--out", str(out),
          "--data-dir", str(built.data_dir)],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
@@ -176,7 +176,7 @@ def test_cli_writes_a_province_report_from_the_embedded_store(built: Built) -> N
 
 def test_cli_refuses_an_unknown_province_with_one_line(built: Built, tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "survey_ingest.cli", "report", "--campaign",
+        [sys.executable, "-m", "commands.cli", "report", "--campaign",
          built.definition.campaign, "--province", "99", "--out", str(tmp_path),
          "--data-dir", str(built.data_dir)],
         capture_output=True, text=True, timeout=240, cwd=ROOT,

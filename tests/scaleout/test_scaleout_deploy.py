@@ -21,9 +21,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from commands import distributed as distributed_cli
+from commands.cli import build_parser
 from schemas.settings import Settings
-from survey_ingest import distributed_cli
-from survey_ingest.cli import build_parser
 from tests.conftest import ROOT
 from tests.helpers import unavailable
 

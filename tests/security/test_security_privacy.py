@@ -90,7 +90,7 @@ def _query(data: Path, query: str) -> list[list[Any]]:
 
 def _erase(data: Path, *args: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "survey_ingest.cli", "erase", "--campaign", CAMPAIGN,
+        [sys.executable, "-m", "commands.cli", "erase", "--campaign", CAMPAIGN,
          "--data-dir", str(data), *args],
         capture_output=True, text=True, timeout=120, env={**ENV, **_os_env()},
     )
@@ -145,7 +145,7 @@ def _erase_result(n: int) -> dict[str, Any]:
 
 def test_erase_refuses_a_missing_store(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "survey_ingest.cli", "erase", "--campaign", CAMPAIGN,
+        [sys.executable, "-m", "commands.cli", "erase", "--campaign", CAMPAIGN,
          "--data-dir", str(tmp_path / "nothing"), "--before", "2026-01-01"],
         capture_output=True, text=True, timeout=60,
     )

@@ -1,78 +1,29 @@
-"""Stores for the storage tests: chDB always, the ClickHouse server when one can be had.
-
-`clickhouse_url` (session): SURVEY_CLICKHOUSE_URL if set, else a server started by
-infra/clickhouse/start.sh (ports from SURVEY_CLICKHOUSE_TCP_PORT / SURVEY_CLICKHOUSE_HTTP_PORT).
-Without a server the test fails under CI and is skipped, with the reason, elsewhere.
+"""Stores for the storage tests: chDB always, and the session's ClickHouse server
+(`clickhouse_url`, tests/conftest.py: free ports, stopped when the session ends).
 Every test gets its own database, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from clickhouse_driver import Client
 
 from schemas.events import SubmissionJudged
 from storage import SqlStore, open_store
-from tests.helpers import unavailable
 from tests.storage.support import drop
 
-ROOT = Path(__file__).resolve().parents[2]
-START_SCRIPT = ROOT / "infra" / "clickhouse" / "start.sh"
-DEFAULT_TCP_PORT = "19000"
-DEFAULT_HTTP_PORT = "18123"
 RECEIVED_AT = dt.datetime(2023, 9, 14, 2, 10, tzinfo=dt.UTC)  # 10:10 in Shanghai
-
-
-def _unavailable(reason: str) -> NoReturn:
-    unavailable(f"ClickHouse server unavailable: {reason}")
 
 
 def with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
-
-
-@pytest.fixture(scope="session")
-def clickhouse_url() -> str:
-    """A clickhouse:// URL of a server that answers (SELECT 1 succeeded)."""
-    url = os.environ.get("SURVEY_CLICKHOUSE_URL", "").strip()
-    if not url:
-        if not START_SCRIPT.exists():
-            _unavailable(f"SURVEY_CLICKHOUSE_URL is not set and {START_SCRIPT} does not exist")
-        tcp = os.environ.get("SURVEY_CLICKHOUSE_TCP_PORT", DEFAULT_TCP_PORT)
-        http = os.environ.get("SURVEY_CLICKHOUSE_HTTP_PORT", DEFAULT_HTTP_PORT)
-        env = {**os.environ, "SURVEY_CLICKHOUSE_TCP_PORT": tcp, "SURVEY_CLICKHOUSE_HTTP_PORT": http}
-        try:
-            done = subprocess.run(
-                ["bash", str(START_SCRIPT)], cwd=ROOT, env=env,
-                capture_output=True, text=True, timeout=300, check=False,
-            )
-        except subprocess.TimeoutExpired:
-            _unavailable(f"{START_SCRIPT} did not return within 300 s")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-10:]
-            _unavailable(f"{START_SCRIPT} exited {done.returncode}: " + " | ".join(tail))
-        url = f"clickhouse://127.0.0.1:{tcp}/survey_test"
-    parts = urlsplit(url)
-    client = Client(host=parts.hostname or "127.0.0.1", port=parts.port or 9000,
-                    user=parts.username or "default", password=parts.password or "",
-                    connect_timeout=5)
-    try:
-        client.execute("SELECT 1")
-    except Exception as exc:
-        _unavailable(f"{url} does not answer SELECT 1: {exc}")
-    finally:
-        client.disconnect()
-    return url
 
 
 @pytest.fixture(scope="session")

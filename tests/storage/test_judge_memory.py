@@ -14,9 +14,9 @@ from core.judge_memory import BoundedJudgeMemory
 from core.registry import Registry
 from schemas.campaign import load_campaign_file
 from schemas.events import CampaignDefined, SubmissionJudged, SubmissionReceived
+from simulation import EXAMPLE_CAMPAIGN
+from simulation.generator import generate_sheet
 from storage import SqlStore
-from survey_ingest.cli import EXAMPLE_CAMPAIGN
-from survey_ingest.generator import generate_sheet
 
 HASH_KEY = "test-key"
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

@@ -102,7 +102,7 @@ async def _in_process(
     settings: Settings, method: str, path: str, body: dict[str, Any] | None,
     params: dict[str, str] | None,
 ) -> httpx.Response:
-    from survey_ingest.embedded_runtime import EmbeddedRuntime
+    from runtime.embedded import EmbeddedRuntime
 
     token = secrets.token_hex(16)
     runtime = EmbeddedRuntime(settings.model_copy(update={"admin_token": token}))
@@ -160,12 +160,12 @@ def run_freeze(args: argparse.Namespace, settings: Settings) -> int:
 
 def _freeze_clickhouse(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from core import freeze
+    from runtime.registry import from_topic
     from storage import open_store
-    from survey_ingest.distributed.replay import read_registry
 
     if args.kafka_bootstrap:
         settings = settings.model_copy(update={"kafka_bootstrap": args.kafka_bootstrap})
-    registry = read_registry(settings)
+    registry = from_topic(settings)
     state = registry.get(args.campaign)
     if state is None:
         raise IntegrityError(f"unknown campaign {args.campaign!r}")

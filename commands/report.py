@@ -4,7 +4,6 @@ report.html and report.pdf."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
@@ -12,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from core.registry import Registry
-from schemas.campaign import load_campaign_file
-from schemas.events import CampaignDefined
+from runtime.registry import (
+    RegistryUnavailable,
+    from_campaign_file,
+    from_data_dir,
+    from_topic,
+)
 from schemas.settings import Settings
 
 # Heavy imports (matplotlib, jieba, the store adapters) wait for `run`: `add_command` is called
@@ -43,38 +46,12 @@ def add_command(sub: Any) -> None:
                    help="take units, targets and questions from this file, not the registry")
 
 
-class _Unusable(Exception):
-    """The registry cannot be read as asked; one line for the user."""
-
-
 def _registry(args: argparse.Namespace, settings: Settings) -> Registry:
     if args.campaign_file is not None:
-        registry = Registry()
-        definition = load_campaign_file(args.campaign_file)
-        registry.apply(CampaignDefined(
-            campaign=definition.campaign, defined_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
-            definition=definition))
-        return registry
+        return from_campaign_file(args.campaign_file)
     if args.clickhouse_url:
-        from survey_ingest.distributed.replay import read_registry as read_topic
-
-        return read_topic(settings)
-    from eventlog.file_log import FileLog, LogInUseError
-    from survey_ingest.embedded_runtime import read_registry
-
-    path = Path(settings.data_dir).resolve() / "registry"
-    if not path.exists():
-        raise _Unusable(f"no embedded registry at {path} (wrong --data-dir?)")
-    try:
-        log = FileLog(path, fsync=False)
-    except LogInUseError as exc:
-        raise _Unusable(f"{exc}: stop the running instance, or use --campaign-file") from exc
-    try:
-        registry = Registry()
-        read_registry(log, registry)
-        return registry
-    finally:
-        log.close()
+        return from_topic(settings)
+    return from_data_dir(settings.data_dir)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,11 +71,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             store = open_store(url)
         except Exception as exc:  # an unreachable server or a busy chDB directory
-            raise _Unusable(f"cannot open the store {url}: {exc}") from exc
+            raise RegistryUnavailable(f"cannot open the store {url}: {exc}") from exc
         with store:
             data = build_report_from_store(store, state, scope)
         written = write_report(data, args.out)
-    except (ReportError, _Unusable) as exc:
+    except (ReportError, RegistryUnavailable) as exc:
         print(f"survey-ingest report: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({

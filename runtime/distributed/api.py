@@ -11,14 +11,14 @@ from api.app import build_api
 from api.review import refresh_medians
 from api.services import Services
 from core.registry import RegistryEvent
+from runtime.distributed.registry import RegistryFollower, RegistryPublisher
+from runtime.distributed.serving import serve_http
 from schemas.campaign import CampaignDefinition
 from schemas.events import DurationMedianSet, ReviewDecided
 from schemas.settings import Settings
 from storage import open_store
 from storage.findings import SqlFindings
 from stream_processors.faust_topology import Topology
-from survey_ingest.distributed.registry import RegistryFollower, RegistryPublisher
-from survey_ingest.distributed.serving import serve_http
 
 log = logging.getLogger(__name__)
 APPLY_TIMEOUT_S = 30.0
@@ -83,7 +83,7 @@ async def run_api(settings: Settings) -> None:
         registry=follower.registry, store=store, admin_token=settings.admin_token,
         define_campaign=admin.define, ready=follower.ready, publish_registry=admin.publish,
     )
-    # Written by `python -m survey_ingest.distributed.findings`; read here.
+    # Written by `python -m runtime.distributed.findings`; read here.
     services.extra["findings"] = SqlFindings(store)
     print(f"survey-ingest api on http://{settings.host}:{settings.port} "
           f"(store {settings.clickhouse_url})", flush=True)

@@ -1,6 +1,6 @@
 """Serving an ASGI app of a distributed role under uvicorn: in this process, or in N processes.
 
-    python -m survey_ingest.distributed.serving MODULE:FACTORY --host H --port P   (one worker)
+    python -m runtime.distributed.serving MODULE:FACTORY --host H --port P   (one worker)
 
 Several processes share one port through SO_REUSEPORT, each with a listening socket of its own:
 the kernel spreads connections evenly over them. (A single accept socket shared by forked
@@ -77,7 +77,7 @@ def serve_workers(
         own_dir = tempfile.mkdtemp(prefix="survey-metrics-")
         child_env[MULTIPROC_ENV] = own_dir
     _empty_metrics_dir(child_env[MULTIPROC_ENV])
-    argv = [sys.executable, "-m", "survey_ingest.distributed.serving", factory,
+    argv = [sys.executable, "-m", "runtime.distributed.serving", factory,
             "--host", host, "--port", str(port)]
     stopping = False
 

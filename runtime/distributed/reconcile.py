@@ -12,13 +12,13 @@ import sys
 from dataclasses import asdict
 
 from core.counting import Count
+from runtime.registry import from_topic
 from schemas.settings import Settings
 from storage import open_store
-from survey_ingest.distributed.replay import read_registry
 
 
 def reconcile(settings: Settings) -> int:
-    registry = read_registry(settings)
+    registry = from_topic(settings)
     store = open_store(settings.clickhouse_url)
     differences = 0
     try:

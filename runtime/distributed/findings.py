@@ -1,4 +1,4 @@
-"""`survey-ingest findings` (or `python -m survey_ingest.distributed.findings`): the distributed
+"""`survey-ingest findings` (or `python -m runtime.distributed.findings`): the distributed
 runtime's anomaly findings.
 
 One process per deployment (see stream_processors.findings_consumer): reads the judged topic,
@@ -15,12 +15,12 @@ import signal
 import threading
 
 from core.anomaly import AnomalyEngine, text_questions_from
+from runtime.distributed.registry import RegistryFollower
 from schemas.settings import Settings
 from storage import open_store
 from storage.findings import SqlFindings
 from stream_processors.faust_topology import Topology
 from stream_processors.findings_consumer import FindingsConsumer, findings_consumer
-from survey_ingest.distributed.registry import RegistryFollower
 from telemetry import metrics_server
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from core.anomaly.scope import covers, latest
 from core.privacy import keyed_hash, network_prefix
 from schemas.campaign import CampaignDefinition, Link, ScaleQuestion, TextQuestion
 from schemas.events import AnomalyKind, FindingRaised, SubmissionJudged, SubmissionReceived
-from survey_ingest.generator import SheetFactory, _uuid4
+from simulation.generator import SheetFactory, _uuid4
 
 # Relative traffic per local hour of the day: quiet nights, a morning and an evening peak.
 DAILY_RHYTHM: tuple[float, ...] = (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from runtime.distributed.topics import ensure_topics
 from schemas.settings import Settings
 from storage import open_store
 from stream_processors.faust_topology import Topology
-from survey_ingest.distributed.topics import ensure_topics
 
 
 def migrate(settings: Settings) -> int:

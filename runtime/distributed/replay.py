@@ -24,12 +24,12 @@ from core.counting import Count
 from core.judge import JudgeState, judge
 from core.ports import Store
 from core.registry import Registry
+from runtime.registry import from_topic
 from schemas.events import SubmissionJudged, SubmissionReceived
 from schemas.settings import Settings
 from storage import open_store
 from stream_processors.faust_records import position, read_received
 from stream_processors.faust_topology import Topology
-from survey_ingest.distributed.registry import RegistryFollower
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,6 @@ def with_database(url: str, database: str) -> str:
 
 def database_of(url: str) -> str:
     return urlsplit(url).path.strip("/") or "default"
-
-
-def read_registry(settings: Settings, timeout_s: float = 60.0) -> Registry:
-    """The registry as it stands now (the whole registry topic, folded once)."""
-    follower = RegistryFollower(settings.kafka_bootstrap, Topology.of(settings).registry).start()
-    try:
-        if not follower.wait_ready(timeout_s):
-            raise RuntimeError(f"registry topic not readable within {timeout_s:.0f} s")
-        return follower.registry
-    finally:
-        follower.stop()
 
 
 def merged_raw(bootstrap: str, topic: str) -> Iterator[RawRecord]:
@@ -138,7 +127,7 @@ def replay(settings: Settings, into_database: str | None) -> int:
     target = into_database or f"{live_db}_replay_{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
     if target == live_db:
         raise SystemExit("replay: --into-database must not be the live database")
-    registry = read_registry(settings)
+    registry = from_topic(settings)
     fresh = open_store(with_database(settings.clickhouse_url, target))
     live = open_store(settings.clickhouse_url)
     try:

@@ -1,57 +1,30 @@
-"""Running the embedded runtime under uvicorn: `serve`, `demo`, and offline campaign loads."""
+"""`survey-ingest demo`: `serve` on the example campaign with generated answer sheets flowing in.
+
+The one production command that imports `simulation/`: a demo needs traffic to show.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as dt
-import logging
 import zoneinfo
 
-import uvicorn
-
+from runtime.embedded import EmbeddedRuntime
+from runtime.serve import uvicorn_server
 from schemas.campaign import CampaignDefinition, load_campaign_file
 from schemas.settings import Settings
-from survey_ingest.embedded_runtime import EmbeddedRuntime
-
-log = logging.getLogger(__name__)
-
-
-def _server(app: object, settings: Settings) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        host=settings.host, port=settings.port, lifespan="off", log_level="warning",
-        access_log=False, timeout_keep_alive=30,
-        # The collector decides itself which peers may name the client (SURVEY_TRUSTED_PROXIES);
-        # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
-        # local peer choose the address the per-IP rate limit keys on.
-        proxy_headers=False,
-    )
-    return uvicorn.Server(config)
-
-
-async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> None:
-    runtime = EmbeddedRuntime(settings)
-    await runtime.start()
-    server = _server(runtime.app, settings)
-    print(f"survey-ingest serving on http://{settings.host}:{settings.port} "
-          f"(data in {settings.data_dir})", flush=True)
-    try:
-        await server.serve()
-    finally:
-        await runtime.stop()
+from simulation.generator import run_generator
 
 
 async def demo(
     settings: Settings, campaign_file: object, rate: float, duration: float | None
 ) -> None:
-    from survey_ingest.generator import run_generator
-
     definition = _collecting_today(load_campaign_file(str(campaign_file)))
     runtime = EmbeddedRuntime(settings)
     await runtime.define_campaign(definition)
     await runtime.start()
-    server = _server(runtime.app, settings)
+    server = uvicorn_server(runtime.app, settings)
     base = f"http://{settings.host}:{settings.port}"
     camp = definition.campaign
     print(
@@ -118,11 +91,3 @@ async def _print_leaderboard(runtime: EmbeddedRuntime, campaign: str, stop: asyn
         rejected = sum(c.rejected for c in counts.values())
         print(f"[leaderboard] valid={total} rejected={rejected} top units: "
               + "; ".join(f"{r.rank}. {r.name} {r.valid}" for r in rows), flush=True)
-
-
-async def load_offline(settings: Settings, definition: CampaignDefinition) -> None:
-    runtime = EmbeddedRuntime(settings)
-    try:
-        await runtime.define_campaign(definition)
-    finally:
-        await runtime.stop()

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from eventlog.kafka_log import KafkaRawLog
+from runtime.distributed.registry import RegistryFollower
+from runtime.distributed.serving import serve_http, serve_workers
 from schemas.settings import Settings
 from stream_processors.faust_topology import Topology
-from survey_ingest.distributed.registry import RegistryFollower
-from survey_ingest.distributed.serving import serve_http, serve_workers
 
 if TYPE_CHECKING:
     # Imported where the app is built: the supervisor of N workers must not create the
@@ -109,5 +109,5 @@ def run_collector_workers(settings: Settings, workers: int) -> int:
     }
     banner = (f"survey-ingest collector on http://{settings.host}:{settings.port} "
               f"({workers} processes) -> {settings.kafka_bootstrap} {Topology.of(settings).raw}")
-    return serve_workers("survey_ingest.distributed.collector:create_app", settings.host,
+    return serve_workers("runtime.distributed.collector:create_app", settings.host,
                          settings.port, workers, env, banner)

@@ -7,11 +7,8 @@ revoked since are removed, so a sheet printed today never carries a dead link.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import html
-import json
-import sys
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,14 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.registry import Registry
 from schemas.campaign import (
     CampaignDefinition,
-    CampaignFileError,
     Province,
     Unit,
     load_campaign_file,
 )
-from schemas.settings import Settings
 
 PNG_SCALE = 16  # pixels per module: a version-3 code is ~600 px, sharp when printed at 6 cm
 PRINT_SIZE_MM = 58
@@ -221,31 +217,11 @@ def from_url(url: str, campaign: str) -> CampaignLinks:
         raise QrError(f"{target} did not return a campaign definition: {exc}") from exc
 
 
-def from_data_dir(data_dir: Path, campaign: str) -> CampaignLinks:
-    from core.registry import Registry
-    from eventlog.file_log import FileLog, LogInUseError
-    from schemas.events import CampaignDefined, LinkRevoked, decode_event
-
-    directory = Path(data_dir) / "registry"
-    if not directory.is_dir():
-        raise QrError(f"no embedded registry in {data_dir} (use --file, --url or --data-dir)")
-    registry = Registry()
-    try:
-        with FileLog(directory, fsync=False) as registry_log:
-            position = 0
-            while records := registry_log.read(position, 1000):
-                for record in records:
-                    event = decode_event(record.value)
-                    if isinstance(event, CampaignDefined | LinkRevoked):
-                        registry.apply(event)
-                position = records[-1].offset + 1
-    except LogInUseError as exc:
-        raise QrError(
-            f"{data_dir} is in use by a running instance; pass --url http://HOST:PORT instead"
-        ) from exc
+def from_registry(registry: Registry, campaign: str, source: str) -> CampaignLinks:
+    """A campaign's links as a registry holds them now (revocations applied)."""
     state = registry.get(campaign)
     if state is None:
-        raise QrError(f"no campaign {campaign!r} in {data_dir}")
+        raise QrError(f"no campaign {campaign!r} in {source}")
     now = dt.datetime.now(dt.UTC)
     return CampaignLinks(
         campaign=campaign,
@@ -257,46 +233,3 @@ def from_data_dir(data_dir: Path, campaign: str) -> CampaignLinks:
         ],
         timezone=state.definition.timezone,
     )
-
-
-# ---- command line -------------------------------------------------------------------------
-
-
-def add_commands(sub: Any) -> None:
-    links = sub.add_parser("links", help="unit links").add_subparsers(
-        dest="links_command", required=True)
-    p = links.add_parser(
-        "qr", help="QR codes (PNG, SVG) per link and a printable sheet per unit",
-        description="Writes DIR/<unit>/<code>.png and .svg encoding <base-url>/s/<code>, "
-                    "and DIR/<unit>/sheet.html for printing. Revoked links are left out.",
-    )
-    p.add_argument("--campaign", required=True, help="campaign id")
-    p.add_argument("--unit", action="append", help="only this unit (repeatable; default: all)")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--base-url", dest="base_url",
-                   help="public address of the answering pages (default SURVEY_PUBLIC_BASE_URL)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--file", type=Path, help="read the campaign from this campaign file")
-    src.add_argument("--url", help="read the campaign from a running instance at this address")
-    src.add_argument("--data-dir", dest="data_dir", type=Path,
-                     help="read the campaign from a stopped embedded instance (default ./data)")
-
-
-def dispatch(args: argparse.Namespace) -> int:
-    # Errors are reported here rather than by the CLI's handler, which may live in __main__.
-    try:
-        settings = Settings()
-        campaign: str = args.campaign
-        if args.file is not None:
-            source = from_file(args.file, campaign)
-        elif args.url:
-            source = from_url(args.url, campaign)
-        else:
-            source = from_data_dir(args.data_dir or settings.data_dir, campaign)
-        base_url = args.base_url or settings.public_base_url
-        summary = write_qr_codes(source, args.out, base_url, args.unit)
-    except (QrError, CampaignFileError, OSError) as exc:
-        print(f"survey-ingest: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary.to_json(), ensure_ascii=False))
-    return 0

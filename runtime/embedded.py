@@ -17,14 +17,11 @@ from eventlog.file_log import FileLog
 from eventlog.offsets import OffsetStore
 from ingest.asgi import ASGIApp
 from ingest.collector import Collector
+from runtime.registry import fold_log
 from schemas.campaign import CampaignDefinition
 from schemas.events import (
     CampaignDefined,
-    DurationMedianSet,
-    LinkRevoked,
-    ReviewDecided,
     SubmissionJudged,
-    decode_event,
     encode_event,
 )
 from schemas.settings import Settings
@@ -35,21 +32,6 @@ from stream_processors.findings import FindingsStep
 from stream_processors.pending import PendingSubmissions
 
 log = logging.getLogger(__name__)
-
-
-def read_registry(registry_log: FileLog, registry: Registry) -> int:
-    """Fold the whole registry log, in order; returns how many events were applied."""
-    n, position = 0, 0
-    while True:
-        records = registry_log.read(position, 1000)
-        if not records:
-            return n
-        for record in records:
-            event = decode_event(record.value)
-            if isinstance(event, CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided):
-                registry.apply(event)
-                n += 1
-        position = records[-1].offset + 1
 
 
 class EmbeddedRuntime:
@@ -63,7 +45,7 @@ class EmbeddedRuntime:
         self.store.migrate()
         self.store.repair_counts()
         self.registry = Registry()
-        read_registry(self.registry_log, self.registry)
+        fold_log(self.registry_log, self.registry)
         # A decision logged just before a crash may not have reached the store; applying every
         # one again is harmless (idempotent) and cheap (decisions are few).
         for state in self.registry.campaigns.values():

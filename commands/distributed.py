@@ -70,7 +70,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"topic_prefix": args.topic_prefix})
     command = args.command
     if command == "collector":
-        from survey_ingest.distributed.collector import (
+        from runtime.distributed.collector import (
             CollectorSettings,
             run_collector,
             run_collector_workers,
@@ -85,30 +85,30 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(run_collector(settings))
         return 0
     if command == "api":
-        from survey_ingest.distributed.api import run_api
+        from runtime.distributed.api import run_api
 
         asyncio.run(run_api(settings))
         return 0
     if command == "worker":
-        from survey_ingest.distributed.worker import run_worker
+        from runtime.distributed.worker import run_worker
 
         run_worker(settings, instance_id=args.instance_id, metrics_port=args.metrics_port)
         return 0
     if command == "findings":
-        from survey_ingest.distributed.findings import serve_findings
+        from runtime.distributed.findings import serve_findings
 
         serve_findings(settings, metrics_port=args.metrics_port)
         return 0
     if command == "migrate":
-        from survey_ingest.distributed.migrate import migrate
+        from runtime.distributed.migrate import migrate
 
         return migrate(settings)
     if command == "replay":
-        from survey_ingest.distributed.replay import replay
+        from runtime.distributed.replay import replay
 
         return replay(settings, args.into_database)
     if command == "reconcile":
-        from survey_ingest.distributed.reconcile import reconcile
+        from runtime.distributed.reconcile import reconcile
 
         return reconcile(settings)
     raise SystemExit(f"survey-ingest {command}: unknown command")

@@ -15,14 +15,14 @@ from kafka.admin import KafkaAdminClient
 
 from core.registry import Registry
 from core.review import ReviewApplier
+from runtime.distributed.registry import RegistryFollower
+from runtime.distributed.topics import admin_client, replication_for
 from schemas.settings import Settings
 from storage import open_store
 from stream_processors.faust_app import build_app
 from stream_processors.faust_topology import Topology
 from stream_processors.sink import JudgedSink, sink_consumer
 from stream_processors.table_dir import claim_worker_dir, reset_if_changelogs_changed
-from survey_ingest.distributed.registry import RegistryFollower
-from survey_ingest.distributed.topics import admin_client, replication_for
 from telemetry import metrics_server
 
 log = logging.getLogger(__name__)

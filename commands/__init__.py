@@ -1,0 +1,1 @@
+"""The command line: `survey-ingest` and one module per verb group."""

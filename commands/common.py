@@ -1,0 +1,35 @@
+"""What every verb module shares: the user-facing error, settings from flags, common flags."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from schemas.settings import Settings
+
+
+class CliError(Exception):
+    """A message for the user; printed without a traceback, exit status 2."""
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """`Settings` from the environment, overridden by whichever connection flags were given."""
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir", "kafka_bootstrap", "clickhouse_url", "admin_token"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def add_server_flags(p: argparse.ArgumentParser, port: int | None = None) -> None:
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1, env SURVEY_HOST)")
+    p.add_argument("--port", type=int, default=port, help="port (env SURVEY_PORT)")
+
+
+def add_embedded_flags(p: argparse.ArgumentParser) -> None:
+    add_server_flags(p)
+    p.add_argument("--data-dir", dest="data_dir", type=Path,
+                   help="where the embedded log and store live "
+                   "(default ./data, env SURVEY_DATA_DIR)")

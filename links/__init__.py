@@ -1,0 +1,1 @@
+"""QR codes and print sheets for units' links."""

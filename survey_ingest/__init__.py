@@ -1,1 +1,0 @@
-"""The survey-ingest application: command line, runtime wiring, demo traffic, example campaign."""
