@@ -39,15 +39,9 @@ def _create(raw_log: Any) -> Collector:
     topology = Topology.of(settings)
     follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
     raw = raw_log(settings.kafka_bootstrap, topology.raw)
-    app = Collector(
-        raw,
-        lambda: follower.registry.campaigns,
-        hash_key=settings.hash_key,
+    app = Collector.from_settings(
+        settings, raw, lambda: follower.registry.campaigns,
         ready=lambda: raw.healthy() and follower.ready(),
-        rate_limit_per_ip=settings.rate_limit_per_ip,
-        rate_limit_per_link=settings.rate_limit_per_link,
-        max_in_flight=settings.max_in_flight,
-        trusted_proxies=settings.trusted_proxies,
     )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not (raw.healthy() and follower.ready()):

@@ -37,6 +37,7 @@ from schemas.envelope import (
     envelope_error_detail,
     envelope_field_errors,
 )
+from schemas.settings import Settings
 from telemetry import metrics_server
 
 SUBMISSIONS_PATH = "/v1/submissions"
@@ -74,6 +75,29 @@ class Collector:
         self.trusted_proxies = set(trusted_proxies or ())
         # None unless origins are configured: the default hot path does no CORS work at all.
         self.cors = CorsPolicy(cors_origins) if cors_origins else None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        log: RawLog,
+        known_campaigns: Callable[[], Any],
+        *,
+        fallback: ASGIApp | None = None,
+        ready: Callable[[], bool] | None = None,
+        on_received: Callable[[str, str], None] | None = None,
+    ) -> Collector:
+        """The one wiring of the collector from `Settings`, for every runtime: a setting added
+        here reaches `serve` and the distributed collector alike (they once drifted: CORS)."""
+        return cls(
+            log, known_campaigns, hash_key=settings.hash_key, fallback=fallback, ready=ready,
+            on_received=on_received,
+            rate_limit_per_ip=settings.rate_limit_per_ip,
+            rate_limit_per_link=settings.rate_limit_per_link,
+            max_in_flight=settings.max_in_flight,
+            trusted_proxies=settings.trusted_proxies,
+            cors_origins=settings.cors_origins,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -76,13 +76,9 @@ class EmbeddedRuntime:
         )
         services.extra["findings"] = self.findings
         self.api = build_api(services)
-        self.app: ASGIApp = Collector(
-            self.raw, self.registry.campaigns.keys, hash_key=settings.hash_key,
+        self.app: ASGIApp = Collector.from_settings(
+            settings, self.raw, self.registry.campaigns.keys,
             fallback=self.api, ready=self.ready, on_received=self.pending.add,
-            rate_limit_per_ip=settings.rate_limit_per_ip,
-            rate_limit_per_link=settings.rate_limit_per_link,
-            max_in_flight=settings.max_in_flight, trusted_proxies=settings.trusted_proxies,
-            cors_origins=settings.cors_origins,
         )
 
     def _judged(self, rows: Sequence[SubmissionJudged]) -> None:

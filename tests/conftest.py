@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import unavailable
+from tests.integration.distributed_stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,3 +94,21 @@ def clickhouse_url() -> Iterator[str]:
         yield f"{address}/default"
     finally:
         _stop("clickhouse")
+
+
+@pytest.fixture(scope="session")
+def new_stack(
+    kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Stack]]:
+    """Makes a distributed Stack (not started) on its own topic prefix and database, on this
+    session's broker and server; stops every one it made at the end."""
+    made: list[Stack] = []
+
+    def make(**env: str) -> Stack:
+        stack = Stack(kafka_bootstrap, clickhouse_url, tmp_path_factory.mktemp("stack"), **env)
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        stack.stop()

@@ -59,15 +59,8 @@ def build_collector(settings: Settings) -> tuple[Collector, Callable[[], None]]:
     follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
     raw = KafkaRawLog(settings.kafka_bootstrap, topology.raw)
     known = _KnownCampaigns(follower)
-    app = Collector(
-        raw,
-        lambda: known,
-        hash_key=settings.hash_key,
-        ready=lambda: raw.healthy() and follower.ready(),
-        rate_limit_per_ip=settings.rate_limit_per_ip,
-        rate_limit_per_link=settings.rate_limit_per_link,
-        max_in_flight=settings.max_in_flight,
-        trusted_proxies=settings.trusted_proxies,
+    app = Collector.from_settings(
+        settings, raw, lambda: known, ready=lambda: raw.healthy() and follower.ready()
     )
 
     def close() -> None:
