@@ -40,6 +40,7 @@ test-unit: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 stack: install services-install
 	bash infra/stack/up.sh

@@ -62,9 +62,8 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         return 0
     if args.command == "demo":
         from commands.demo import demo
-        from simulation import EXAMPLE_CAMPAIGN
 
-        asyncio.run(demo(settings_from(args), EXAMPLE_CAMPAIGN, args.rate, args.duration))
+        asyncio.run(demo(settings_from(args), args.rate, args.duration))
         return 0
     if args.command == "review" or (
         args.command == "campaign" and args.campaign_command in ("freeze", "median")

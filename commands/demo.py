@@ -14,13 +14,12 @@ from runtime.embedded import EmbeddedRuntime
 from runtime.serve import uvicorn_server
 from schemas.campaign import CampaignDefinition, load_campaign_file
 from schemas.settings import Settings
+from simulation import EXAMPLE_CAMPAIGN
 from simulation.generator import run_generator
 
 
-async def demo(
-    settings: Settings, campaign_file: object, rate: float, duration: float | None
-) -> None:
-    definition = _collecting_today(load_campaign_file(str(campaign_file)))
+async def demo(settings: Settings, rate: float, duration: float | None) -> None:
+    definition = _collecting_today(load_campaign_file(EXAMPLE_CAMPAIGN))
     runtime = EmbeddedRuntime(settings)
     await runtime.define_campaign(definition)
     await runtime.start()

@@ -22,6 +22,18 @@ from tests.integration.distributed_stack import Stack
 ROOT = Path(__file__).resolve().parents[1]
 
 
+SERVICE_MARKERS = ("integration", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """I/O is opt-in: a test that declares a service (a marker above) may open sockets; every
+    other test has them blocked (pytest-socket), so it can never quietly become an integration
+    test."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in SERVICE_MARKERS):
+            item.add_marker(pytest.mark.enable_socket)
+
+
 def _free_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from commands.cli import main
 from eventlog.file_log import FileLog
 from tests.helpers import campaign_definition
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = "https://survey.example.cn"
 ACTIVE = {"gd-cyber": ["Gd7kQ2xP", "Gd7kQ2xQ"], "gx-net": ["Gx1aB2cD"], "sh-uni": ["Sh9zY8xW"]}
 
