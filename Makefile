@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install demo serve test test-unit lint typecheck services services-down stack stack-down bench clean
+.PHONY: install services-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ stack-down:
 
 bench: install services-install
 	$(PY) -m benchmarks.run
+
+# Restart time against the store's size: 0, 1 M, 10 M and 30 M sheets (about an hour of fills).
+bench-restart: install
+	$(PY) -m benchmarks.bench_restart --rows 0,1000000,10000000,30000000 --out benchmarks/results/restart.json
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

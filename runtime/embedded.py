@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,14 +44,8 @@ class EmbeddedRuntime:
         self.registry_log = FileLog(data / "registry", fsync=True)
         self.store = open_store(f"chdb://{data / 'chdb'}")
         self.store.migrate()
-        self.store.repair_counts()
         self.registry = Registry()
         fold_log(self.registry_log, self.registry)
-        # A decision logged just before a crash may not have reached the store; applying every
-        # one again is harmless (idempotent) and cheap (decisions are few).
-        for state in self.registry.campaigns.values():
-            for decision in state.reviews:
-                self.store.apply_review(decision)
         self.pending = PendingSubmissions()
         # Detector state is in memory: after a restart it starts afresh (a replay reproduces it).
         self.findings = SqlFindings(self.store)
@@ -62,9 +57,6 @@ class EmbeddedRuntime:
                 self.findings, AnomalyEngine(text_questions=text_questions_from(self.registry))
             ),
         )
-        remembered = self.processor.rebuild_state()
-        log.info("embedded runtime at %s: %d verdicts remembered, resuming at raw offset %d",
-                 data, remembered, self.processor.position)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._median_task: asyncio.Task[None] | None = None
@@ -104,11 +96,30 @@ class EmbeddedRuntime:
 
     async def start(self) -> None:
         self._stop.clear()
-        self._task = asyncio.create_task(self.processor.run(self._stop))
+        self._task = asyncio.create_task(self._judge())
         # The relative speed floor's median, published every relative_refresh_minutes.
         self._median_task = asyncio.create_task(refresh_medians(
             self.store, self.registry, self.publish_registry, self._stop
         ))
+
+    def _catch_up(self) -> None:
+        """What judging needs before its first sheet; its cost grows with the store, so it runs
+        behind a serving collector (sheets get their 202 and wait in the raw log), never before
+        it, and no sheet is judged against half-loaded memory."""
+        self.store.repair_counts()
+        # A decision logged just before a crash may not have reached the store; applying every
+        # one again is harmless (idempotent) and cheap (decisions are few).
+        for state in self.registry.campaigns.values():
+            for decision in state.reviews:
+                self.store.apply_review(decision)
+        started = time.monotonic()
+        remembered = self.processor.rebuild_state()
+        log.info("embedded runtime: %d verdicts remembered in %.1f s, resuming at raw offset %d",
+                 remembered, time.monotonic() - started, self.processor.position)
+
+    async def _judge(self) -> None:
+        await asyncio.to_thread(self._catch_up)
+        await self.processor.run(self._stop)
 
     async def stop(self) -> None:
         self._stop.set()
