@@ -5,9 +5,10 @@ Each size gets a fresh data dir: the campaign loaded, then `rows` verdicts fille
 INSERT ... SELECT FROM numbers() (benchmarks/bench_queries.fill_sql; the count views fill too),
 in a child process (chDB serves one data path per process). Then `survey-ingest serve` starts
 and one probe sheet is posted every 10 ms until one is taken (202), and its status is polled
-until judged. The first-verdict time is also what a restart cost before judging's catch-up
-(count repair, review decisions, the judging memory's walk over every stored verdict) moved
-behind a serving collector: the process listened only after it.
+until judged; then it is stopped cleanly (SIGTERM: it writes its judging memory's checkpoint) and
+started and timed again. The first start's first-verdict time is also what every restart cost
+before judging's catch-up (count repair, review decisions, the judging memory's walk over every
+stored verdict) moved behind a serving collector: the process listened only after it.
 
     python -m benchmarks.bench_restart [--rows 0,1000000,10000000] [--out FILE]
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,22 +61,31 @@ def measure(rows: int, workdir: Path) -> dict[str, Any]:
         raise RuntimeError(f"fill of {rows:,} rows failed:\n{filled.tail()}")
     fill_s = time.perf_counter() - t
     s.log(f"restart: {rows:,} rows stored in {fill_s:.0f} s")
+    first = _start_and_judge(rows, data, workdir, "cold")
+    # Stopped cleanly, it wrote its judging memory's checkpoint: the next start reads it.
+    again = _start_and_judge(rows, data, workdir, "checkpoint")
+    return {"rows": rows, "fill_seconds": round(fill_s, 1),
+            "first_202_seconds": first[0], "first_verdict_seconds": first[1],
+            "after_clean_stop_first_202_seconds": again[0],
+            "after_clean_stop_first_verdict_seconds": again[1]}
+
+
+def _start_and_judge(rows: int, data: Path, workdir: Path, label: str) -> tuple[float, float]:
+    """Seconds from `serve`'s start to its first 202, and to that sheet's verdict."""
     port = s.free_port()
     base = f"http://{s.HOST}:{port}"
     body = s.probe_body(0, s.tag())
     started = time.monotonic()
-    serve = s.Proc(f"serve-{rows}", [*s.CLI, "serve", "--port", str(port), "--data-dir",
-                                     str(data)], workdir / f"serve-{rows}.log",
-                   env={"SURVEY_HASH_KEY": s.HASH_KEY})
+    serve = s.Proc(f"serve-{rows}-{label}", [*s.CLI, "serve", "--port", str(port),
+                                             "--data-dir", str(data)],
+                   workdir / f"serve-{rows}-{label}.log", env={"SURVEY_HASH_KEY": s.HASH_KEY})
     try:
         first_202 = _until(lambda: _post(base, body) == 202, serve, started)
         first_verdict = _until(lambda: _status(base, body["submission_id"]) != "received",
                                serve, started)
     finally:
-        serve.stop()
-    return {"rows": rows, "fill_seconds": round(fill_s, 1),
-            "first_202_seconds": round(first_202, 2),
-            "first_verdict_seconds": round(first_verdict, 2)}
+        serve.stop(timeout_s=120)
+    return round(first_202, 2), round(first_verdict, 2)
 
 
 def _until(check: Any, proc: s.Proc, started: float) -> float:
@@ -124,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -11,7 +11,7 @@ import datetime as dt
 import zoneinfo
 
 from runtime.embedded import EmbeddedRuntime
-from runtime.serve import uvicorn_server
+from runtime.serve import graceful_signals, uvicorn_server
 from schemas.campaign import CampaignDefinition, load_campaign_file
 from schemas.settings import Settings
 from simulation import EXAMPLE_CAMPAIGN
@@ -38,25 +38,27 @@ async def demo(settings: Settings, rate: float, duration: float | None) -> None:
         flush=True,
     )
     stop = asyncio.Event()
-    server_task = asyncio.create_task(server.serve())
-    while not server.started and not server_task.done():
-        await asyncio.sleep(0.05)
-    generator = asyncio.create_task(
-        run_generator(base, definition, rate_per_s=rate, duration_s=duration,
-                      concurrency=16, stop_event=stop)
-    )
-    board = asyncio.create_task(_print_leaderboard(runtime, camp, stop))
-    try:
-        await asyncio.wait({server_task, generator}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.set()
-        server.should_exit = True
-        for task in (generator, board):
+    # Before the server starts: uvicorn keeps the handler it finds (see graceful_signals).
+    with graceful_signals():
+        server_task = asyncio.create_task(server.serve())
+        while not server.started and not server_task.done():
+            await asyncio.sleep(0.05)
+        generator = asyncio.create_task(
+            run_generator(base, definition, rate_per_s=rate, duration_s=duration,
+                          concurrency=16, stop_event=stop)
+        )
+        board = asyncio.create_task(_print_leaderboard(runtime, camp, stop))
+        try:
+            await asyncio.wait({server_task, generator}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.set()
+            server.should_exit = True
+            for task in (generator, board):
+                with contextlib.suppress(Exception):
+                    await task
             with contextlib.suppress(Exception):
-                await task
-        with contextlib.suppress(Exception):
-            await server_task
-        await runtime.stop()
+                await server_task
+            await runtime.stop()
 
 
 def _collecting_today(definition: CampaignDefinition) -> CampaignDefinition:

@@ -12,10 +12,15 @@ The filters never forget a key (no false negatives): a key is added as soon as a
 judged, before it is stored. A batch that fails to store is judged again from the store's state,
 since the per-batch overlay is dropped at the next `begin_batch`. Past the filters' capacity the
 false-positive rate grows (more lookups), never the memory, and verdicts stay exact.
+
+The filters hash with a keyed-free, process-independent hash (BLAKE2b), not Python's salted
+`hash()`, so their bits can be written at a clean stop and read back at the next start instead of
+walking every stored verdict again (stream_processors/memory_checkpoint.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -38,6 +43,12 @@ class JudgeMemoryLookup(Protocol):
     def device_firsts(self, devices: Sequence[Pair]) -> Mapping[Pair, str]: ...
 
 
+def stable_hash(key: str) -> int:
+    """128 bits of BLAKE2b, the same in every process (rbloom's signed 128-bit range)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _pair(key: str) -> Pair:
     campaign, _, rest = key.partition("\x1f")
     return campaign, rest
@@ -53,8 +64,10 @@ class BoundedJudgeMemory:
         false_positive_rate: float = DEFAULT_FALSE_POSITIVE_RATE,
     ) -> None:
         self._lookup = lookup
-        self._ids = Bloom(capacity, false_positive_rate)
-        self._devices = Bloom(capacity, false_positive_rate)
+        self.capacity = capacity
+        self.false_positive_rate = false_positive_rate
+        self._ids = Bloom(capacity, false_positive_rate, stable_hash)
+        self._devices = Bloom(capacity, false_positive_rate, stable_hash)
         self._fingerprints: dict[str, tuple[str, ...]] = {}
         self._firsts: dict[str, str | None] = {}
         self.lookups = 0  # keys asked of the store since start (filter positives and misses)
@@ -62,6 +75,20 @@ class BoundedJudgeMemory:
     @property
     def size_in_bytes(self) -> int:
         return (self._ids.size_in_bits + self._devices.size_in_bits) // 8
+
+    def filter_bytes(self) -> tuple[bytes, bytes]:
+        """The two filters' bits (ids, devices), to be restored by `restore_filters`."""
+        return self._ids.save_bytes(), self._devices.save_bytes()
+
+    def restore_filters(self, ids: bytes, devices: bytes) -> None:
+        """Replace both filters with bits from `filter_bytes` of a memory of the same shape."""
+        restored_ids = Bloom.load_bytes(ids, stable_hash)
+        restored_devices = Bloom.load_bytes(devices, stable_hash)
+        if restored_ids.size_in_bits != self._ids.size_in_bits or (
+            restored_devices.size_in_bits != self._devices.size_in_bits
+        ):
+            raise ValueError("saved filters are of another capacity or false-positive rate")
+        self._ids, self._devices = restored_ids, restored_devices
 
     def remember(self, row: JudgeMemoryRow) -> None:
         """A stored verdict, at start-up: only its keys go into the filters."""

@@ -28,6 +28,7 @@ from schemas.events import (
 from schemas.settings import Settings
 from storage import open_store
 from storage.findings import SqlFindings
+from stream_processors import memory_checkpoint
 from stream_processors.embedded import EmbeddedProcessor
 from stream_processors.findings import FindingsStep
 from stream_processors.pending import PendingSubmissions
@@ -40,6 +41,8 @@ class EmbeddedRuntime:
         self.settings = settings
         data = Path(settings.data_dir).resolve()
         data.mkdir(parents=True, exist_ok=True)
+        self.memory_checkpoint = data / "judge-memory.ckpt"
+        self._memory_whole = False  # a checkpoint is written only of a wholly loaded memory
         self.raw = FileLog(data / "raw", fsync=settings.log_fsync)
         self.registry_log = FileLog(data / "registry", fsync=True)
         self.store = open_store(f"chdb://{data / 'chdb'}")
@@ -113,9 +116,15 @@ class EmbeddedRuntime:
             for decision in state.reviews:
                 self.store.apply_review(decision)
         started = time.monotonic()
-        remembered = self.processor.rebuild_state()
-        log.info("embedded runtime: %d verdicts remembered in %.1f s, resuming at raw offset %d",
-                 remembered, time.monotonic() - started, self.processor.position)
+        position = self.processor.position
+        if memory_checkpoint.restore(self.memory_checkpoint, self.processor.memory, position):
+            log.info("embedded runtime: judging memory restored from %s in %.1f s, resuming at "
+                     "raw offset %d", self.memory_checkpoint, time.monotonic() - started, position)
+        else:
+            remembered = self.processor.rebuild_state()
+            log.info("embedded runtime: %d verdicts remembered in %.1f s, resuming at raw offset "
+                     "%d", remembered, time.monotonic() - started, position)
+        self._memory_whole = True
 
     async def _judge(self) -> None:
         await asyncio.to_thread(self._catch_up)
@@ -125,6 +134,10 @@ class EmbeddedRuntime:
         self._stop.set()
         if self._task is not None:
             await self._task
+            if self._memory_whole:
+                # At the committed offset: the next start reads this instead of the store.
+                memory_checkpoint.save(self.memory_checkpoint, self.processor.memory,
+                                       self.processor.position)
         if self._median_task is not None:
             await self._median_task
         self.raw.close()
