@@ -75,6 +75,8 @@ class Collector:
         self.trusted_proxies = set(trusted_proxies or ())
         # None unless origins are configured: the default hot path does no CORS work at all.
         self.cors = CorsPolicy(cors_origins) if cors_origins else None
+        # Set when a stop begins (runtime/distributed/serving.py): not ready, still serving.
+        self.draining = False
 
     @classmethod
     def from_settings(
@@ -117,7 +119,7 @@ class Collector:
         if path == "/healthz":
             await send_json(send, 200, {"status": "ok"})
         elif path == "/readyz":
-            ok = self.ready()
+            ok = not self.draining and self.ready()
             await send_json(send, 200 if ok else 503, {"status": "ready" if ok else "not ready"})
         elif path == "/metrics":
             body = metrics_server.exposition(ready=self.ready)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     rate_limit_per_ip: float = 0.0  # requests/s per client address; 0 = off
     rate_limit_per_link: float = 0.0  # requests/s per link code; 0 = off
     max_in_flight: int = 4096  # concurrent submissions awaiting the log before shedding with 503
+    # On SIGTERM a collector answers /readyz 503 for this long while still taking sheets, so a
+    # load balancer stops sending before it closes; then requests in flight finish.
+    drain_seconds: float = 5.0
 
     # Where the worker's faust tables live: "rocksdb://" (on disk under the data dir, memory
     # bounded by stream_processors.faust_app's RocksDB options) or "memory://" (rebuilt from

@@ -86,7 +86,7 @@ async def run_collector(settings: Settings) -> None:
     print(f"survey-ingest collector on http://{settings.host}:{settings.port} -> "
           f"{settings.kafka_bootstrap} {Topology.of(settings).raw}", flush=True)
     try:
-        await serve_http(app, settings.host, settings.port)
+        await serve_http(app, settings.host, settings.port, settings.drain_seconds)
     finally:
         close()
 

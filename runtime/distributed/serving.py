@@ -24,15 +24,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Any
 
 import uvicorn
 
+from schemas.settings import Settings
 from telemetry.metrics_server import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 20.0  # after the drain (SURVEY_DRAIN_SECONDS)
 
 
 def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
@@ -46,9 +48,36 @@ def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     )
 
 
-async def serve_http(app: Any, host: str, port: int) -> None:
-    """Serve `app` in this process until SIGINT/SIGTERM."""
-    await uvicorn.Server(uvicorn_config(app, host, port)).serve()
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with a drain before the stop: on the first SIGTERM an app that can drain (the
+    collector: a `draining` attribute) answers /readyz 503 for `drain_s` seconds while it goes
+    on serving, so a load balancer or Kubernetes takes it out of rotation first; then uvicorn's
+    own shutdown lets the requests in flight finish. SIGINT, or a second SIGTERM, stops now."""
+
+    def __init__(self, config: uvicorn.Config, drain_s: float) -> None:
+        super().__init__(config)
+        self.drain_s = drain_s
+        self._stop_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.app
+        if (sig == signal.SIGTERM and self._stop_at is None and self.drain_s > 0
+                and hasattr(app, "draining")):
+            app.draining = True
+            self._stop_at = time.monotonic() + self.drain_s
+            log.info("draining for %.1f s before stopping", self.drain_s)
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._stop_at is not None and time.monotonic() >= self._stop_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+async def serve_http(app: Any, host: str, port: int, drain_s: float = 0.0) -> None:
+    """Serve `app` in this process until SIGINT/SIGTERM (after a drain, see DrainingServer)."""
+    await DrainingServer(uvicorn_config(app, host, port), drain_s).serve()
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -110,7 +139,7 @@ def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)  # uvicorn finishes the requests in flight, then exits
-    deadline = time.monotonic() + STOP_TIMEOUT_S
+    deadline = time.monotonic() + Settings().drain_seconds + STOP_TIMEOUT_S
     for p in procs:
         try:
             p.wait(max(0.1, deadline - time.monotonic()))
@@ -147,7 +176,8 @@ def _worker_main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app = load_factory(args.factory)()
     sock = reuseport_socket(args.host, args.port)
-    uvicorn.Server(uvicorn_config(app, args.host, args.port)).run(sockets=[sock])
+    server = DrainingServer(uvicorn_config(app, args.host, args.port), Settings().drain_seconds)
+    server.run(sockets=[sock])
 
 
 def _exit_with_parent() -> None:
