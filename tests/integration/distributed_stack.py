@@ -110,6 +110,7 @@ class Stack:
             # The worker's tables (RocksDB) under the stack's own directory, not ./data.
             "SURVEY_DATA_DIR": str(workdir),
             "PYTHONUNBUFFERED": "1",
+            "SURVEY_DRAIN_SECONDS": "0",  # stopped at once; the drain has its own test
             **env,
         }
         self.collector_port = free_port()

@@ -71,6 +71,7 @@ def start_collector(
                 "SURVEY_TOPIC_PREFIX": prefix,
                 "SURVEY_HASH_KEY": HASH_KEY,
                 "PYTHONUNBUFFERED": "1",
+                "SURVEY_DRAIN_SECONDS": "0",
                 **env,
             },
             tmp_path / f"collector-{port}.log",
