@@ -15,6 +15,9 @@ import pytest
 from tests.helpers import campaign_definition, sheet, sheets_of_every_kind, status_of
 from tests.integration.embedded_server import EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 LIVE, TRIAL, CLOSED = "c-live", "c-trial", "c-closed"
 
 

@@ -16,6 +16,9 @@ from simulation.padding import RING_TEMPLATES, _edit, honest_text
 from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "c-findings"
 RING_LINKS = ("Gd7kQ2xP", "Gx1aB2cD")
 

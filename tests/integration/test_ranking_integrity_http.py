@@ -20,6 +20,9 @@ import pytest
 from tests.helpers import campaign_definition, sheet, status_of
 from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "c-integrity"
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))

@@ -13,6 +13,9 @@ import pytest
 from tests.helpers import campaign_definition, sheet, status_of
 from tests.integration.embedded_server import EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "c-regional"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 

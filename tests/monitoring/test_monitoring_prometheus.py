@@ -18,6 +18,9 @@ from tests.helpers import campaign_definition, sheet, status_of
 from tests.integration.embedded_server import EmbeddedServer, free_port
 from tests.monitoring.promkit import PrometheusServer, dashboard_queries, nonzero_by
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 CAMPAIGN = "c-metrics"
 

@@ -16,6 +16,9 @@ from schemas.envelope import NON_FINITE_DETAIL
 from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "rel-edge"
 PHONE = "13812345678"
 PHONE_SPACED = "139-8765-4321"

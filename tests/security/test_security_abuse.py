@@ -18,6 +18,9 @@ from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import EmbeddedServer
 from tests.security.support import ALLOWED_ORIGIN, CAMPAIGN, status_of
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 _ips = (f"198.51.100.{i}" for i in itertools.count(1))
 
 

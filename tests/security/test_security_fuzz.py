@@ -22,6 +22,9 @@ from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer
 from tests.security.support import status_of
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "fuzz"
 ST_CONFIG = f"""
 [[operations]]

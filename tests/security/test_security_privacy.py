@@ -19,6 +19,9 @@ from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import EmbeddedServer
 from tests.security.support import HASH_KEY, status_of
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "privacy"
 RAW_DEVICE = "raw-device-7f3a9c-PRIVACY"
 OTHER_DEVICE = "raw-device-0b1d2e-OTHER"

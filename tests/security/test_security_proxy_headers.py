@@ -15,6 +15,9 @@ import pytest
 from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "proxy-2026"
 
 
