@@ -108,12 +108,12 @@ def clickhouse_url() -> Iterator[str]:
         _stop("clickhouse")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def new_stack(
     kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Stack]]:
     """Makes a distributed Stack (not started) on its own topic prefix and database, on this
-    session's broker and server; stops every one it made at the end."""
+    session's broker and server; stops every one it made when the module ends."""
     made: list[Stack] = []
 
     def make(**env: str) -> Stack:
