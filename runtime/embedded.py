@@ -120,6 +120,7 @@ class EmbeddedRuntime:
             await self._task
         if self._median_task is not None:
             await self._median_task
+        self.api.state.reads.close()  # its poller reads the store: stopped before the store
         self.raw.close()
         self.registry_log.close()
         self.store.close()
