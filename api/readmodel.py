@@ -135,6 +135,7 @@ class ReadModels:
         self._first: dict[str, asyncio.Future[Snapshot | None]] = {}
         self._lock = threading.Lock()
         self._seq = 0
+        self._round_start = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         _LIVE.add(self)
@@ -206,16 +207,17 @@ class ReadModels:
         with self._lock:
             if self._stop.is_set() or (self._thread is not None and self._thread.is_alive()):
                 return
+            self._round_start = time.monotonic()
             self._thread = threading.Thread(
                 target=self._run, name="read-models", daemon=True
             )
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
+        # Started right after a first snapshot: the first round is one interval later.
+        while not self._stop.wait(self.interval_s - (time.monotonic() - self._round_start)):
+            self._round_start = time.monotonic()
             self.tick()
-            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     def tick(self) -> None:
         """One round: renew every campaign being read, drop those idle for `idle_s`."""
