@@ -193,13 +193,14 @@ def build_api(services: Services) -> FastAPI:
             "questionnaire_version": definition.questionnaire.version,
         }
 
-    app.include_router(build_regional_router(services, QUERY_LATENCY))
-    app.include_router(build_assets_router(assets, app.openapi_url or "/openapi.json", app.title))
+    # The crowd's routes first: FastAPI tries routes in order, and every one passed costs a match.
+    app.include_router(build_pacing_router(services, reads))
     app.include_router(build_pages_router(services, assets))
+    app.include_router(build_assets_router(assets, app.openapi_url or "/openapi.json", app.title))
+    app.include_router(build_regional_router(services, QUERY_LATENCY))
     app.include_router(build_reports_router(services))
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
-    app.include_router(build_pacing_router(services, reads))
     return app
 
 

@@ -98,6 +98,23 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
     def notice(status: int, title: str, message: str, *, cacheable: bool = False) -> HTMLResponse:
         return page(_notice_page(asset_url, title, message), status, cacheable=cacheable)
 
+    # Rendered answering pages by (link, phase), valid while the campaign's state object is the
+    # one they were rendered from (a definition, median or review replaces it). A revoked link
+    # never gets here: the handler checks revocation first, on every request.
+    rendered: dict[tuple[str, str, str | None], tuple[CampaignState, str]] = {}
+
+    def answering_html(state: CampaignState, code: str, now: dt.datetime) -> str:
+        phase = state.phase_at(now)
+        key = (state.definition.campaign, code, phase.name if phase else None)
+        found = rendered.get(key)
+        if found is not None and found[0] is state:
+            return found[1]
+        html_text = _answering_page(asset_url, state, code, now)
+        if len(rendered) >= 4096:
+            rendered.clear()  # bounded; refilled by the links actually opened
+        rendered[key] = (state, html_text)
+        return html_text
+
     @router.get("/s/{link_code:path}", response_class=HTMLResponse)
     async def answering_page(link_code: str) -> HTMLResponse:
         try:
@@ -110,7 +127,7 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
             if state.link_revoked_at(link_code, now):
                 return notice(410, "链接已停用", "该问卷链接已停止使用，感谢您的关注。",
                               cacheable=True)
-            return page(_answering_page(asset_url, state, link_code, now), cacheable=True)
+            return page(answering_html(state, link_code, now), cacheable=True)
         except Exception:  # a stack trace is a bug; the respondent gets a page
             log.exception("answering page for %r failed", link_code)
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import resource
 import subprocess
@@ -62,7 +63,8 @@ def serving(work: Path, definition: Any, sheets: int) -> Iterator[tuple[str, s.P
     port = s.free_port()
     proc = s.Proc(
         "serve", [*s.CLI, "serve", "--port", str(port), "--data-dir", str(data)],
-        work / "serve.log", env={"SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN, "SURVEY_HASH_KEY": s.HASH_KEY},
+        work / "serve.log",
+        env={"SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN, "SURVEY_HASH_KEY": s.HASH_KEY},
     )
     url = f"http://{s.HOST}:{port}"
     try:
@@ -167,7 +169,7 @@ def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float
                 bodies = s.write_body_templates(work / "bodies.txt", definition, 4000)
                 ingest = subprocess.Popen(
                     ["wrk", "-t1", "-c8", "-d3600s", "-s", str(SUBMIT_SCRIPT), url],
-                    env={**__import__("os").environ, "BENCH_BODIES": str(bodies),
+                    env={**os.environ, "BENCH_BODIES": str(bodies),
                          "BENCH_RATE": str(ingest_rate), "BENCH_THREADS": "1"},
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=s.WRK_DIR,
                 )
