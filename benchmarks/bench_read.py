@@ -57,14 +57,16 @@ def fill_store(data: Path, definition: Any, sheets: int) -> None:
 
 
 @contextmanager
-def serving(work: Path, definition: Any, sheets: int) -> Iterator[tuple[str, s.Proc]]:
+def serving(
+    work: Path, definition: Any, sheets: int, source: Path = s.ROOT
+) -> Iterator[tuple[str, s.Proc]]:
     data = work / "data"
     fill_store(data, definition, sheets)
     port = s.free_port()
     proc = s.Proc(
         "serve", [*s.CLI, "serve", "--port", str(port), "--data-dir", str(data)],
         work / "serve.log",
-        env={"SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN, "SURVEY_HASH_KEY": s.HASH_KEY},
+        env={"SURVEY_ADMIN_TOKEN": s.ADMIN_TOKEN, "SURVEY_HASH_KEY": s.HASH_KEY}, cwd=source,
     )
     url = f"http://{s.HOST}:{port}"
     try:
@@ -153,18 +155,19 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc) -> dict[str, Any
     }
 
 
-def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float) -> dict[str, Any]:
+def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float,
+        source: Path = s.ROOT, sweep: bool = True) -> dict[str, Any]:
     definition = s.bench_definition()
     out: dict[str, Any] = {"settings": {
         "quick": quick, "sheets_stored": sheets, "screens": screens, "ingest_rate": ingest_rate,
         "wrk": f"wrk -t2 -c64 -d{seconds:g}s -s benchmarks/wrk/read.lua (no Accept-Encoding)",
-        "machine": s.machine(),
+        "machine": s.machine(), "server_source": str(source),
     }}
     with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
         work = Path(tmp)
-        with serving(work, definition, sheets) as (url, proc):
+        with serving(work, definition, sheets, source) as (url, proc):
             paths = routes(definition)
-            ingest: subprocess.Popen[str] | None = None
+            ingest: subprocess.Popen[bytes] | None = None
             if ingest_rate:
                 bodies = s.write_body_templates(work / "bodies.txt", definition, 4000)
                 ingest = subprocess.Popen(
@@ -190,14 +193,14 @@ def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float
                 for m in measured.values():
                     m["share_of_healthz"] = round(m["rps"] / base, 3) if base else None
                 out["routes_c64"] = measured
-                sweep: dict[str, Any] = {}
-                for c in SWEEP:
+                by_connections: dict[str, Any] = {}
+                for c in SWEEP if sweep else ():
                     s.log(f"sweep: {c} connections")
-                    sweep[str(c)] = {
+                    by_connections[str(c)] = {
                         "leaderboard_unit": wrk(url + paths["leaderboard_unit"], c, seconds),
                         "healthz": wrk(url + paths["healthz"], c, seconds),
                     }
-                out["sweep"] = sweep
+                out["sweep"] = by_connections
                 elapsed = time.monotonic() - t0
                 queries = store_queries(url) - queries_before
                 out["store"] = {"read_side_queries": queries, "seconds": round(elapsed, 1),
@@ -233,6 +236,10 @@ def main() -> None:
     parser.add_argument("--screens", type=int)
     parser.add_argument("--ingest-rate", type=int)
     parser.add_argument("--seconds", type=float)
+    parser.add_argument("--source", type=Path, default=s.ROOT,
+                        help="the source tree the server runs from (e.g. a checkout of the code "
+                        "before a change, for a comparison on the same machine)")
+    parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args()
     quick = args.quick
     result = run(
@@ -241,6 +248,7 @@ def main() -> None:
         screens=args.screens or (1_000 if quick else 10_000),
         ingest_rate=args.ingest_rate if args.ingest_rate is not None else (0 if quick else 2000),
         seconds=args.seconds or (4.0 if quick else 15.0),
+        source=args.source, sweep=not args.no_sweep,
     )
     s.log("\n" + table(result))
     s.emit(json.dumps(result, indent=2, ensure_ascii=False), args.out)
