@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from storage import open_store
-from tests.readside.support import (
+from tests.api.support import (
     CAMPAIGN,
     CountingStore,
     build,
@@ -22,6 +23,11 @@ from tests.readside.support import (
     served,
     verdict,
 )
+from tests.storage.support import drop
+
+# They serve the API over real HTTP (uvicorn on a free port) and the models read the real
+# store: a service, declared as such (sockets are blocked for tests that declare none).
+pytestmark = pytest.mark.integration
 
 LEVELS = ("unit", "province", "work_region")
 PUBLIC_VIEWS = [
@@ -34,14 +40,26 @@ PUBLIC_VIEWS = [
 UNLIMITED_VIEWS = [p for p in PUBLIC_VIEWS if "limit=" not in p]
 
 
-@pytest.fixture(scope="module")
-def chdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountingStore]:
-    path: Path = tmp_path_factory.mktemp("readside") / "chdb"
-    with open_store(f"chdb://{path}") as store:
+@pytest.fixture(scope="module", params=[
+    "chdb", pytest.param("clickhouse", marks=pytest.mark.integration),
+])
+def chdb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[CountingStore]:
+    """The real store of each runtime (embedded: chDB; distributed: the ClickHouse server),
+    counted at the Store port. Named for the embedded one, which every run has."""
+    if request.param == "chdb":
+        path: Path = tmp_path_factory.mktemp("readside") / "chdb"
+        url = f"chdb://{path}"
+    else:
+        server = request.getfixturevalue("clickhouse_url").rsplit("/", 1)[0]
+        url = f"{server}/readside_{uuid.uuid4().hex[:12]}"
+    with open_store(url) as store:
         store.migrate()
         store.insert_judged([verdict(), verdict(), verdict(unit="gx-net", link="Gx1aB2cD",
                                                            province="45")])
         yield CountingStore(store)
+        if request.param != "chdb":
+            drop(store)
 
 
 def _valid(body: dict[str, object], unit: str = "gd-cyber") -> int:

@@ -15,8 +15,11 @@ import pytest
 import zstandard
 
 from api.pages import PAGE_MAX_AGE_S
-from tests.readside.support import CAMPAIGN, build, registry_with, served
+from tests.api.support import CAMPAIGN, build, registry_with, served
 
+# They serve the API over real HTTP (uvicorn on a free port) and the models read the real
+# store: a service, declared as such (sockets are blocked for tests that declare none).
+pytestmark = pytest.mark.integration
 
 class _NoCounts:
     def unit_counts(self, campaign: str) -> dict[str, object]:
