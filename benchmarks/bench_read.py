@@ -11,6 +11,8 @@ coming in at `--ingest-rate` per second (wrk, submit.lua, paced) while it reads:
   live        `--screens` SSE connections opened at once: time until each has its first event;
               the server's RSS and CPU seconds over the burst
   store       read-side store queries during the whole run (survey_read_store_queries_total)
+  nginx       the unit leaderboard through infra/nginx (micro-cache 1 s) next to nginx's own
+              fixed answer (/nginx-health), 64 connections
 
     python -m benchmarks.bench_read [--quick] [--out FILE] [--sheets N] [--screens N]
                                     [--ingest-rate R] [--seconds S]
@@ -128,6 +130,36 @@ async def _screen(host: str, port: int, path: str) -> float:
     return elapsed
 
 
+@contextmanager
+def nginx_in_front(url: str, work: Path) -> Iterator[str]:
+    """infra/nginx/start.sh (the stack's balancer, micro-cache 1 s) in front of `url`."""
+    port = s.free_port()
+    env = {**os.environ, "SURVEY_NGINX_PORT": str(port),
+           "SURVEY_NGINX_UPSTREAMS": url.removeprefix("http://"), "SURVEY_NGINX_WORKERS": "1",
+           "SURVEY_INFRA_DATA": str(work / "infra"), "SURVEY_INFRA_TIMEOUT": "30"}
+    script = s.ROOT / "infra" / "nginx"
+    started = subprocess.run(["bash", str(script / "start.sh")], env=env, capture_output=True,
+                             text=True, timeout=300)
+    if started.returncode != 0:
+        raise s.BenchUnavailable(f"nginx did not start: {started.stderr[-2000:]}")
+    try:
+        yield f"http://{s.HOST}:{port}"
+    finally:
+        subprocess.run(["bash", str(script / "stop.sh"), "--wipe"], env=env,
+                       capture_output=True, timeout=120)
+
+
+def through_nginx(url: str, work: Path, paths: dict[str, str], seconds: float) -> dict[str, Any]:
+    """The leaderboard through nginx's micro-cache next to nginx answering on its own (its
+    /nginx-health: a fixed body, the ceiling of nginx itself here)."""
+    with nginx_in_front(url, work) as front:
+        httpx.get(front + paths["leaderboard_unit"], timeout=30)
+        own = wrk(front + "/nginx-health", 64, seconds)
+        lb = wrk(front + paths["leaderboard_unit"], 64, seconds)
+        return {"nginx_own_answer": own, "leaderboard_unit": lb,
+                "share_of_nginx_own": round(lb["rps"] / own["rps"], 3) if own["rps"] else None}
+
+
 def live_burst(url: str, path: str, screens: int, proc: s.Proc) -> dict[str, Any]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, screens + 256)), hard))
@@ -156,7 +188,7 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc) -> dict[str, Any
 
 
 def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float,
-        source: Path = s.ROOT, sweep: bool = True) -> dict[str, Any]:
+        source: Path = s.ROOT, sweep: bool = True, with_nginx: bool = True) -> dict[str, Any]:
     definition = s.bench_definition()
     out: dict[str, Any] = {"settings": {
         "quick": quick, "sheets_stored": sheets, "screens": screens, "ingest_rate": ingest_rate,
@@ -205,6 +237,12 @@ def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float
                 queries = store_queries(url) - queries_before
                 out["store"] = {"read_side_queries": queries, "seconds": round(elapsed, 1),
                                 "queries_per_s": round(queries / elapsed, 2)}
+                if with_nginx:
+                    s.log("through nginx")
+                    try:
+                        out["nginx"] = through_nginx(url, work, paths, seconds)
+                    except s.BenchUnavailable as exc:
+                        out["nginx"] = {"unavailable": str(exc)}
             finally:
                 if ingest is not None:
                     ingest.terminate()
@@ -225,6 +263,11 @@ def table(result: dict[str, Any]) -> str:
         lb, h = m["leaderboard_unit"], m["healthz"]
         lines.append(f"| {c} | {lb['rps']:,.0f} | {lb['p99_ms']:.1f} | {h['rps']:,.0f} | "
                      f"{h['p99_ms']:.1f} |")
+    ng = result.get("nginx", {})
+    if "leaderboard_unit" in ng:
+        lines += ["", f"through nginx: leaderboard {ng['leaderboard_unit']['rps']:,.0f} req/s "
+                  f"(p99 {ng['leaderboard_unit']['p99_ms']:.1f} ms), nginx's own answer "
+                  f"{ng['nginx_own_answer']['rps']:,.0f} req/s: {ng['share_of_nginx_own']}"]
     return "\n".join(lines)
 
 
@@ -240,6 +283,7 @@ def main() -> None:
                         help="the source tree the server runs from (e.g. a checkout of the code "
                         "before a change, for a comparison on the same machine)")
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--no-nginx", action="store_true")
     args = parser.parse_args()
     quick = args.quick
     result = run(
@@ -248,7 +292,7 @@ def main() -> None:
         screens=args.screens or (1_000 if quick else 10_000),
         ingest_rate=args.ingest_rate if args.ingest_rate is not None else (0 if quick else 2000),
         seconds=args.seconds or (4.0 if quick else 15.0),
-        source=args.source, sweep=not args.no_sweep,
+        source=args.source, sweep=not args.no_sweep, with_nginx=not args.no_nginx,
     )
     s.log("\n" + table(result))
     s.emit(json.dumps(result, indent=2, ensure_ascii=False), args.out)
