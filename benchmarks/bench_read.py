@@ -111,12 +111,13 @@ def store_queries(url: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
-async def _screen(host: str, port: int, path: str) -> float:
+async def _screen(host: str, port: int, path: str, sent: list[float]) -> float:
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
                  .encode())
     await writer.drain()
+    sent.append(time.perf_counter() - started)
     buffer = b""
     while b"event: snapshot" not in buffer or not buffer.rstrip(b"\r").endswith(b"\n\n"):
         chunk = await reader.read(65536)
@@ -166,9 +167,11 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc) -> dict[str, Any
     host, port = s.HOST, int(url.rsplit(":", 1)[1])
     cpu_before, rss_before = s.cpu_seconds(proc.pid), s.rss_bytes(proc.pid)
 
+    sent: list[float] = []
+
     async def burst() -> list[float | BaseException]:
-        return list(await asyncio.gather(*(_screen(host, port, path) for _ in range(screens)),
-                                         return_exceptions=True))
+        return list(await asyncio.gather(*(_screen(host, port, path, sent)
+                                           for _ in range(screens)), return_exceptions=True))
 
     started = time.perf_counter()
     results = asyncio.run(burst())
@@ -181,6 +184,10 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc) -> dict[str, Any
         "first_event_p99_s": round(s.percentile(times, 99), 3) if times else None,
         "last_first_event_s": round(times[-1], 3) if times else None,
         "burst_wall_s": round(wall, 3),
+        # When each request was written (connected and sent), from the burst's start: how much
+        # of the wait is the one client opening its connections rather than the server.
+        "request_sent_p50_s": round(s.percentile(sent, 50), 3) if sent else None,
+        "request_sent_max_s": round(max(sent), 3) if sent else None,
         "server_cpu_s": round(s.cpu_seconds(proc.pid) - cpu_before, 2),
         "server_rss_mb_before": round(rss_before / 2**20, 1),
         "server_rss_mb_after": round(s.rss_bytes(proc.pid) / 2**20, 1),
