@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart clean
+.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean
 
 install: $(VENV)/.installed
 
@@ -48,12 +48,25 @@ stack: install services-install
 stack-down:
 	bash infra/stack/down.sh
 
-bench: install services-install
+# wrk drives the HTTP benchmarks.
+bench-install:
+	bash infra/bench/install.sh
+
+bench: install services-install bench-install
 	$(PY) -m benchmarks.run
 
 # Restart time against the store's size: 0, 1 M, 10 M and 30 M sheets (about an hour of fills).
 bench-restart: install
 	$(PY) -m benchmarks.bench_restart --rows 0,1000000,10000000,30000000 --out benchmarks/results/restart.json
+
+# The read side under a crowd (issue 23): 1 M sheets stored, 2,000 sheets/s coming in, 15 s per
+# route, 10,000 screens on /live. Results to benchmarks/results/read.json.
+bench-read: install bench-install
+	$(PY) -m benchmarks.bench_read --out benchmarks/results/read.json
+
+# The same, short (9,000 sheets, no ingest, 4 s per route, 1,000 screens): provisional figures.
+bench-read-quick: install bench-install
+	$(PY) -m benchmarks.bench_read --quick --out benchmarks/results/read_quick.json
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

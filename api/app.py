@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hmac
 from typing import Annotated, Any, Literal
 
@@ -11,15 +10,19 @@ from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
+from api.assets import Assets, build_assets_router, default_sources
+from api.compression import add_compression
 from api.findings import build_findings_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
 from api.pages import build_pages_router
+from api.read_responses import respond
+from api.read_views import campaign_content, leaderboard_content
+from api.readmodel import ReadModels
 from api.regional import build_regional_router
 from api.reports import build_reports_router
 from api.review import build_review_router
 from api.services import Services
-from core.counting import leaderboard
 from schemas.campaign import CampaignFileError, parse_campaign_text
 from schemas.envelope import SubmissionEnvelope
 from telemetry import metrics_server
@@ -29,19 +32,27 @@ QUERY_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 _STATUS_LATENCY = QUERY_LATENCY.labels(endpoint="status")
-_LEADERBOARD_LATENCY = QUERY_LATENCY.labels(endpoint="leaderboard")
 
 CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
 
 
 def build_api(services: Services) -> FastAPI:
+    """The API app. Its read models (`app.state.reads`) poll the store on a thread of their
+    own: call `app.state.reads.close()` before closing the store."""
     app = FastAPI(
         title="survey-ingest",
         version="0.1.0",
         description="Collects, judges and counts answer sheets of a survey campaign, live.",
+        # /docs is served from this app's own files (api/assets.py), never a CDN.
+        docs_url=None, redoc_url=None,
     )
-    live = LiveCounts(services.store, services.registry, services.live_interval_s)
+    reads = ReadModels(services.store, services.registry, services.live_interval_s)
+    app.state.reads = reads
+    services.extra["reads"] = reads
+    live = LiveCounts(reads)
+    assets = Assets(default_sources())
+    add_compression(app)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -85,11 +96,12 @@ def build_api(services: Services) -> FastAPI:
         return {"campaigns": sorted(services.registry.campaigns)}
 
     @app.get("/v1/campaigns/{campaign}", tags=["campaigns"])
-    async def campaign_definition(campaign: CampaignId) -> dict[str, Any]:
-        state = services.registry.get(campaign)
-        if state is None:
+    async def campaign_definition(campaign: CampaignId, request: Request) -> Response:
+        """The campaign with its `totals` (valid, rejected, test) and their `as_of`."""
+        snap = await reads.snapshot(campaign)
+        if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
-        return state.definition.model_dump(mode="json")
+        return respond(request, snap.view(("campaign",), campaign_content))
 
     @app.get("/v1/campaigns/{campaign}/submissions/{submission_id}", tags=["reads"])
     async def submission_status(
@@ -125,30 +137,26 @@ def build_api(services: Services) -> FastAPI:
     @app.get("/v1/campaigns/{campaign}/leaderboard", tags=["reads"])
     async def get_leaderboard(
         campaign: CampaignId,
+        request: Request,
         level: Literal["unit", "province", "work_region"] = "unit",
         limit: Annotated[int | None, Query(ge=1, le=10000)] = None,
-    ) -> dict[str, Any]:
-        state = services.registry.get(campaign)
-        if state is None:
+    ) -> Response:
+        """Ranked rows `{"rank", "id", "name", "valid", "rejected", "target", "progress"}` from
+        this tick's snapshot (`as_of`); `ETag`, `304` on If-None-Match."""
+        snap = await reads.snapshot(campaign)
+        if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
-        with _LEADERBOARD_LATENCY.time():
-            counts = await asyncio.to_thread(services.store.unit_counts, campaign)
-        rows = leaderboard(state, counts, level, limit)
-        return {
-            "campaign": campaign, "level": level,
-            "as_of": dt.datetime.now(dt.UTC).isoformat(),
-            # Live figures may still move (review decisions); `campaign freeze` makes the final.
-            "provisional": True,
-            "rows": [r.__dict__ for r in rows],
-        }
+        view = snap.view(("leaderboard", level, limit), leaderboard_content(level, limit))
+        return respond(request, view)
 
     @app.get("/v1/campaigns/{campaign}/live", tags=["reads"],
              response_class=StreamingResponse)
     async def live_stream(campaign: CampaignId) -> StreamingResponse:
-        if services.registry.get(campaign) is None:
+        snap = await reads.snapshot(campaign)
+        if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
         return StreamingResponse(
-            live.stream(campaign), media_type="text/event-stream",
+            live.stream(campaign, snap), media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
@@ -185,12 +193,14 @@ def build_api(services: Services) -> FastAPI:
             "questionnaire_version": definition.questionnaire.version,
         }
 
+    # The crowd's routes first: FastAPI tries routes in order, and every one passed costs a match.
+    app.include_router(build_pacing_router(services, reads))
+    app.include_router(build_pages_router(services, assets))
+    app.include_router(build_assets_router(assets, app.openapi_url or "/openapi.json", app.title))
     app.include_router(build_regional_router(services, QUERY_LATENCY))
-    app.include_router(build_pages_router(services))
     app.include_router(build_reports_router(services))
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
-    app.include_router(build_pacing_router(services))
     return app
 
 

@@ -8,19 +8,17 @@ pages load their scripts and styles from this app only (no CDN), under a strict 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
 import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse
 
+from api.assets import Assets, default_sources
 from api.services import Services
 from core.registry import CampaignState, Registry
 from schemas.campaign import (
@@ -34,12 +32,6 @@ from schemas.campaign import (
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
-_STATIC_TYPES = {
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-}
 _LINK_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -53,6 +45,11 @@ _SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+# The answering page and the display shell may be kept by any cache for this long, so a proxy or
+# CDN serves page views; a revoked link's page is gone within it (its POSTs are refused at once:
+# judging reads the registry, not a page).
+PAGE_MAX_AGE_S = 10
+_CACHEABLE = {**_SECURITY_HEADERS, "cache-control": f"public, max-age={PAGE_MAX_AGE_S}"}
 
 AGE_GROUPS = (
     ("under-18", "18岁以下"), ("18-24", "18–24岁"), ("25-34", "25–34岁"),
@@ -72,23 +69,6 @@ def json_for_script(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-@dataclass(frozen=True)
-class _Asset:
-    body: bytes
-    media_type: str
-    version: str
-
-
-def _load_assets(directory: Path) -> dict[str, _Asset]:
-    assets: dict[str, _Asset] = {}
-    for path in sorted(directory.iterdir()) if directory.is_dir() else ():
-        media = _STATIC_TYPES.get(path.suffix)
-        if media and path.is_file():
-            body = path.read_bytes()
-            assets[path.name] = _Asset(body, media, hashlib.sha256(body).hexdigest()[:10])
-    return assets
-
-
 def find_link(registry: Registry, code: str, now: dt.datetime) -> CampaignState | None:
     """The campaign a link code belongs to. Codes are unique within a campaign only: when several
     campaigns have it, the one whose phase covers `now` wins, else the newest."""
@@ -105,28 +85,35 @@ def _newness(phases: Iterable[Phase]) -> tuple[dt.date, dt.date]:
     return max(p.end for p in ps), max(p.start for p in ps)
 
 
-def build_pages_router(services: Services) -> APIRouter:
+def build_pages_router(services: Services, assets: Assets | None = None) -> APIRouter:
+    """The pages; their scripts and styles are served by api/assets.py under hashed names."""
     router = APIRouter(include_in_schema=False)
-    assets = _load_assets(STATIC_DIR)
+    asset_url = (assets or Assets(default_sources())).url
 
-    def asset_url(name: str) -> str:
-        asset = assets.get(name)
-        return f"/static/{name}?v={asset.version}" if asset else f"/static/{name}"
+    def page(body: str, status: int = 200, *, cacheable: bool = False) -> HTMLResponse:
+        return HTMLResponse(
+            body, status_code=status, headers=_CACHEABLE if cacheable else _SECURITY_HEADERS
+        )
 
-    def page(body: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(body, status_code=status, headers=_SECURITY_HEADERS)
+    def notice(status: int, title: str, message: str, *, cacheable: bool = False) -> HTMLResponse:
+        return page(_notice_page(asset_url, title, message), status, cacheable=cacheable)
 
-    def notice(status: int, title: str, message: str) -> HTMLResponse:
-        return page(_notice_page(asset_url, title, message), status)
+    # Rendered answering pages by (link, phase), valid while the campaign's state object is the
+    # one they were rendered from (a definition, median or review replaces it). A revoked link
+    # never gets here: the handler checks revocation first, on every request.
+    rendered: dict[tuple[str, str, str | None], tuple[CampaignState, str]] = {}
 
-    @router.get("/static/{name}")
-    async def static_file(name: str) -> Response:
-        asset = assets.get(name)
-        if asset is None:
-            return notice(404, "页面不存在", "您访问的文件不存在。")
-        return Response(asset.body, media_type=asset.media_type, headers={
-            "cache-control": "public, max-age=300", "x-content-type-options": "nosniff",
-        })
+    def answering_html(state: CampaignState, code: str, now: dt.datetime) -> str:
+        phase = state.phase_at(now)
+        key = (state.definition.campaign, code, phase.name if phase else None)
+        found = rendered.get(key)
+        if found is not None and found[0] is state:
+            return found[1]
+        html_text = _answering_page(asset_url, state, code, now)
+        if len(rendered) >= 4096:
+            rendered.clear()  # bounded; refilled by the links actually opened
+        rendered[key] = (state, html_text)
+        return html_text
 
     @router.get("/s/{link_code:path}", response_class=HTMLResponse)
     async def answering_page(link_code: str) -> HTMLResponse:
@@ -138,8 +125,9 @@ def build_pages_router(services: Services) -> APIRouter:
             if state is None:
                 return notice(404, "链接无效", "未找到该问卷链接，请核对链接或二维码是否完整。")
             if state.link_revoked_at(link_code, now):
-                return notice(410, "链接已停用", "该问卷链接已停止使用，感谢您的关注。")
-            return page(_answering_page(asset_url, state, link_code, now))
+                return notice(410, "链接已停用", "该问卷链接已停止使用，感谢您的关注。",
+                              cacheable=True)
+            return page(answering_html(state, link_code, now), cacheable=True)
         except Exception:  # a stack trace is a bug; the respondent gets a page
             log.exception("answering page for %r failed", link_code)
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")
@@ -150,7 +138,7 @@ def build_pages_router(services: Services) -> APIRouter:
             state = services.registry.get(campaign) if _CAMPAIGN_ID.match(campaign) else None
             if state is None:
                 return notice(404, "活动不存在", "未找到该调查活动，请核对地址。")
-            return page(_display_page(asset_url, state))
+            return page(_display_page(asset_url, state), cacheable=True)
         except Exception:
             log.exception("display page for %r failed", campaign)
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")

@@ -212,7 +212,11 @@ def from_url(url: str, campaign: str) -> CampaignLinks:
     if response.status_code != 200:
         raise QrError(f"{target} answered {response.status_code}: {response.text[:300]}")
     try:
-        return CampaignLinks.from_definition(CampaignDefinition.model_validate(response.json()))
+        body = response.json()
+        # The campaign view carries the read side's `as_of` and `totals` beside the definition.
+        if isinstance(body, dict):
+            body = {k: v for k, v in body.items() if k not in ("as_of", "totals")}
+        return CampaignLinks.from_definition(CampaignDefinition.model_validate(body))
     except (ValueError, ValidationError) as exc:
         raise QrError(f"{target} did not return a campaign definition: {exc}") from exc
 

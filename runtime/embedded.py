@@ -140,6 +140,7 @@ class EmbeddedRuntime:
                                        self.processor.position)
         if self._median_task is not None:
             await self._median_task
+        self.api.state.reads.close()  # its poller reads the store: stopped before the store
         self.raw.close()
         self.registry_log.close()
         self.store.close()

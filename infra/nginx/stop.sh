@@ -10,6 +10,6 @@ lock_or_wait "$NGINX_HOME.lock"
 
 stop_pidfile "nginx on :$NGINX_PORT" "$NGINX_PIDFILE" "$NGINX_CONFIG"
 if [ "${1:-}" = "--wipe" ]; then
-    log "deleting $NGINX_HOME"
-    rm -rf "$NGINX_HOME"
+    log "deleting $NGINX_HOME and $NGINX_CACHE_DIR"
+    rm -rf "$NGINX_HOME" "$NGINX_CACHE_DIR"
 fi

@@ -89,11 +89,13 @@ async def run_api(settings: Settings) -> None:
           f"(store {settings.clickhouse_url})", flush=True)
     stop = asyncio.Event()
     medians = asyncio.create_task(refresh_medians(store, follower.registry, admin.publish, stop))
+    app = build_api(services)
     try:
-        await serve_http(build_api(services), settings.host, settings.port)
+        await serve_http(app, settings.host, settings.port)
     finally:
         stop.set()
         await medians
+        app.state.reads.close()  # its poller reads the store: stopped before the store
         admin.close()
         follower.stop()
         store.close()
