@@ -108,6 +108,7 @@ def _newness(phases: Iterable[Phase]) -> tuple[dt.date, dt.date]:
 def build_pages_router(services: Services) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     assets = _load_assets(STATIC_DIR)
+    opens = services.open_counter
 
     def asset_url(name: str) -> str:
         asset = assets.get(name)
@@ -139,6 +140,8 @@ def build_pages_router(services: Services) -> APIRouter:
                 return notice(404, "链接无效", "未找到该问卷链接，请核对链接或二维码是否完整。")
             if state.link_revoked_at(link_code, now):
                 return notice(410, "链接已停用", "该问卷链接已停止使用，感谢您的关注。")
+            # Counted, not logged: one in-memory increment (api/opens.py); revoked: not counted.
+            opens.hit(state.definition.campaign, link_code)
             return page(_answering_page(asset_url, state, link_code, now))
         except Exception:  # a stack trace is a bug; the respondent gets a page
             log.exception("answering page for %r failed", link_code)
