@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
 from api.findings import build_findings_router
+from api.links import build_links_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
 from api.pages import build_pages_router
@@ -191,6 +192,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
     app.include_router(build_pacing_router(services))
+    app.include_router(build_links_router(services))
     return app
 
 

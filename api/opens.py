@@ -16,9 +16,10 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from core.registry import Registry
+from core.ports import RegionFilter
+from core.registry import CampaignState, Registry
 from storage.opens import OpensRow
 
 log = logging.getLogger(__name__)
@@ -132,3 +133,43 @@ class OpenCounter:
                 key = tuple(names[n] for n in by)
                 stored[key] = stored.get(key, 0) + row.opens
             return stored
+
+
+# What /counts can add opens to: groupings the opens table has, and filters it has or that the
+# registry turns into a set of units (province, work region). Others (respondent's province,
+# phase, ...) describe sheets, not page loads: those answers carry no `opens`.
+OPENS_GROUPS = ("unit", "link", "channel", "day")
+_OPENS_FILTERS = ("unit", "link", "channel", "province", "work_region", "date_from", "date_to")
+
+
+async def with_opens(
+    counter: OpenCounter, state: CampaignState, by: Sequence[str], filters: RegionFilter,
+    rows: list[dict[str, Any]],
+) -> list[dict[str, Any]] | None:
+    """`rows` (of /counts) with `opens` on each, and a row for each group that was opened but
+    has no sheet yet; None when the grouping or a filter has no meaning for page loads."""
+    given = filters.given()
+    if any(n not in OPENS_GROUPS for n in by) or any(f not in _OPENS_FILTERS for f in given):
+        return None
+    units: list[str] | None = None
+    if filters.unit is not None or filters.province is not None or filters.work_region is not None:
+        units = [
+            u.id for u in state.units.values()
+            if (filters.unit is None or u.id == filters.unit)
+            and (filters.province is None or u.province == filters.province)
+            and (filters.work_region is None or (
+                u.province in state.provinces
+                and state.provinces[u.province].work_region == filters.work_region))
+        ]
+    opened = await counter.grouped(
+        state.definition.campaign, by, units=units, link=filters.link, channel=filters.channel,
+        date_from=filters.date_from, date_to=filters.date_to)
+    out = []
+    for row in rows:
+        key = tuple("" if row[n] is None else str(row[n]) for n in by)
+        out.append({**row, "opens": opened.pop(key, 0)})
+    for key, n in opened.items():
+        group = {name: (value or None) for name, value in zip(by, key, strict=True)}
+        out.append({**group, "valid": 0, "rejected": 0, "test": 0, "opens": n})
+    out.sort(key=lambda r: tuple("" if r[n] is None else str(r[n]) for n in by))
+    return out
