@@ -16,6 +16,7 @@ from api.links import build_links_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
 from api.pages import build_pages_router
+from api.portal import build_portal_router
 from api.regional import build_regional_router
 from api.reports import build_reports_router
 from api.review import build_review_router
@@ -193,6 +194,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_review_router(services))
     app.include_router(build_pacing_router(services))
     app.include_router(build_links_router(services))
+    app.include_router(build_portal_router(services))
     return app
 
 
