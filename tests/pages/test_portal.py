@@ -18,7 +18,7 @@ import zxingcpp
 
 from tests.helpers import sheet, status_of
 from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer, free_port
-from tests.pages.pages_kit import PHONE, new_page, survey_campaign
+from tests.pages.pages_kit import GOOD_ANSWERS, PHONE, new_page, survey_campaign
 from tests.pages.test_pages_answering import fill_in
 
 pytestmark = pytest.mark.browser
@@ -120,7 +120,7 @@ def test_unit_runs_its_links_from_the_portal(
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"撤销链接 {codes[1]}").click()
     page.locator(f'li.link.revoked[data-code="{codes[1]}"]').wait_for()
-    late = sheet(CAMPAIGN, codes[1])
+    late = sheet(CAMPAIGN, codes[1], answers=GOOD_ANSWERS)
     assert httpx.post(f"{server.base}/v1/submissions", json=late).status_code == 202
     judged = status_of(server, CAMPAIGN, late["submission_id"])
     assert judged["status"] == "rejected" and "revoked_link" in judged["reasons"]
@@ -128,6 +128,7 @@ def test_unit_runs_its_links_from_the_portal(
                            timeout=30_000)
     assert page.get_by_text("链接已停用", exact=True).is_visible()
     no_axe_violations(page)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(DOCS / f"portal-unit-{name}.png"), full_page=True)
     page.context.close()
 
@@ -142,6 +143,7 @@ def test_coordinator_sees_its_region_and_opens_a_unit_read_only(
     units = page.locator("tbody th a").all_text_contents()
     assert sorted(units) == ["广东省网络空间安全协会", "广西网信办"]  # not 上海某大学 (east)
     no_axe_violations(page)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(DOCS / f"portal-region-{name}.png"), full_page=True)
     page.get_by_role("link", name="广西网信办").click()
     page.get_by_role("heading", name="我的链接与二维码").wait_for()
