@@ -37,7 +37,8 @@ def add_commands(sub: Any) -> None:
     p = links.add_parser(
         "qr", help="QR codes (PNG, SVG) per link and a printable sheet per unit",
         description="Writes DIR/<unit>/<code>.png and .svg encoding <base-url>/s/<code>, "
-                    "and DIR/<unit>/sheet.html for printing. Revoked links are left out.",
+                    "and DIR/<unit>/sheet.html and sheet.pdf (A4, crop marks) for printing. "
+                    "Revoked links are left out.",
     )
     p.add_argument("--campaign", required=True, help="campaign id")
     p.add_argument("--unit", action="append", help="only this unit (repeatable; default: all)")

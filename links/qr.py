@@ -1,4 +1,5 @@
-"""`survey-ingest links qr`: a QR code (PNG and SVG) per unit link and a printable sheet per unit.
+"""`survey-ingest links qr`: a QR code (PNG and SVG) per unit link and a printable sheet per unit
+(sheet.html, and sheet.pdf: A4 with crop marks).
 
 The campaign comes from a campaign file, a running instance (--url), or a stopped embedded
 instance's data dir. Revoked links get no code, and codes left from an earlier run for a link
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.registry import Registry
+from links.sheet import SheetCard, sheet_pdf
 from schemas.campaign import (
     CampaignDefinition,
     Province,
@@ -48,6 +50,7 @@ class CampaignLinks:
     provinces: dict[str, Province]
     links: list[LinkEntry]
     timezone: str = "Asia/Shanghai"
+    title: str = ""
 
     @classmethod
     def from_definition(cls, defn: CampaignDefinition) -> CampaignLinks:
@@ -56,7 +59,7 @@ class CampaignLinks:
             units={u.id: u for u in defn.units},
             provinces={p.id: p for p in defn.provinces},
             links=[LinkEntry(lk.code, lk.unit, lk.channel, lk.revoked) for lk in defn.links],
-            timezone=defn.timezone,
+            timezone=defn.timezone, title=defn.title,
         )
 
 
@@ -130,6 +133,13 @@ def write_qr_codes(
             _sheet_html(source.campaign, unit, province, cards, generated), encoding="utf-8"
         )
         summary.files.append(str(sheet))
+        # The same cards as an A4 PDF with crop marks (links/sheet.py), as the portal serves it.
+        pdf = unit_dir / "sheet.pdf"
+        pdf.write_bytes(sheet_pdf(
+            source.title or source.campaign, unit.name, unit.id,
+            province.name if province else "",
+            [SheetCard(lk.code, lk.channel, url) for lk, url, _ in cards], generated))
+        summary.files.append(str(pdf))
         summary.units.append(unit_id)
         summary.links += len(active)
     return summary
@@ -231,5 +241,5 @@ def from_registry(registry: Registry, campaign: str, source: str) -> CampaignLin
             LinkEntry(lk.code, lk.unit, lk.channel, state.link_revoked_at(lk.code, now))
             for lk in state.links.values()
         ],
-        timezone=state.definition.timezone,
+        timezone=state.definition.timezone, title=state.definition.title,
     )
