@@ -36,7 +36,7 @@ def test_bad_rows_are_named_by_row_and_column(tmp_path: Path) -> None:
         "gd-cyber,,,,1,1\n"             # row 5: repeated
         "sh-uni,,广东,robot,10,20000\n"  # row 6: kind unknown, links too many
     ))
-    rows, errors = check_plan(table, read_table(table), definition())
+    _, errors = check_plan(table, read_table(table), definition())
     assert f"{table}:row 3: column '样本采集量': not a whole number from 0: 'lots'" in errors
     assert any(e.startswith(f"{table}:row 4: column '省份'") and "new-unit" in e for e in errors)
     assert any(e.startswith(f"{table}:row 5: column '单位编号'") and "row 2" in e for e in errors)
