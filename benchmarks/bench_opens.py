@@ -69,7 +69,7 @@ async def page_path(batches: int, per_batch: int) -> dict[str, Any]:
         # Counter on and off alternate batch by batch, so drift falls on both alike.
         for b in range(batches):
             for mode in (("off", "on") if b % 2 else ("on", "off")):
-                counter.hit = real_hit if mode == "on" else (lambda c, k: None)  # type: ignore[method-assign]
+                counter.hit = real_hit if mode == "on" else (lambda c, k: None)  # type: ignore[method-assign, assignment]
                 per[mode].append(await _batch(client, codes, per_batch, b * per_batch))
     on, off = statistics.median(per["on"]), statistics.median(per["off"])
     return {"page_cpu_us_counted": round(on * 1e6, 1), "page_cpu_us_uncounted": round(off * 1e6, 1),
@@ -102,7 +102,7 @@ async def flush_into_chdb(links: int) -> dict[str, Any]:
         registry, campaign, codes = _registry()
         state = registry.get(campaign)
         assert state is not None
-        counter = OpenCounter(registry, SqlOpens(store))  # type: ignore[arg-type]
+        counter = OpenCounter(registry, SqlOpens(store))
         unit = next(iter(state.units))
         extra = [f"B{i:07d}" for i in range(links - len(codes))]
         state.links.update({c: LinkState(c, unit, "wechat") for c in extra})

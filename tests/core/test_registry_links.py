@@ -5,6 +5,7 @@ runtime) gives the same links."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from core.registry import Registry
 from schemas.campaign import CampaignDefinition
@@ -32,7 +33,7 @@ def issued(code: str, unit: str = "gx-net", minutes: int = 1) -> LinkIssued:
                       issued_at=T0 + dt.timedelta(minutes=minutes))
 
 
-def fold(events: list[object]) -> Registry:
+def fold(events: Sequence[object]) -> Registry:
     registry = Registry()
     for event in events:
         registry.apply(decode_event(encode_event(event)))  # type: ignore[arg-type]

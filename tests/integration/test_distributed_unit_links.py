@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from tests.helpers import campaign_definition, sheet
-from tests.integration.distributed_stack import ADMIN_TOKEN, Stack, free_port, wait_until
+from tests.integration.distributed_stack import Stack, wait_until
+from tests.integration.embedded_server import ADMIN_TOKEN, free_port
 from tests.integration.test_distributed_contract import verdict
 
 pytestmark = pytest.mark.integration
