@@ -45,9 +45,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--base-url", dest="base_url",
                    help="public address of the answering pages (default SURVEY_PUBLIC_BASE_URL)")
+    p.add_argument("--token", help="with --url: a token that may list links "
+                   "(default: env SURVEY_ADMIN_TOKEN)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--file", type=Path, help="read the campaign from this campaign file")
-    src.add_argument("--url", help="read the campaign from a running instance at this address")
+    src.add_argument("--url", help="read the campaign from a running instance at this address "
+                     "(with a token, units' issued links and revocations too)")
     src.add_argument("--data-dir", dest="data_dir", type=Path,
                      help="read the campaign from a stopped embedded instance (default ./data)")
 
@@ -62,7 +65,7 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.file is not None:
             source = from_file(args.file, campaign)
         elif args.url:
-            source = from_url(args.url, campaign)
+            source = from_url(args.url, campaign, args.token or settings.admin_token)
         else:
             data_dir = args.data_dir or settings.data_dir
             source = from_registry(from_data_dir(data_dir), campaign, str(data_dir))

@@ -209,12 +209,16 @@ def from_file(path: Path, campaign: str) -> CampaignLinks:
     return CampaignLinks.from_definition(defn)
 
 
-def from_url(url: str, campaign: str) -> CampaignLinks:
+def from_url(url: str, campaign: str, token: str = "") -> CampaignLinks:
+    """The campaign from a running instance. With a token, each unit's links come from the
+    links API (api/links.py): the links units issued themselves and every revocation, which
+    the campaign definition alone does not hold."""
     import httpx
 
     target = f"{url.rstrip('/')}/v1/campaigns/{campaign}"
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(target, timeout=30)
+        response = httpx.get(target, timeout=30, headers=headers)
     except httpx.HTTPError as exc:
         raise QrError(f"cannot reach {url}: {exc}") from exc
     if response.status_code == 404:
@@ -222,9 +226,23 @@ def from_url(url: str, campaign: str) -> CampaignLinks:
     if response.status_code != 200:
         raise QrError(f"{target} answered {response.status_code}: {response.text[:300]}")
     try:
-        return CampaignLinks.from_definition(CampaignDefinition.model_validate(response.json()))
+        source = CampaignLinks.from_definition(CampaignDefinition.model_validate(response.json()))
     except (ValueError, ValidationError) as exc:
         raise QrError(f"{target} did not return a campaign definition: {exc}") from exc
+    if not token:
+        return source
+    links: list[LinkEntry] = []
+    for unit in source.units:
+        try:
+            r = httpx.get(f"{target}/units/{unit}/links", timeout=30, headers=headers)
+        except httpx.HTTPError as exc:
+            raise QrError(f"cannot reach {url}: {exc}") from exc
+        if r.status_code != 200:
+            raise QrError(f"{target}/units/{unit}/links answered {r.status_code}: {r.text[:300]}")
+        links += [LinkEntry(lk["code"], unit, lk["channel"], bool(lk["revoked"]))
+                  for lk in r.json()["links"]]
+    return CampaignLinks(source.campaign, source.units, source.provinces, links,
+                         source.timezone, source.title)
 
 
 def from_registry(registry: Registry, campaign: str, source: str) -> CampaignLinks:

@@ -139,6 +139,24 @@ def test_revoked_link_rejects_later_sheets_and_closes_its_page(server: EmbeddedS
     assert links_of(server)["left"] == 1
 
 
+def test_links_qr_from_a_running_instance_has_issued_links(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "qr"
+    done = subprocess.run(
+        [sys.executable, "-m", "commands.cli", "links", "qr", "--campaign", CAMPAIGN, "--unit",
+         "gd-cyber", "--url", server.base, "--token", ADMIN_TOKEN, "--out", str(out),
+         "--base-url", server.base], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    live = [lk["code"] for lk in links_of(server)["links"] if not lk["revoked"]]
+    written = sorted(p.stem for p in (out / "gd-cyber").glob("*.png"))
+    assert written == sorted(live) and len(live) == 3  # two from the file, one issued
+    assert (out / "gd-cyber" / "sheet.pdf").read_bytes().startswith(b"%PDF")
+
+
 def test_restart_folds_the_same_links_and_keeps_opens(server: EmbeddedServer) -> None:
     before = links_of(server)
     server.stop()
