@@ -300,12 +300,12 @@
       var o = opens[r.id] || {};
       return h("tr", {},
         h("th", { scope: "row" }, h("a", { href: "/portal/" + C + "/unit/" + encodeURIComponent(r.id) + "?view=readonly", text: r.name })),
-        h("td", { text: provinces[names[r.id].province].name }),
-        h("td", { class: "valid", text: fmt(r.valid) }), h("td", { text: fmt(r.target) }),
-        h("td", { text: pct(r.valid, r.target) }),
         h("td", { class: r.status === "ahead" ? "good" : "bad", text: (r.status === "ahead" ? "领先 " : "落后 ") + fmt(Math.abs(r.gap)) }),
+        h("td", { class: "valid", text: fmt(r.valid) + " / " + fmt(r.target) }),
+        h("td", { text: pct(r.valid, r.target) }),
         h("td", { text: fmt(Math.ceil(r.needed_per_day)) }),
-        h("td", { text: fmt(o.opens) }), h("td", { text: fmt(o.rejected) }));
+        h("td", { text: fmt(o.opens) }), h("td", { text: fmt(o.rejected) }),
+        h("td", { text: provinces[names[r.id].province].name }));
     });
     main.replaceChildren(
       h("section", { class: "head" }, h("h1", { text: region.name + "工作区" }),
@@ -320,7 +320,7 @@
             text: total ? (total.status === "ahead" ? "领先 " : "落后 ") + fmt(Math.abs(total.gap)) : "—" })),
           h("div", {}, h("dt", { text: "此后每天需" }), h("dd", { text: total ? fmt(Math.ceil(total.needed_per_day)) : "—" })))),
       h("section", { class: "card wide" }, h("h2", { text: "各单位进度" }),
-        table("本工作区各单位：有效样本、计划、进度与页面打开", ["单位", "省份", "有效", "计划", "完成率", "进度", "每天需", "打开", "无效"], body)));
+        table("本工作区各单位：有效样本、计划、进度与页面打开", ["单位", "进度", "有效 / 计划", "完成率", "每天需", "打开", "无效", "省份"], body)));
   }
 
   function regionData() {
