@@ -139,6 +139,24 @@ def test_revoked_link_rejects_later_sheets_and_closes_its_page(server: EmbeddedS
     assert links_of(server)["left"] == 1
 
 
+def test_concurrent_issues_never_pass_the_plan(server: EmbeddedServer) -> None:
+    """Catches an API that trusts its own check alone: twelve requests at once for sh-uni (plan
+    10, one live link from the file) all pass the check before any is folded; the fold keeps
+    nine, the other three are told 409."""
+    import asyncio
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(*(client.post(
+                f"{server.base}/v1/campaigns/{CAMPAIGN}/units/sh-uni/links",
+                json={"count": 1, "channel": "web"}, headers=AUTH) for _ in range(12)))
+
+    answers = asyncio.run(burst())
+    assert sorted(r.status_code for r in answers) == [201] * 9 + [409] * 3
+    listed = links_of(server, "sh-uni")
+    assert listed["live_links"] == 10 and listed["left"] == 0
+
+
 def test_links_qr_from_a_running_instance_has_issued_links(
     server: EmbeddedServer, tmp_path: Path
 ) -> None:
