@@ -18,6 +18,7 @@ import zxingcpp
 from tests.helpers import campaign_definition, sheet, status_of
 from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer
 
+pytestmark = pytest.mark.integration
 CAMPAIGN = "c-links"
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
