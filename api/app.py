@@ -13,9 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 from api.assets import Assets, build_assets_router, default_sources
 from api.compression import add_compression
 from api.findings import build_findings_router
+from api.links import build_links_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
 from api.pages import build_pages_router
+from api.portal import build_portal_router
 from api.read_responses import respond
 from api.read_views import campaign_content, leaderboard_content
 from api.readmodel import ReadModels
@@ -201,6 +203,8 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_reports_router(services))
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
+    app.include_router(build_links_router(services))
+    app.include_router(build_portal_router(services))
     return app
 
 

@@ -89,6 +89,7 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
     """The pages; their scripts and styles are served by api/assets.py under hashed names."""
     router = APIRouter(include_in_schema=False)
     asset_url = (assets or Assets(default_sources())).url
+    opens = services.open_counter
 
     def page(body: str, status: int = 200, *, cacheable: bool = False) -> HTMLResponse:
         return HTMLResponse(
@@ -127,6 +128,8 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
             if state.link_revoked_at(link_code, now):
                 return notice(410, "链接已停用", "该问卷链接已停止使用，感谢您的关注。",
                               cacheable=True)
+            # Counted, not logged: one in-memory increment (api/opens.py); revoked: not counted.
+            opens.hit(state.definition.campaign, link_code)
             return page(answering_html(state, link_code, now), cacheable=True)
         except Exception:  # a stack trace is a bug; the respondent gets a page
             log.exception("answering page for %r failed", link_code)

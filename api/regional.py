@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from prometheus_client import Histogram
 
+from api.opens import with_opens
 from api.services import Services
 from core.ports import BREAKDOWN_DIMENSIONS, BreakdownRow, RegionFilter
 from core.registry import CampaignState
@@ -108,14 +109,18 @@ def build_regional_router(services: Services, latency: Histogram) -> APIRouter:
         by: Annotated[str, Query(max_length=300, description=_BY_HELP)] = "",
     ) -> dict[str, Any]:
         """Valid, rejected and test counts grouped by `by` (none: one row of totals); a
-        submission counts under each of its reasons when grouped by `reason`."""
-        campaign_state(campaign)
+        submission counts under each of its reasons when grouped by `reason`. Grouped by
+        unit, link, channel and/or day (or not at all), rows also carry `opens`."""
+        state = campaign_state(campaign)
         names = parse_by(by)
         with counts_latency.time():
             rows = await asyncio.to_thread(services.store.breakdown, campaign, names, filters)
+        out = [_row(r) for r in rows]
+        # Answering-page loads (CONTRACT §8) where the grouping and filters fit them.
+        opened = await with_opens(services.open_counter, state, names, filters, out)
         return {
             "campaign": campaign, "by": names, "filters": filters.given(),
-            "rows": [_row(r) for r in rows],
+            "rows": out if opened is None else opened,
         }
 
     @router.get("/v1/campaigns/{campaign}/questions/{question_id}/distribution")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from api.opens import OpenCounter
 from core.ports import Store
 from core.registry import Registry, RegistryEvent
 from schemas.campaign import CampaignDefinition
@@ -30,3 +31,17 @@ class Services:
     # here; the caller then applies a decision to the store (api/review.py).
     publish_registry: Callable[[RegistryEvent], Awaitable[None]] = _no_registry_writes
     extra: dict[str, object] = field(default_factory=dict)
+    # Answering-page loads per link (api/opens.py); a runtime gives it a sink and runs its
+    # flush task. Without one, loads are tallied in memory only.
+    opens: OpenCounter | None = None
+    # Public address of the answering pages, for link URLs and QR codes ("" = the request's).
+    public_base_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.opens is None:
+            self.opens = OpenCounter(self.registry)
+
+    @property
+    def open_counter(self) -> OpenCounter:
+        assert self.opens is not None  # set in __post_init__
+        return self.opens

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from commands import campaign, distributed, erase, links, report, review
+from commands import campaign, distributed, erase, links, plan, report, review
 from commands.common import CliError, add_embedded_flags, settings_from
 from schemas.campaign import CampaignFileError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="campaign_command", required=True)
     campaign.add_commands(camp)
     review.add_commands(sub, camp)  # review ..., campaign freeze, campaign median
+    plan.add_commands(camp, review._target_flags)  # campaign plan import
     links.add_commands(sub)
     distributed.add_commands(sub)
     report.add_command(sub)
@@ -69,6 +70,13 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         args.command == "campaign" and args.campaign_command in ("freeze", "median")
     ):
         return _review(args)
+    if args.command == "campaign" and args.campaign_command == "plan":
+        settings = settings_from(args)
+        try:
+            return plan.run_plan(
+                args, lambda m, p, b: review._request(args, settings, m, p, b))
+        except review.IntegrityError as exc:
+            raise CliError(str(exc)) from exc
     if args.command == "campaign":
         return campaign.run(args)
     if args.command == "report":

@@ -8,9 +8,15 @@ import zoneinfo
 from dataclasses import dataclass, field, replace
 
 from schemas.campaign import CampaignDefinition, Phase, Province, Questionnaire, Unit, WorkRegion
-from schemas.events import CampaignDefined, DurationMedianSet, LinkRevoked, ReviewDecided
+from schemas.events import (
+    CampaignDefined,
+    DurationMedianSet,
+    LinkIssued,
+    LinkRevoked,
+    ReviewDecided,
+)
 
-RegistryEvent = CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided
+RegistryEvent = CampaignDefined | LinkIssued | LinkRevoked | DurationMedianSet | ReviewDecided
 # (effective_at, median_seconds, samples), ordered by effective_at
 MedianEntry = tuple[dt.datetime, float, int]
 
@@ -30,6 +36,8 @@ class LinkState:
     unit: str
     channel: str
     revoked_at: dt.datetime | None = None
+    # When the unit issued it itself (link.issued); None for a link from the campaign file.
+    issued_at: dt.datetime | None = None
 
 
 @dataclass
@@ -76,6 +84,17 @@ class CampaignState:
         link = self.links.get(link_code)
         return link is not None and link.revoked_at is not None and link.revoked_at <= at
 
+    def live_links(self, unit: str) -> list[LinkState]:
+        """The unit's links not revoked (what planned_links bounds), in the order they came."""
+        return [lk for lk in self.links.values() if lk.unit == unit and lk.revoked_at is None]
+
+    def links_left(self, unit: str) -> int:
+        """How many more links the unit may issue now (0 for an unknown unit)."""
+        u = self.units.get(unit)
+        if u is None:
+            return 0
+        return max(0, u.planned_links - len(self.live_links(unit)))
+
     def province_target(self, province_id: str) -> int:
         return self.provinces[province_id].target
 
@@ -103,6 +122,8 @@ class Registry:
             self._median(event)
         elif isinstance(event, ReviewDecided):
             self._review(event)
+        elif isinstance(event, LinkIssued):
+            self._issue(event)
         else:
             state = self.campaigns.get(event.campaign)
             if state is None or event.link_code not in state.links:
@@ -110,6 +131,21 @@ class Registry:
             link = state.links[event.link_code]
             if link.revoked_at is None or event.revoked_at < link.revoked_at:
                 link.revoked_at = event.revoked_at
+
+    def _issue(self, event: LinkIssued) -> None:
+        """A unit's own link, kept only when the code is new here and the unit is within its
+        planned_links: two API processes racing past the plan both publish, the log orders
+        them, and the fold (the same everywhere) keeps the first. The API reports the other as
+        409 after seeing the fold's result."""
+        state = self.campaigns.get(event.campaign)
+        if state is None or event.link_code in state.links or event.unit not in state.units:
+            return
+        if state.links_left(event.unit) <= 0:
+            return
+        # A new dict, replaced whole: readers on other threads never see one change size.
+        links = {**state.links, event.link_code: LinkState(
+            event.link_code, event.unit, event.channel, None, event.issued_at)}
+        self.campaigns[event.campaign] = replace(state, links=links)
 
     def _median(self, event: DurationMedianSet) -> None:
         state = self.campaigns.get(event.campaign)
@@ -141,7 +177,8 @@ class Registry:
             revoked_at = prior.revoked_at if prior else None
             if lk.revoked and revoked_at is None:
                 revoked_at = event.defined_at  # a revocation counts from when it was loaded on
-            links[lk.code] = LinkState(lk.code, lk.unit, lk.channel, revoked_at)
+            issued_at = prior.issued_at if prior else None
+            links[lk.code] = LinkState(lk.code, lk.unit, lk.channel, revoked_at, issued_at)
         questionnaires = dict(old.questionnaires) if old else {}
         questionnaires[defn.questionnaire.version] = defn.questionnaire
         # An update adds and changes; units or provinces a link still points at are kept.

@@ -1,4 +1,5 @@
-"""`survey-ingest links qr`: a QR code (PNG and SVG) per unit link and a printable sheet per unit.
+"""`survey-ingest links qr`: a QR code (PNG and SVG) per unit link and a printable sheet per unit
+(sheet.html, and sheet.pdf: A4 with crop marks).
 
 The campaign comes from a campaign file, a running instance (--url), or a stopped embedded
 instance's data dir. Revoked links get no code, and codes left from an earlier run for a link
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.registry import Registry
+from links.sheet import SheetCard, sheet_pdf
 from schemas.campaign import (
     CampaignDefinition,
     Province,
@@ -48,6 +50,7 @@ class CampaignLinks:
     provinces: dict[str, Province]
     links: list[LinkEntry]
     timezone: str = "Asia/Shanghai"
+    title: str = ""
 
     @classmethod
     def from_definition(cls, defn: CampaignDefinition) -> CampaignLinks:
@@ -56,7 +59,7 @@ class CampaignLinks:
             units={u.id: u for u in defn.units},
             provinces={p.id: p for p in defn.provinces},
             links=[LinkEntry(lk.code, lk.unit, lk.channel, lk.revoked) for lk in defn.links],
-            timezone=defn.timezone,
+            timezone=defn.timezone, title=defn.title,
         )
 
 
@@ -130,6 +133,13 @@ def write_qr_codes(
             _sheet_html(source.campaign, unit, province, cards, generated), encoding="utf-8"
         )
         summary.files.append(str(sheet))
+        # The same cards as an A4 PDF with crop marks (links/sheet.py), as the portal serves it.
+        pdf = unit_dir / "sheet.pdf"
+        pdf.write_bytes(sheet_pdf(
+            source.title or source.campaign, unit.name, unit.id,
+            province.name if province else "",
+            [SheetCard(lk.code, lk.channel, url) for lk, url, _ in cards], generated))
+        summary.files.append(str(pdf))
         summary.units.append(unit_id)
         summary.links += len(active)
     return summary
@@ -199,12 +209,16 @@ def from_file(path: Path, campaign: str) -> CampaignLinks:
     return CampaignLinks.from_definition(defn)
 
 
-def from_url(url: str, campaign: str) -> CampaignLinks:
+def from_url(url: str, campaign: str, token: str = "") -> CampaignLinks:
+    """The campaign from a running instance. With a token, each unit's links come from the
+    links API (api/links.py): the links units issued themselves and every revocation, which
+    the campaign definition alone does not hold."""
     import httpx
 
     target = f"{url.rstrip('/')}/v1/campaigns/{campaign}"
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(target, timeout=30)
+        response = httpx.get(target, timeout=30, headers=headers)
     except httpx.HTTPError as exc:
         raise QrError(f"cannot reach {url}: {exc}") from exc
     if response.status_code == 404:
@@ -216,9 +230,23 @@ def from_url(url: str, campaign: str) -> CampaignLinks:
         # The campaign view carries the read side's `as_of` and `totals` beside the definition.
         if isinstance(body, dict):
             body = {k: v for k, v in body.items() if k not in ("as_of", "totals")}
-        return CampaignLinks.from_definition(CampaignDefinition.model_validate(body))
+        source = CampaignLinks.from_definition(CampaignDefinition.model_validate(body))
     except (ValueError, ValidationError) as exc:
         raise QrError(f"{target} did not return a campaign definition: {exc}") from exc
+    if not token:
+        return source
+    links: list[LinkEntry] = []
+    for unit in source.units:
+        try:
+            r = httpx.get(f"{target}/units/{unit}/links", timeout=30, headers=headers)
+        except httpx.HTTPError as exc:
+            raise QrError(f"cannot reach {url}: {exc}") from exc
+        if r.status_code != 200:
+            raise QrError(f"{target}/units/{unit}/links answered {r.status_code}: {r.text[:300]}")
+        links += [LinkEntry(lk["code"], unit, lk["channel"], bool(lk["revoked"]))
+                  for lk in r.json()["links"]]
+    return CampaignLinks(source.campaign, source.units, source.provinces, links,
+                         source.timezone, source.title)
 
 
 def from_registry(registry: Registry, campaign: str, source: str) -> CampaignLinks:
@@ -235,5 +263,5 @@ def from_registry(registry: Registry, campaign: str, source: str) -> CampaignLin
             LinkEntry(lk.code, lk.unit, lk.channel, state.link_revoked_at(lk.code, now))
             for lk in state.links.values()
         ],
-        timezone=state.definition.timezone,
+        timezone=state.definition.timezone, title=state.definition.title,
     )

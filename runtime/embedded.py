@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from api.app import build_api
+from api.opens import OpenCounter
 from api.review import refresh_medians
 from api.services import Services
 from core.anomaly import AnomalyEngine, text_questions_from
@@ -28,6 +29,7 @@ from schemas.events import (
 from schemas.settings import Settings
 from storage import open_store
 from storage.findings import SqlFindings
+from storage.opens import SqlOpens
 from stream_processors import memory_checkpoint
 from stream_processors.embedded import EmbeddedProcessor
 from stream_processors.findings import FindingsStep
@@ -63,11 +65,15 @@ class EmbeddedRuntime:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._median_task: asyncio.Task[None] | None = None
+        self._opens_task: asyncio.Task[None] | None = None
+        self.opens = OpenCounter(
+            self.registry, SqlOpens(self.store), settings.opens_flush_seconds)
         services = Services(
             registry=self.registry, store=self.store, admin_token=settings.admin_token,
             define_campaign=self.define_campaign, ready=self.ready,
             is_pending=lambda c, s: (c, s) in self.pending,
-            publish_registry=self.publish_registry,
+            publish_registry=self.publish_registry, opens=self.opens,
+            public_base_url=settings.public_base_url,
         )
         services.extra["findings"] = self.findings
         self.api = build_api(services)
@@ -104,6 +110,7 @@ class EmbeddedRuntime:
         self._median_task = asyncio.create_task(refresh_medians(
             self.store, self.registry, self.publish_registry, self._stop
         ))
+        self._opens_task = asyncio.create_task(self.opens.run(self._stop))
 
     def _catch_up(self) -> None:
         """What judging needs before its first sheet; its cost grows with the store, so it runs
@@ -140,6 +147,8 @@ class EmbeddedRuntime:
                                        self.processor.position)
         if self._median_task is not None:
             await self._median_task
+        if self._opens_task is not None:
+            await self._opens_task  # flushes the last tally before the store closes
         self.api.state.reads.close()  # its poller reads the store: stopped before the store
         self.raw.close()
         self.registry_log.close()

@@ -12,13 +12,14 @@ from schemas.campaign import load_campaign_file
 from schemas.events import (
     CampaignDefined,
     DurationMedianSet,
+    LinkIssued,
     LinkRevoked,
     ReviewDecided,
     decode_event,
 )
 from schemas.settings import Settings
 
-REGISTRY_EVENTS = (CampaignDefined, LinkRevoked, DurationMedianSet, ReviewDecided)
+REGISTRY_EVENTS = (CampaignDefined, LinkIssued, LinkRevoked, DurationMedianSet, ReviewDecided)
 
 
 class RegistryUnavailable(Exception):

@@ -64,6 +64,8 @@ class Unit(_Model):
     kind: Literal["initiating", "supporting", "volunteer"] = "initiating"
     province: Identifier
     planned_samples: int = Field(ge=0)
+    # The 链接数计划: the most live (unrevoked) links the unit may issue itself (CONTRACT §8).
+    planned_links: int = Field(default=10, ge=0, le=10_000)
 
 
 class Link(_Model):
@@ -170,6 +172,8 @@ class Questionnaire(_Model):
 
 class CampaignDefinition(_Model):
     campaign: Identifier
+    # What people call it (printed on QR sheets and the portal); the id when empty.
+    title: str = Field(default="", max_length=200)
     timezone: str = "Asia/Shanghai"
     phases: list[Phase] = Field(min_length=1)
     work_regions: list[WorkRegion] = Field(default_factory=list)

@@ -36,6 +36,20 @@ class CampaignDefined(_Event):
     definition: CampaignDefinition
 
 
+class LinkIssued(_Event):
+    """A link a unit issued itself (CONTRACT §8). The fold keeps it only while the unit holds
+    fewer live links than its planned_links and the code is new to the campaign, so every
+    runtime and a replay agree on which issued links exist."""
+
+    kind: Literal["link.issued"] = "link.issued"
+    campaign: str
+    link_code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    unit: str
+    channel: str = Field(default="", max_length=64)
+    issued_at: AwareDatetime
+    issued_by: str = Field(default="", max_length=200)  # who asked (a token's label), for audit
+
+
 class LinkRevoked(_Event):
     kind: Literal["link.revoked"] = "link.revoked"
     campaign: str
@@ -200,6 +214,7 @@ class FindingRaised(_Event):
 Event = Annotated[
     SubmissionReceived
     | CampaignDefined
+    | LinkIssued
     | LinkRevoked
     | SubmissionJudged
     | CountChanged

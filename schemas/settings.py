@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Embedded judging memory: Bloom filters sized for this many sheets (2 x 1.2 MB per million
     # at 1% false positives); past it, more store lookups, same verdicts (core/judge_memory.py).
     judge_memory_capacity: int = 12_000_000
+    # How often a serving process moves its tally of answering-page loads into the store
+    # (api/opens.py); a crash loses at most this long's loads of that process.
+    opens_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
 
     @property
     def topics(self) -> Topics:

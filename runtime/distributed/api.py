@@ -8,16 +8,18 @@ import logging
 from fastapi import HTTPException
 
 from api.app import build_api
+from api.opens import OpenCounter
 from api.review import refresh_medians
 from api.services import Services
 from core.registry import RegistryEvent
 from runtime.distributed.registry import RegistryFollower, RegistryPublisher
 from runtime.distributed.serving import serve_http
 from schemas.campaign import CampaignDefinition
-from schemas.events import DurationMedianSet, ReviewDecided
+from schemas.events import DurationMedianSet, LinkIssued, LinkRevoked, ReviewDecided
 from schemas.settings import Settings
 from storage import open_store
 from storage.findings import SqlFindings
+from storage.opens import SqlOpens
 from stream_processors.faust_topology import Topology
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,9 @@ class _Admin:
             raise HTTPException(503, "definition written but not yet in force; check again")
 
     async def publish(self, event: RegistryEvent) -> None:
-        """A review decision or a median onto the registry topic, in force here on return."""
-        if not isinstance(event, DurationMedianSet | ReviewDecided):
+        """A review decision, a median or a unit's link issued or revoked onto the registry
+        topic, in force here on return."""
+        if not isinstance(event, DurationMedianSet | ReviewDecided | LinkIssued | LinkRevoked):
             raise TypeError(f"not published this way: {type(event).__name__}")
 
         def send() -> int:
@@ -79,9 +82,11 @@ async def run_api(settings: Settings) -> None:
     follower = RegistryFollower(settings.kafka_bootstrap, topology.registry).start()
     store = open_store(settings.clickhouse_url)
     admin = _Admin(settings, follower)
+    opens = OpenCounter(follower.registry, SqlOpens(store), settings.opens_flush_seconds)
     services = Services(
         registry=follower.registry, store=store, admin_token=settings.admin_token,
         define_campaign=admin.define, ready=follower.ready, publish_registry=admin.publish,
+        opens=opens, public_base_url=settings.public_base_url,
     )
     # Written by `python -m runtime.distributed.findings`; read here.
     services.extra["findings"] = SqlFindings(store)
@@ -90,11 +95,13 @@ async def run_api(settings: Settings) -> None:
     stop = asyncio.Event()
     medians = asyncio.create_task(refresh_medians(store, follower.registry, admin.publish, stop))
     app = build_api(services)
+    flusher = asyncio.create_task(opens.run(stop))
     try:
         await serve_http(app, settings.host, settings.port)
     finally:
         stop.set()
         await medians
+        await flusher
         app.state.reads.close()  # its poller reads the store: stopped before the store
         admin.close()
         follower.stop()

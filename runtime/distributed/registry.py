@@ -25,6 +25,7 @@ from schemas.campaign import CampaignDefinition
 from schemas.events import (
     CampaignDefined,
     DurationMedianSet,
+    LinkIssued,
     LinkRevoked,
     ReviewDecided,
     UnknownEventError,
@@ -139,7 +140,9 @@ class RegistryFollower:
         except UnknownEventError as exc:
             log.error("registry offset %d cannot be read: %s", record.offset, exc)
             event = None
-        if isinstance(event, CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided):
+        if isinstance(
+            event, CampaignDefined | LinkIssued | LinkRevoked | DurationMedianSet | ReviewDecided
+        ):
             # Copy on write: readers on other threads iterate the campaigns while this thread
             # folds; they always see a whole dict, never one that changes size under them.
             scratch = Registry()
@@ -166,11 +169,21 @@ class RegistryPublisher:
         sent = self._producer.send(self.topic, value=encode_event(event), key=key, partition=0)
         return int(sent.get(timeout=timeout_s).offset)
 
-    def publish(self, event: DurationMedianSet | ReviewDecided, timeout_s: float = 10.0) -> int:
-        """A review decision or a median; keyed uniquely, so compaction keeps every one."""
-        name = event.decision_id if isinstance(event, ReviewDecided) else (
-            f"median\x1f{event.questionnaire_version}\x1f{event.effective_at.isoformat()}"
-        )
+    def publish(
+        self,
+        event: DurationMedianSet | ReviewDecided | LinkIssued | LinkRevoked,
+        timeout_s: float = 10.0,
+    ) -> int:
+        """A review decision, a median, or a unit's link issued or revoked; keyed uniquely, so
+        compaction keeps every one."""
+        if isinstance(event, ReviewDecided):
+            name = event.decision_id
+        elif isinstance(event, DurationMedianSet):
+            name = f"median\x1f{event.questionnaire_version}\x1f{event.effective_at.isoformat()}"
+        elif isinstance(event, LinkIssued):
+            name = f"{event.link_code}\x1f{event.issued_at.isoformat()}"
+        else:
+            name = f"{event.link_code}\x1f{event.revoked_at.isoformat()}"
         key = f"{event.campaign}\x1f{event.kind}\x1f{name}".encode()
         sent = self._producer.send(self.topic, value=encode_event(event), key=key, partition=0)
         return int(sent.get(timeout=timeout_s).offset)

@@ -52,7 +52,7 @@ def test_every_png_decodes_to_its_link_url(
     assert sorted(summary["units"]) == sorted(ACTIVE)
     for unit, codes in ACTIVE.items():
         assert sorted(p.name for p in (out / unit).iterdir()) == sorted(
-            [f"{c}.png" for c in codes] + [f"{c}.svg" for c in codes] + ["sheet.html"])
+            [f"{c}.png" for c in codes] + [f"{c}.svg" for c in codes] + ["sheet.html", "sheet.pdf"])
         sheet = (out / unit / "sheet.html").read_text(encoding="utf-8")
         for c in codes:
             assert decode(out / unit / f"{c}.png") == [f"{BASE}/s/{c}"]
