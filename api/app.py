@@ -11,6 +11,7 @@ from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
+from api.exports import build_exports_router
 from api.findings import build_findings_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
@@ -191,6 +192,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
     app.include_router(build_pacing_router(services))
+    app.include_router(build_exports_router(services))
     return app
 
 

@@ -364,6 +364,14 @@ class SqlStore(ABC):
             rows = self._execute(sheets.clock_sql())
         return int(rows[0][0])
 
+    def sheet_counts(
+        self, campaign: str, filters: RegionFilter, status: sheets.StatusFilter, cut: int
+    ) -> dict[tuple[str, str], int]:
+        """How many rows `iter_sheets` yields for the same arguments, per (unit, status)."""
+        with self._lock:
+            rows = self._execute(sheets.counts_sql(campaign, filters, status, cut))
+        return {(str(u), str(s)): int(n) for u, s, n in rows}
+
     def iter_sheets(
         self,
         campaign: str,

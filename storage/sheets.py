@@ -73,3 +73,12 @@ result's columns SHEET_COLUMNS by position).
     elif status != "all":
         raise ValueError(f"status must be 'accepted' or 'all', not {status!r}")
     return query
+
+
+def counts_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: int) -> str:
+    """How many rows `sheets_sql` yields, per (unit, standing status): an export's row count and
+    its per-unit figures, known before it starts."""
+    return (
+        "SELECT unit, standing, count()"
+        f" FROM ({sheets_sql(campaign, filters, status, cut)}) AS c GROUP BY unit, standing"
+    )
