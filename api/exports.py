@@ -33,8 +33,8 @@ from fastapi.responses import StreamingResponse
 from api.regional import Filters, region_filter
 from api.services import Services
 from core.ports import RegionFilter
+from exports.formats import MEDIA_TYPES
 from exports.run import Export, ExportError, ExportRequest, SheetSource
-from exports.writers import MEDIA_TYPES
 
 CampaignId = Annotated[
     str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -20,11 +20,9 @@ from core.reasons import RULES_VERSION
 from core.registry import CampaignState
 from exports import columns as cols
 from exports.audit import ExportAudit, record_export
+from exports.formats import FORMATS, NEEDS_PATH, STATUSES, XLSX_MAX_ROWS
 from exports.shape import Shaper
 from exports.writers import (
-    FORMATS,
-    NEEDS_PATH,
-    XLSX_MAX_ROWS,
     CsvWriter,
     ParquetWriter,
     SavWriter,
@@ -34,7 +32,6 @@ from exports.writers import (
     spss_names,
 )
 
-STATUSES: Final = ("accepted", "all")
 BLOCK_ROWS: Final = 65_536
 CODEBOOK_FORMAT: Final = 1
 

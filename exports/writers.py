@@ -23,18 +23,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from exports.columns import Column
+from exports.formats import XLSX_MAX_ROWS
 
-FORMATS: Final = ("csv", "xlsx", "sav", "parquet")
-MEDIA_TYPES: Final = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "sav": "application/x-spss-sav",
-    "parquet": "application/vnd.apache.parquet",
-}
-# Excel's sheet holds 1,048,576 rows; one is the header.
-XLSX_MAX_ROWS: Final = 1_048_575
-# Formats written to a path (their library finishes the file at the end) rather than a stream.
-NEEDS_PATH: Final = frozenset({"xlsx", "sav"})
 BOM: Final = "\ufeff".encode()
 
 
