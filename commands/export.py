@@ -98,21 +98,9 @@ def progress_bar(total: int | None, unit: str, quiet: bool) -> Iterator[Callable
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.as_of is not None and args.as_of.tzinfo is None:
-        raise CliError("--as-of needs a time zone offset, e.g. 2026-09-23T00:00:00+08:00")
     started = time.monotonic()
-    part = args.out.with_name(args.out.name + ".part")
-    try:
-        summary = _remote(args, settings, part) if args.url else _local(args, settings, part)
-        part.replace(args.out)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    codebook = summary.pop("codebook")
-    if args.codebook:
-        args.codebook.write_text(
-            json.dumps(codebook, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+    summary = write_export(args, settings)
+    summary.pop("codebook")
     print(json.dumps({
         "campaign": args.campaign, "format": args.format, "status": args.status,
         "file": str(args.out), "codebook": str(args.codebook) if args.codebook else None,
@@ -121,14 +109,47 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _local(args: argparse.Namespace, settings: Settings, part: Path) -> dict[str, Any]:
+def write_export(args: argparse.Namespace, settings: Settings, via: str = "cli") -> dict[str, Any]:
+    """The export the arguments describe, written to args.out (and args.codebook); returns
+    {"rows", "as_of", "codebook"}. Also what `campaign freeze --export-dir` runs."""
+    if args.as_of is not None and args.as_of.tzinfo is None:
+        raise CliError("--as-of needs a time zone offset, e.g. 2026-09-23T00:00:00+08:00")
+    part = args.out.with_name(args.out.name + ".part")
+    try:
+        remote = bool(args.url)
+        summary = _remote(args, settings, part) if remote else _local(args, settings, part, via)
+        part.replace(args.out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    if args.codebook:
+        args.codebook.write_text(
+            json.dumps(summary["codebook"], ensure_ascii=False, indent=2) + "\n",
+            encoding="utf-8",
+        )
+    return summary
+
+
+def namespace(**given: Any) -> argparse.Namespace:
+    """The arguments of `export` with its defaults, for callers other than its parser."""
+    optional = (*FILTERS, "date_from", "date_to", "as_of", "codebook", "data_dir",
+                "clickhouse_url", "url", "token", "kafka_bootstrap", "campaign_file")
+    args: dict[str, Any] = dict.fromkeys(optional)
+    args.update(status="accepted", quiet=False)
+    args.update(given)
+    return argparse.Namespace(**args)
+
+
+def _local(
+    args: argparse.Namespace, settings: Settings, part: Path, via: str
+) -> dict[str, Any]:
     from exports.run import Export, ExportError, ExportRequest
     from runtime.registry import RegistryUnavailable, from_campaign_file, from_data_dir, from_topic
     from storage import open_store
 
     request = ExportRequest(
         campaign=args.campaign, format=args.format, status=args.status, filters=filters_of(args),
-        as_of=args.as_of, who=f"{getpass.getuser()} (command line)", via="cli",
+        as_of=args.as_of, who=f"{getpass.getuser()} (command line)", via=via,
     )
     try:
         if args.campaign_file is not None:
