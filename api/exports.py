@@ -107,7 +107,12 @@ class BoundedPipe:
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
             while True:
-                item = await asyncio.to_thread(self._queue.get)
+                try:
+                    # A bounded wait: a reader cancelled meanwhile (the client went away)
+                    # frees its worker thread within it.
+                    item = await asyncio.to_thread(self._queue.get, True, 0.5)
+                except queue.Empty:
+                    continue
                 if item is None:
                     return
                 if isinstance(item, BaseException):
