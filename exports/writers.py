@@ -11,12 +11,15 @@ the blocks are kept (as Arrow, compact) until the end; see benchmarks/analysis.m
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
+import zoneinfo
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -29,9 +32,28 @@ BOM: Final = "\ufeff".encode()
 
 
 def iso_text(values: pa.Array) -> pa.Array:
-    """A zoned timestamp column as ISO 8601 text with the offset, e.g. 2023-09-14T10:10:00+08:00."""
-    text = pc.strftime(values, format="%Y-%m-%dT%H:%M:%S%z")
-    return pc.replace_substring_regex(text, r"([+-]\d\d)(\d\d)$", r"\1:\2")
+    """A zoned timestamp column (seconds) as ISO 8601 text with the offset, e.g.
+    2023-09-14T10:10:00+08:00.
+
+    Arrow's strftime costs ~10 µs a value; a cast to text is ~0.3 µs. So: the offset of each
+    row's hour from the zone (a few distinct hours per block; zones change offset on whole
+    hours), local time = UTC + offset as a naive timestamp, cast to text, then the offset."""
+    tz = zoneinfo.ZoneInfo(values.type.tz or "UTC")
+    seconds = pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False)
+    hours, which = np.unique(seconds // 3600, return_inverse=True)
+    offsets = np.array([
+        int(dt.datetime.fromtimestamp(int(h) * 3600, tz).utcoffset().total_seconds())  # type: ignore[union-attr]
+        for h in hours
+    ], dtype=np.int64)
+    local = pa.array(seconds + offsets[which], type=pa.int64()).cast(pa.timestamp("s"))
+    text = pc.replace_substring(pc.cast(local, pa.string()), " ", "T", max_replacements=1)
+    suffixes = [f"{'+' if o >= 0 else '-'}{abs(o) // 3600:02d}:{abs(o) % 3600 // 60:02d}"
+                for o in offsets]
+    if len(set(suffixes)) <= 1:
+        return pc.binary_join_element_wise(text, suffixes[0] if suffixes else "", "")
+    return pc.binary_join_element_wise(
+        text, pc.take(pa.array(suffixes), pa.array(which)), ""
+    )
 
 
 def as_text_table(batch: pa.RecordBatch) -> pa.RecordBatch:
