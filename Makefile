@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart clean
+.PHONY: install services-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-export clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,14 @@ bench: install services-install
 # Restart time against the store's size: 0, 1 M, 10 M and 30 M sheets (about an hour of fills).
 bench-restart: install
 	$(PY) -m benchmarks.bench_restart --rows 0,1000000,10000000,30000000 --out benchmarks/results/restart.json
+
+# Exports at campaign scale (issue #17): 10 M sheets to csv and parquet against the engine's own
+# CSVWithNames / Parquet, then 1 M to sav and xlsx; on chDB and the ClickHouse server. Long.
+bench-export: install services-install
+	$(PY) -m benchmarks.bench_export --sheets 10000000 --formats csv,parquet \
+		--out benchmarks/results/export-10m.json
+	$(PY) -m benchmarks.bench_export --sheets 1000000 --formats sav,xlsx \
+		--out benchmarks/results/export-1m.json
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

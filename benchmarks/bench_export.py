@@ -137,7 +137,7 @@ def child_fill(url: str, sheets: int) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - started, 2)}
 
 
-def child_ours(url: str, fmt: str, path: str) -> dict[str, Any]:
+def child_ours(url: str, fmt: str, path: str, block_rows: str = "0") -> dict[str, Any]:
     from exports.run import Export, ExportRequest
     from storage import open_store
 
@@ -146,7 +146,8 @@ def child_ours(url: str, fmt: str, path: str) -> dict[str, Any]:
 
     with open_store(url) as store:
         started = time.perf_counter()
-        export = Export(store, state, ExportRequest(CAMPAIGN, fmt, status="all"))
+        export = Export(store, state, ExportRequest(CAMPAIGN, fmt, status="all"),
+                        **({"block_rows": int(block_rows)} if int(block_rows) else {}))
         prepared = time.perf_counter()
         export.write(Path(path))
         done = time.perf_counter()
