@@ -15,8 +15,8 @@ The engine writes the stored columns as they are; ours also turns answers_json i
 per question (and per option), names units and provinces, formats times: more work for the same
 rows, which is the point of the comparison (the floor the issue sets is 0.5 of the engine).
 
-    python -m benchmarks.bench_export [--sheets N] [--formats csv,parquet] [--backends chdb,clickhouse]
-                                      [--out FILE]
+    python -m benchmarks.bench_export [--sheets N] [--formats csv,parquet]
+                                      [--backends chdb,clickhouse] [--out FILE]
 """
 
 from __future__ import annotations
