@@ -240,7 +240,8 @@ class SavWriter(Writer):
             elif c.type in ("integer", "number", "binary"):
                 data[name] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
             else:
-                data[name] = pd.Series(pc.fill_null(col, "").to_pylist(), dtype=object)
+                # Arrow-backed strings (pandas 3): compact, where Python str objects are ~60 B each.
+                data[name] = pc.fill_null(col, "").to_pandas(types_mapper=pd.ArrowDtype)
         del table
         frame = pd.DataFrame(data)
         pyreadstat.write_sav(
