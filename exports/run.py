@@ -146,7 +146,7 @@ class Export:
             return now
         if as_of.tzinfo is None:
             raise ExportError("as_of needs a time zone offset, e.g. 2026-09-23T00:00:00+08:00")
-        cut = int(as_of.timestamp()) - 1
+        cut = max(int(as_of.timestamp()) - 1, 0)  # before 1970: nothing was stored then
         if cut >= now:
             raise ExportError(f"as_of {as_of.isoformat()} is not in the past")
         return cut
