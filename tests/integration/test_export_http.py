@@ -22,6 +22,8 @@ import pytest
 from tests.helpers import campaign_definition, sheet, status_of
 from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer
 
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "c-export"
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 EXPORT = f"/v1/campaigns/{CAMPAIGN}/export"
