@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean
+.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean bench-export
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,14 @@ bench-read: install bench-install
 # The same, short (9,000 sheets, no ingest, 4 s per route, 1,000 screens): provisional figures.
 bench-read-quick: install bench-install
 	$(PY) -m benchmarks.bench_read --quick --out benchmarks/results/read_quick.json
+
+# Exports at campaign scale (issue #17): 10 M sheets to csv and parquet against the engine's own
+# CSVWithNames / Parquet, then 1 M to sav and xlsx; on chDB and the ClickHouse server. Long.
+bench-export: install services-install
+	$(PY) -m benchmarks.bench_export --sheets 10000000 --formats csv,parquet \
+		--out benchmarks/results/export-10m.json
+	$(PY) -m benchmarks.bench_export --sheets 1000000 --formats sav,xlsx \
+		--out benchmarks/results/export-1m.json
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
 from api.assets import Assets, build_assets_router, default_sources
 from api.compression import add_compression
+from api.exports import build_exports_router
 from api.findings import build_findings_router
 from api.links import build_links_router
 from api.live import LiveCounts
@@ -205,6 +206,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_review_router(services))
     app.include_router(build_links_router(services))
     app.include_router(build_portal_router(services))
+    app.include_router(build_exports_router(services))
     return app
 
 

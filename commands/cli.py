@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from commands import campaign, distributed, erase, links, plan, report, review
+from commands import campaign, distributed, erase, export, links, plan, report, review
 from commands.common import CliError, add_embedded_flags, settings_from
 from schemas.campaign import CampaignFileError
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     distributed.add_commands(sub)
     report.add_command(sub)
     erase.add_command(sub)
+    export.add_command(sub)
     return parser
 
 
@@ -81,6 +82,8 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         return campaign.run(args)
     if args.command == "report":
         return report.run(args, settings_from(args))
+    if args.command == "export":
+        return export.run(args, settings_from(args))
     if args.command == "erase":
         return erase.run(args, settings_from(args))
     if args.command == "links":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import secrets
 from pathlib import Path
@@ -68,6 +69,12 @@ def add_commands(sub: Any, campaign_sub: Any) -> None:
                    help="read the registry topic and SURVEY_CLICKHOUSE_URL (or --clickhouse-url)")
     p.add_argument("--clickhouse-url", dest="clickhouse_url")
     p.add_argument("--kafka-bootstrap", dest="kafka_bootstrap")
+    p.add_argument("--export-dir", dest="export_dir", type=Path,
+                   help="also write the final export (every sheet, standing status) with its "
+                   "codebook, the ranking and a manifest of sha256s into this directory")
+    p.add_argument("--export-format", dest="export_formats", action="append",
+                   choices=("csv", "xlsx", "sav", "parquet"),
+                   help="with --export-dir: a format to write (repeat; default csv and parquet)")
     p = campaign_sub.add_parser(
         "median", help="publish the median completion time the relative speed floor uses")
     p.add_argument("campaign")
@@ -149,6 +156,12 @@ def run_freeze(args: argparse.Namespace, settings: Settings) -> int:
     else:
         snapshot = _request(args, settings, "POST", f"/v1/admin/campaigns/{args.campaign}/freeze")
     text = json.dumps(snapshot, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    if args.export_dir:
+        manifest = _freeze_exports(args, settings, snapshot, text)
+        print(json.dumps(manifest, ensure_ascii=False))
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        return 0
     if args.out:
         args.out.write_text(text, encoding="utf-8")
         print(json.dumps({"campaign": args.campaign, "file": str(args.out),
@@ -156,6 +169,70 @@ def run_freeze(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _freeze_exports(
+    args: argparse.Namespace, settings: Settings, snapshot: dict[str, Any], ranking: str
+) -> dict[str, Any]:
+    """The final export beside the final ranking: ranking.json, export.<format> for each format
+    (every sheet under its standing status, all at one as-of), codebook.json, and manifest.json
+    with each file's sha256. Refused when the export's accepted sheets per unit differ from the
+    ranking's valid (something still moved between the two)."""
+    from commands.export import namespace, write_export
+
+    out: Path = args.export_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ranking.json").write_text(ranking, encoding="utf-8")
+    formats = args.export_formats or ["csv", "parquet"]
+    as_of = None
+    codebook: dict[str, Any] = {}
+    for fmt in dict.fromkeys(formats):
+        export_args = namespace(
+            campaign=args.campaign, format=fmt, out=out / f"export.{fmt}", status="all",
+            as_of=as_of, codebook=out / "codebook.json", data_dir=args.data_dir,
+            clickhouse_url=(args.clickhouse_url or settings.clickhouse_url)
+            if args.clickhouse else None,
+            url=args.url, token=args.token, kafka_bootstrap=args.kafka_bootstrap,
+        )
+        summary = write_export(export_args, settings, via="freeze")
+        codebook = summary["codebook"]
+        as_of = dt.datetime.fromisoformat(summary["as_of"])  # every format at the same cut
+    valid = {r["id"]: r["valid"] for r in snapshot["content"]["leaderboards"]["unit"]}
+    accepted = {u: s.get("accepted", 0) for u, s in codebook["rows_by_unit"].items()}
+    differ = sorted(u for u in set(valid) | set(accepted) - {""}
+                    if valid.get(u, 0) != accepted.get(u, 0))
+    if differ:
+        raise IntegrityError(
+            f"the export's accepted sheets differ from the ranking's valid for {len(differ)}"
+            f" unit(s) ({', '.join(differ[:5])}): sheets still arriving or decisions pending?"
+            " Stop intake and freeze again"
+        )
+    names = ["ranking.json", *(f"export.{fmt}" for fmt in dict.fromkeys(formats)),
+             "codebook.json"]
+    manifest = {
+        "campaign": args.campaign,
+        "frozen_at": snapshot["frozen_at"],
+        "ranking_sha256": snapshot["sha256"],
+        "export_as_of": codebook["as_of"],
+        "rows": codebook["rows"],
+        "accepted_equals_ranking_valid": True,
+        "files": [
+            {"name": n, "bytes": (out / n).stat().st_size, "sha256": _sha256(out / n)}
+            for n in names
+        ],
+    }
+    (out / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    return manifest
 
 
 def _freeze_clickhouse(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

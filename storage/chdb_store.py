@@ -6,13 +6,16 @@ import importlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from storage import sql
 from storage.base import MAX_QUERY_SIZE, SqlStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_DATABASE = "survey"
 # chDB, like clickhouse-local, reads ./config.xml from the working directory unless told which
@@ -54,14 +57,18 @@ class ChdbStore(SqlStore):
         config = self.path / CONFIG_NAME
         if not config.exists():
             config.write_text(EMPTY_CONFIG, encoding="utf-8")
+        self._session = self._open_session()
+        self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        self._session.query(f"USE {self.database}")
+
+    def _open_session(self) -> Any:
         try:
-            self._session = _Session(f"{self.path}?config-file={config}")
+            session = _Session(f"{self.path}?config-file={self.path / CONFIG_NAME}")
         except RuntimeError as exc:
             raise RuntimeError(f"cannot open chDB data directory {self.path}: {exc}") from exc
         # Session state (settings, current database) lasts for the session's life.
-        self._session.query(f"SET max_query_size = {MAX_QUERY_SIZE}")
-        self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        self._session.query(f"USE {self.database}")
+        session.query(f"SET max_query_size = {MAX_QUERY_SIZE}")
+        return session
 
     @classmethod
     def from_url(cls, url: str) -> ChdbStore:
@@ -84,6 +91,21 @@ class ChdbStore(SqlStore):
 
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[sql.Row]) -> None:
         self._session.query(sql.insert_values_sql(table, columns, rows))
+
+    def _stream_arrow(self, query: str, block_rows: int) -> Iterator[pa.RecordBatch]:
+        # A session of its own: any other query on a session ends the stream open on it.
+        session = self._open_session()
+        stream: Any = None
+        try:
+            session.query(f"USE {self.database}")
+            stream = session.send_query(
+                f"{query} SETTINGS max_block_size = {int(block_rows)}", "Arrow"
+            )
+            yield from stream.record_batch(rows_per_batch=int(block_rows))
+        finally:
+            if stream is not None:
+                stream.close()
+            session.close()
 
     def _close(self) -> None:
         self._session.close()

@@ -159,6 +159,13 @@ def _where(campaign: str | None, filters: RegionFilter, columns: Mapping[str, st
     return " WHERE " + " AND ".join(conditions) if conditions else ""
 
 
+def region_where(campaign: str, filters: RegionFilter, columns: Mapping[str, str]) -> str:
+    """` WHERE campaign = ... AND link_code != '' AND <filters>` over the verdicts: what every
+    base-table read applies (the export's row source too); ValueError for a filter not in
+    `columns`."""
+    return _where(campaign, filters, columns)
+
+
 def breakdown_query(
     campaign: str, by: Sequence[str], filters: RegionFilter, source: Source | None = None
 ) -> BreakdownQuery:

@@ -1,0 +1,5 @@
+"""Data out: a campaign's answer sheets as csv, xlsx, sav or parquet with a codebook (CONTRACT §9).
+
+Feature layer: reads the store's row source (`SqlStore.iter_sheets`) and the registry's campaign
+state; imports schemas, core and storage only.
+"""

@@ -1,0 +1,84 @@
+"""The SQL of the export's row source: one row per answer sheet, under its standing status.
+
+A sheet (CONTRACT §6) is a submission id's first verdict (`first_of_id = 1`; a conflicting resend
+is evidence, not a sheet). Its standing status is that verdict's status unless a review decision
+covers it, in which case the latest decision's (argMax over `order_key` in review_overrides, the
+same rule as `review_corrections_sql`, which the leaderboard's counts follow).
+
+The cut: only verdicts and override rows stored at or before `cut` (epoch seconds of the store's
+clock, column `inserted_at`) are read, so an export taken while sheets keep coming in is the store
+as it stood at one instant, whatever the order the rows are streamed in. The filters are the
+/counts filters, applied by `storage.queries` (the same whitelist and the same `literal`).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from core.ports import RegionFilter
+from storage.queries import BASE_FILTERS, region_where
+from storage.sql import literal
+
+StatusFilter = Literal["accepted", "all"]
+
+# What the row source yields, in this order (received_at as epoch seconds, reasons as an array).
+SHEET_COLUMNS: Final = (
+    "submission_id", "received_at", "status", "reasons", "unit", "province", "work_region",
+    "channel", "link_code", "questionnaire_version", "duration_seconds", "respondent_province",
+    "respondent_city", "age_group", "answers_json", "opinion",
+)
+
+_VERDICT_COLUMNS: Final = ", ".join(
+    "toUnixTimestamp(received_at) AS received_at" if c == "received_at" else c
+    for c in SHEET_COLUMNS
+)
+_OUTER_COLUMNS: Final = ", ".join(
+    "if(reviewed = '', status, reviewed) AS standing" if c == "status" else c
+    for c in SHEET_COLUMNS
+)
+
+
+def clock_sql() -> str:
+    """The store's clock, in the unit `inserted_at` keeps (whole seconds)."""
+    return "SELECT toUnixTimestamp(now())"
+
+
+def sheets_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: int) -> str:
+    """Every sheet of `campaign` in scope stored by `cut`, under its standing status (the column
+named `standing`: an alias cannot reuse a column's name in ClickHouse; the caller names the
+result's columns SHEET_COLUMNS by position).
+
+    The verdicts go through FINAL like the other base-table reads (storage/queries.py): a verdict
+    stored twice by something that bypassed the store is still one sheet. The decisions' side is
+    one row per reviewed sheet, joined by id; a sheet no decision covers gets '' and keeps its
+    judged status.
+    """
+    c = literal(campaign)
+    where = region_where(campaign, filters, BASE_FILTERS)
+    where += f" AND first_of_id = 1 AND inserted_at <= {literal(int(cut))}"
+    if status == "accepted":
+        # Test-phase sheets never count and no decision makes them count: only these two can
+        # stand accepted after review.
+        where += " AND status IN ('accepted', 'rejected')"
+    query = (
+        f"SELECT {_OUTER_COLUMNS} FROM ("
+        f" SELECT {_VERDICT_COLUMNS} FROM submissions FINAL{where}"
+        ") AS v ANY LEFT JOIN ("
+        " SELECT submission_id, argMax(status, order_key) AS reviewed FROM review_overrides"
+        f" WHERE campaign = {c} AND inserted_at <= {literal(int(cut))} GROUP BY submission_id"
+        ") AS r USING submission_id"
+    )
+    if status == "accepted":
+        query = f"SELECT * FROM ({query}) AS s WHERE standing = 'accepted'"
+    elif status != "all":
+        raise ValueError(f"status must be 'accepted' or 'all', not {status!r}")
+    return query
+
+
+def counts_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: int) -> str:
+    """How many rows `sheets_sql` yields, per (unit, standing status): an export's row count and
+    its per-unit figures, known before it starts."""
+    return (
+        "SELECT unit, standing, count()"
+        f" FROM ({sheets_sql(campaign, filters, status, cut)}) AS c GROUP BY unit, standing"
+    )
