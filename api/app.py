@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
+from api.access_admin import build_access_router, record_audit
+from api.auth import Gate, PageDenied, deny_undeclared
+from api.deps import (
+    METRICS,
+    Access,
+    CampaignId,
+    SubmissionIdPath,
+    admin_only,
+    allow,
+    crowd,
+    public,
+)
 from api.findings import build_findings_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
-from api.pages import build_pages_router
+from api.pages import build_pages_router, denied_page
+from api.portal import build_portal_router
 from api.regional import build_regional_router
 from api.reports import build_reports_router
 from api.review import build_review_router
 from api.services import Services
 from core.counting import leaderboard
+from core.registry import CampaignState
+from schemas.access import Role
 from schemas.campaign import CampaignFileError, parse_campaign_text
 from schemas.envelope import SubmissionEnvelope
 from telemetry import metrics_server
@@ -31,7 +45,6 @@ QUERY_LATENCY = Histogram(
 _STATUS_LATENCY = QUERY_LATENCY.labels(endpoint="status")
 _LEADERBOARD_LATENCY = QUERY_LATENCY.labels(endpoint="leaderboard")
 
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
 
 
@@ -39,7 +52,18 @@ def build_api(services: Services) -> FastAPI:
     app = FastAPI(
         title="survey-ingest",
         version="0.1.0",
-        description="Collects, judges and counts answer sheets of a survey campaign, live.",
+        description=(
+            "Collects, judges and counts answer sheets of a survey campaign, live. Who may call "
+            "each route is in the README's access table; protected routes take "
+            "`Authorization: Bearer sik_...`."
+        ),
+        # Deny by default: a route that declares no rule (api/deps.py) is admin-only.
+        dependencies=[Depends(deny_undeclared)],
+    )
+    app.state.gate = Gate(
+        services.registry, services.admin_token, services.session_key,
+        failures_per_minute=services.auth_failures_per_minute,
+        secure_cookies=services.secure_cookies,
     )
     live = LiveCounts(services.store, services.registry, services.live_interval_s)
 
@@ -47,18 +71,22 @@ def build_api(services: Services) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    @app.get("/healthz", tags=["health"])
+    @app.exception_handler(PageDenied)
+    async def _page_denied(request: Request, exc: PageDenied) -> Response:
+        return denied_page(exc.status_code, request.url.path, exc.headers)
+
+    @app.get("/healthz", tags=["health"], dependencies=[public()])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], dependencies=[public()])
     async def readyz() -> JSONResponse:
         ok = services.ready()
         return JSONResponse(
             {"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503
         )
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], dependencies=[allow(*METRICS)])
     async def metrics() -> Response:
         body = await asyncio.to_thread(
             metrics_server.exposition, ready=services.ready, campaigns=services
@@ -69,6 +97,7 @@ def build_api(services: Services) -> FastAPI:
         "/v1/submissions",
         status_code=202,
         tags=["collector"],
+        dependencies=[public()],
         summary="Submit an answer sheet (served by the collector; documented here)",
         responses={
             400: {"description": "not JSON"}, 413: {"description": "too large"},
@@ -80,23 +109,30 @@ def build_api(services: Services) -> FastAPI:
         # Reached only on an API process without a collector in front of it.
         raise HTTPException(404, "submissions are taken by the collector, not this process")
 
-    @app.get("/v1/campaigns", tags=["campaigns"])
+    @app.get("/v1/campaigns", tags=["campaigns"], dependencies=[public()])
     async def campaigns() -> dict[str, list[str]]:
         return {"campaigns": sorted(services.registry.campaigns)}
 
     @app.get("/v1/campaigns/{campaign}", tags=["campaigns"])
-    async def campaign_definition(campaign: CampaignId) -> dict[str, Any]:
+    async def campaign_definition(
+        campaign: CampaignId, access: Annotated[Access, public()]
+    ) -> dict[str, Any]:
+        """The whole definition for an `admin` or `analyst` token of the campaign; for anyone
+        else the public view: ids, names, work regions, provinces, units and targets (no link
+        codes, no plans beyond targets, no rules)."""
         state = services.registry.get(campaign)
         if state is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
-        return state.definition.model_dump(mode="json")
+        caller = access.caller
+        if caller is not None and caller.role in (Role.admin, Role.analyst) \
+                and caller.bound_to(campaign):
+            return {**state.definition.model_dump(mode="json"), "view": "full"}
+        return public_view(state)
 
-    @app.get("/v1/campaigns/{campaign}/submissions/{submission_id}", tags=["reads"])
+    @app.get("/v1/campaigns/{campaign}/submissions/{submission_id}", tags=["reads"],
+             dependencies=[public()])
     async def submission_status(
-        campaign: CampaignId,
-        submission_id: Annotated[
-            str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-        ],
+        campaign: CampaignId, submission_id: SubmissionIdPath
     ) -> dict[str, Any]:
         with _STATUS_LATENCY.time():
             found = await asyncio.to_thread(
@@ -122,7 +158,7 @@ def build_api(services: Services) -> FastAPI:
                     "unit": None, "province": None}
         raise HTTPException(404, f"no submission {submission_id!r} in campaign {campaign!r}")
 
-    @app.get("/v1/campaigns/{campaign}/leaderboard", tags=["reads"])
+    @app.get("/v1/campaigns/{campaign}/leaderboard", tags=["reads"], dependencies=[crowd()])
     async def get_leaderboard(
         campaign: CampaignId,
         level: Literal["unit", "province", "work_region"] = "unit",
@@ -143,7 +179,7 @@ def build_api(services: Services) -> FastAPI:
         }
 
     @app.get("/v1/campaigns/{campaign}/live", tags=["reads"],
-             response_class=StreamingResponse)
+             response_class=StreamingResponse, dependencies=[crowd()])
     async def live_stream(campaign: CampaignId) -> StreamingResponse:
         if services.registry.get(campaign) is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
@@ -156,10 +192,9 @@ def build_api(services: Services) -> FastAPI:
     async def put_campaign(
         campaign: CampaignId,
         request: Request,
-        authorization: Annotated[str | None, Header()] = None,
+        access: Annotated[Access, admin_only()],
         content_type: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        _check_token(services.admin_token, authorization)
         media = (content_type or "application/json").split(";", 1)[0].strip().lower()
         if media != "application/json" and media not in YAML_TYPES:
             raise HTTPException(415, "send the definition as application/json or application/yaml")
@@ -179,6 +214,10 @@ def build_api(services: Services) -> FastAPI:
                 422, f"definition is for campaign {definition.campaign!r}, not {campaign!r}"
             )
         await services.define_campaign(definition)
+        await record_audit(services, access, "campaign.defined", campaign, {
+            "units": str(len(definition.units)), "links": str(len(definition.links)),
+            "questionnaire_version": definition.questionnaire.version,
+        })
         return {
             "campaign": campaign, "status": "in force",
             "units": len(definition.units), "links": len(definition.links),
@@ -187,19 +226,25 @@ def build_api(services: Services) -> FastAPI:
 
     app.include_router(build_regional_router(services, QUERY_LATENCY))
     app.include_router(build_pages_router(services))
+    app.include_router(build_portal_router(services))
     app.include_router(build_reports_router(services))
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
     app.include_router(build_pacing_router(services))
+    app.include_router(build_access_router(services))
     return app
 
 
-def _check_token(expected: str, authorization: str | None) -> None:
-    given = ""
-    if authorization and authorization[:7].lower() == "bearer ":
-        given = authorization[7:].strip()
-    # Constant-time comparison; an unset token never matches, so admin stays closed by default.
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            401, "missing or wrong admin token", headers={"WWW-Authenticate": "Bearer"}
-        )
+def public_view(state: CampaignState) -> dict[str, Any]:
+    """What anyone may know of a campaign (CONTRACT §7)."""
+    d = state.definition
+    return {
+        "campaign": d.campaign, "view": "public", "timezone": d.timezone,
+        "phases": [p.model_dump(mode="json") for p in d.phases],
+        "work_regions": [{"id": r.id, "name": r.name} for r in d.work_regions],
+        "provinces": [{"id": p.id, "name": p.name, "work_region": p.work_region,
+                       "target": p.target} for p in d.provinces],
+        "units": [{"id": u.id, "name": u.name, "kind": u.kind, "province": u.province,
+                   "target": u.planned_samples} for u in d.units],
+        "visibility": d.visibility.model_dump(mode="json"),
+    }

@@ -6,18 +6,17 @@ import asyncio
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 
+from api.deps import CampaignId, crowd
 from api.services import Services
 from core.pacing import METHOD, pacing
-
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def build_pacing_router(services: Services) -> APIRouter:
     router = APIRouter(tags=["reads"])
 
-    @router.get("/v1/campaigns/{campaign}/pacing")
+    @router.get("/v1/campaigns/{campaign}/pacing", dependencies=[crowd()])
     async def get_pacing(
         campaign: CampaignId,
         level: Literal["unit", "province", "work_region"] = "province",

@@ -13,7 +13,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from api.deps import crowd, public
 from api.services import Services
 from core.registry import CampaignState, Registry
 from schemas.campaign import (
@@ -119,7 +120,7 @@ def build_pages_router(services: Services) -> APIRouter:
     def notice(status: int, title: str, message: str) -> HTMLResponse:
         return page(_notice_page(asset_url, title, message), status)
 
-    @router.get("/static/{name}")
+    @router.get("/static/{name}", dependencies=[public()])
     async def static_file(name: str) -> Response:
         asset = assets.get(name)
         if asset is None:
@@ -128,7 +129,7 @@ def build_pages_router(services: Services) -> APIRouter:
             "cache-control": "public, max-age=300", "x-content-type-options": "nosniff",
         })
 
-    @router.get("/s/{link_code:path}", response_class=HTMLResponse)
+    @router.get("/s/{link_code:path}", response_class=HTMLResponse, dependencies=[public()])
     async def answering_page(link_code: str) -> HTMLResponse:
         try:
             if not _LINK_CODE.match(link_code):
@@ -144,7 +145,10 @@ def build_pages_router(services: Services) -> APIRouter:
             log.exception("answering page for %r failed", link_code)
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")
 
-    @router.get("/display/{campaign}", response_class=HTMLResponse)
+    # Private campaigns: a session (signed in on /portal) or a bearer token; the page's own
+    # requests (/live, /pacing) carry the same session cookie.
+    @router.get("/display/{campaign}", response_class=HTMLResponse,
+                dependencies=[crowd(page=True)])
     async def display_page(campaign: str) -> HTMLResponse:
         try:
             state = services.registry.get(campaign) if _CAMPAIGN_ID.match(campaign) else None
@@ -156,6 +160,25 @@ def build_pages_router(services: Services) -> APIRouter:
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")
 
     return router
+
+
+def denied_page(status: int, path: str, headers: Mapping[str, str] | None) -> HTMLResponse:
+    """A page refused for want of a session: say so, and point at the sign-in page."""
+    assets = _load_assets(STATIC_DIR)
+
+    def asset_url(name: str) -> str:
+        asset = assets.get(name)
+        return f"/static/{name}?v={asset.version}" if asset else f"/static/{name}"
+
+    if status == 401:
+        title, message = "需要登录", "此页面仅对持有访问令牌的用户开放，请先登录。"
+    elif status == 429:
+        title, message = "尝试过于频繁", "登录失败次数过多，请稍后再试。"
+    else:
+        title, message = "无权访问", "您的访问令牌无权查看此页面。"
+    body = _notice_page(asset_url, title, message).replace(
+        "</section>", f'<p><a href="/portal?next={e(path)}">前往登录</a></p>\n</section>', 1)
+    return HTMLResponse(body, status_code=status, headers={**_SECURITY_HEADERS, **(headers or {})})
 
 
 def _head(title: str, stylesheet: str, *, viewport: str) -> str:

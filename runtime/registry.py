@@ -10,15 +10,21 @@ from core.registry import Registry
 from eventlog.file_log import FileLog, LogInUseError
 from schemas.campaign import load_campaign_file
 from schemas.events import (
+    AdminAudited,
     CampaignDefined,
     DurationMedianSet,
     LinkRevoked,
     ReviewDecided,
+    TokenIssued,
+    TokenRevoked,
     decode_event,
 )
 from schemas.settings import Settings
 
-REGISTRY_EVENTS = (CampaignDefined, LinkRevoked, DurationMedianSet, ReviewDecided)
+REGISTRY_EVENTS = (
+    CampaignDefined, LinkRevoked, DurationMedianSet, ReviewDecided, TokenIssued, TokenRevoked,
+    AdminAudited,
+)
 
 
 class RegistryUnavailable(Exception):

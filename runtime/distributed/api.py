@@ -9,12 +9,18 @@ from fastapi import HTTPException
 
 from api.app import build_api
 from api.review import refresh_medians
-from api.services import Services
+from api.services import Services, access_settings
 from core.registry import RegistryEvent
 from runtime.distributed.registry import RegistryFollower, RegistryPublisher
 from runtime.distributed.serving import serve_http
 from schemas.campaign import CampaignDefinition
-from schemas.events import DurationMedianSet, ReviewDecided
+from schemas.events import (
+    AdminAudited,
+    DurationMedianSet,
+    ReviewDecided,
+    TokenIssued,
+    TokenRevoked,
+)
 from schemas.settings import Settings
 from storage import open_store
 from storage.findings import SqlFindings
@@ -49,8 +55,11 @@ class _Admin:
             raise HTTPException(503, "definition written but not yet in force; check again")
 
     async def publish(self, event: RegistryEvent) -> None:
-        """A review decision or a median onto the registry topic, in force here on return."""
-        if not isinstance(event, DurationMedianSet | ReviewDecided):
+        """A review decision, a median, a token event or an audit record onto the registry
+        topic, in force here on return."""
+        if not isinstance(
+            event, DurationMedianSet | ReviewDecided | TokenIssued | TokenRevoked | AdminAudited
+        ):
             raise TypeError(f"not published this way: {type(event).__name__}")
 
         def send() -> int:
@@ -80,7 +89,7 @@ async def run_api(settings: Settings) -> None:
     store = open_store(settings.clickhouse_url)
     admin = _Admin(settings, follower)
     services = Services(
-        registry=follower.registry, store=store, admin_token=settings.admin_token,
+        registry=follower.registry, store=store, **access_settings(settings),
         define_campaign=admin.define, ready=follower.ready, publish_registry=admin.publish,
     )
     # Written by `python -m runtime.distributed.findings`; read here.

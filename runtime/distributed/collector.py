@@ -53,6 +53,7 @@ class _KnownCampaigns:
 
 def build_collector(settings: Settings) -> tuple[Collector, Callable[[], None]]:
     """The collector app wired to Kafka, and what closes it (flushes the producer)."""
+    from core.access import Authenticator
     from ingest.collector import Collector
 
     topology = Topology.of(settings)
@@ -68,6 +69,9 @@ def build_collector(settings: Settings) -> tuple[Collector, Callable[[], None]]:
         rate_limit_per_link=settings.rate_limit_per_link,
         max_in_flight=settings.max_in_flight,
         trusted_proxies=settings.trusted_proxies,
+        # /metrics: a monitor or admin token (tokens come with the registry topic).
+        authenticator=Authenticator(follower.registry, settings.admin_token),
+        auth_failures_per_minute=settings.auth_failures_per_minute,
     )
 
     def close() -> None:

@@ -23,10 +23,13 @@ from core.registry import Registry
 from eventlog.kafka_log import producer_config
 from schemas.campaign import CampaignDefinition
 from schemas.events import (
+    AdminAudited,
     CampaignDefined,
     DurationMedianSet,
     LinkRevoked,
     ReviewDecided,
+    TokenIssued,
+    TokenRevoked,
     UnknownEventError,
     decode_event,
     encode_event,
@@ -139,7 +142,10 @@ class RegistryFollower:
         except UnknownEventError as exc:
             log.error("registry offset %d cannot be read: %s", record.offset, exc)
             event = None
-        if isinstance(event, CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided):
+        if isinstance(event, TokenIssued | TokenRevoked | AdminAudited):
+            # Tokens and the audit trail are replaced whole by the fold itself (copy on write).
+            self.registry.apply(event)
+        elif isinstance(event, CampaignDefined | LinkRevoked | DurationMedianSet | ReviewDecided):
             # Copy on write: readers on other threads iterate the campaigns while this thread
             # folds; they always see a whole dict, never one that changes size under them.
             scratch = Registry()
@@ -166,12 +172,22 @@ class RegistryPublisher:
         sent = self._producer.send(self.topic, value=encode_event(event), key=key, partition=0)
         return int(sent.get(timeout=timeout_s).offset)
 
-    def publish(self, event: DurationMedianSet | ReviewDecided, timeout_s: float = 10.0) -> int:
-        """A review decision or a median; keyed uniquely, so compaction keeps every one."""
-        name = event.decision_id if isinstance(event, ReviewDecided) else (
-            f"median\x1f{event.questionnaire_version}\x1f{event.effective_at.isoformat()}"
-        )
-        key = f"{event.campaign}\x1f{event.kind}\x1f{name}".encode()
+    def publish(
+        self,
+        event: DurationMedianSet | ReviewDecided | TokenIssued | TokenRevoked | AdminAudited,
+        timeout_s: float = 10.0,
+    ) -> int:
+        """A review decision, a median, a token's issue or revocation, an audit record; keyed
+        uniquely, so compaction keeps every one."""
+        if isinstance(event, TokenIssued | TokenRevoked):
+            key = f"*\x1f{event.kind}\x1f{event.token_id}".encode()
+        elif isinstance(event, AdminAudited):
+            key = f"{event.campaign}\x1f{event.kind}\x1f{event.audit_id}".encode()
+        else:
+            name = event.decision_id if isinstance(event, ReviewDecided) else (
+                f"median\x1f{event.questionnaire_version}\x1f{event.effective_at.isoformat()}"
+            )
+            key = f"{event.campaign}\x1f{event.kind}\x1f{name}".encode()
         sent = self._producer.send(self.topic, value=encode_event(event), key=key, partition=0)
         return int(sent.get(timeout=timeout_s).offset)
 
