@@ -17,12 +17,13 @@ is admin-only at run time and fails tests/security/test_access_declarations.py.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute
 
 from core.access import (
     CROWD,
@@ -197,3 +198,15 @@ def rule_of(dependant: Any) -> Rule | None:
         if found is not None:
             return found
     return None
+
+
+def all_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route of an app, those of included routers too (FastAPI >= 0.13x keeps included
+    routers as lazy branches in `app.routes`)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: included routes are copied into app.routes
+        yield from routes
+        return
+    for context in iter_route_contexts(routes):
+        yield context.route
