@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from core.access import Authenticator, Denied, token_sha256
 from core.registry import Registry
 from ingest.collector import Collector
