@@ -26,11 +26,11 @@ from api.findings import build_findings_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
 from api.pages import build_pages_router, denied_page
-from api.portal import build_portal_router
 from api.regional import build_regional_router
 from api.reports import build_reports_router
 from api.review import build_review_router
 from api.services import Services
+from api.signin import build_signin_router
 from core.counting import leaderboard
 from core.registry import CampaignState
 from schemas.access import Role
@@ -226,7 +226,7 @@ def build_api(services: Services) -> FastAPI:
 
     app.include_router(build_regional_router(services, QUERY_LATENCY))
     app.include_router(build_pages_router(services))
-    app.include_router(build_portal_router(services))
+    app.include_router(build_signin_router(services))
     app.include_router(build_reports_router(services))
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))

@@ -34,7 +34,7 @@ def _safe_next(value: str) -> str:
     return "/portal"
 
 
-def build_portal_router(services: Services) -> APIRouter:
+def build_signin_router(services: Services) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     assets = _load_assets(STATIC_DIR)
 
@@ -55,7 +55,9 @@ def build_portal_router(services: Services) -> APIRouter:
             status_code=status, headers=_SECURITY_HEADERS,
         )
         if not request.cookies.get(CSRF_COOKIE):
-            response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=True,
+            # Readable by the portal's own script (same origin only, SameSite=Strict), which
+            # echoes it in `x-csrf-token` on the API writes it makes with the session.
+            response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=False,
                                 samesite="strict", secure=gate(request).secure_cookies,
                                 path="/")
         return response
