@@ -70,6 +70,7 @@ class Target:
     base: str
     tokens: dict[str, str]
     spare_token_id: str
+    logs: Callable[[], str] = lambda: ""
 
     def headers(self, who: Who) -> dict[str, str]:
         if who.role is None:
@@ -86,7 +87,7 @@ def issue(base: str, grant: dict[str, Any], label: str) -> dict[str, Any]:
     return dict(r.json())
 
 
-def prepare(runtime: str, base: str) -> Target:
+def prepare(runtime: str, base: str, logs: Callable[[], str]) -> Target:
     for d in (private_definition(), campaign_definition(PUBLIC_C)):
         r = httpx.put(f"{base}/v1/admin/campaigns/{d['campaign']}", json=d, headers=ADMIN,
                       timeout=60)
@@ -94,7 +95,7 @@ def prepare(runtime: str, base: str) -> Target:
     tokens = {name: issue(base, grant, f"matrix {name}")["token"]
               for name, grant in GRANTS.items()}
     spare = issue(base, {"role": "analyst", "campaign": PRIVATE}, "to be revoked")["token_id"]
-    return Target(runtime, base, tokens, spare)
+    return Target(runtime, base, tokens, spare, logs)
 
 
 @pytest.fixture(scope="module", params=["embedded", "distributed"])
@@ -104,13 +105,14 @@ def target(
     if request.param == "embedded":
         srv = EmbeddedServer(tmp_path_factory.mktemp("acl") / "data", env=ENV).start()
         try:
-            yield prepare("embedded", srv.base)
+            yield prepare("embedded", srv.base, lambda: srv.log_path.read_text(errors="replace"))
         finally:
             srv.stop()
     else:
         new_stack: Callable[..., Stack] = request.getfixturevalue("new_stack")
         stack = new_stack(**ENV).start()
-        yield prepare("distributed", stack.api_url)
+        yield prepare("distributed", stack.api_url, lambda: "\n".join(
+            p.read_text(errors="replace") for p in stack.workdir.glob("*.log")))
 
 
 # -- what each route is called with, and what it answers when the call is allowed --------------
@@ -287,3 +289,15 @@ def test_admin_writes_are_audited_with_who_and_when(target: Target) -> None:
     bound_admin = next(e for e in audit if e["by"]["label"] == "matrix admin")
     assert bound_admin["by"]["token_id"].startswith("tok_") and bound_admin["at"]
     assert all("sik_" not in str(e) for e in audit)
+
+
+def test_no_token_or_hash_in_the_logs(target: Target) -> None:
+    """Catches a credential logged anywhere in the run (a debug line, an exception message
+    with the header, a request log): neither a token nor its sha256 (or a prefix) appears."""
+    from core.access import token_sha256
+
+    logs = target.logs()
+    assert logs, "no log to search"
+    for secret in [*target.tokens.values(), ADMIN_TOKEN]:
+        for needle in (secret, token_sha256(secret), token_sha256(secret)[:16]):
+            assert needle not in logs
