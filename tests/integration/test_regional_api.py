@@ -165,7 +165,7 @@ def test_scale_distribution_over_the_whole_campaign(server: EmbeddedServer) -> N
     assert r.status_code == 200, r.text
     assert r.json() == {
         "campaign": CAMPAIGN, "question": "q1", "label": "", "type": "scale",
-        "options": ["1", "2", "3", "4", "5"], "filters": {}, "accepted": 8, "total": 8,
+        "options": ["1", "2", "3", "4", "5"], "filters": {}, "scope": {}, "accepted": 8, "total": 8,
         "counts": {"1": 2, "2": 2, "3": 1, "4": 2, "5": 1},
     }
 
