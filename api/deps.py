@@ -120,6 +120,22 @@ class Access:
             return {scope["unit"]}
         return region_units(self.state, scope["work_region"])
 
+    def require_unit(self, unit: str) -> None:
+        """403 unless the unit is in the caller's scope (for routes about one unit, e.g. a
+        unit's links: `/units/{unit}/links`)."""
+        units = self.units_in_scope()
+        if units is not None and unit not in units:
+            raise HTTPException(403, f"outside this token's scope {self.scope}")
+
+    def require_link(self, code: str) -> None:
+        """403 unless the link's unit is in the caller's scope (an unknown link: 403 too)."""
+        units = self.units_in_scope()
+        if units is None:
+            return
+        link = self.state.links.get(code) if self.state else None
+        if link is None or link.unit not in units:
+            raise HTTPException(403, f"outside this token's scope {self.scope}")
+
     def sees_province(self, province: str) -> bool:
         scope = self.scope
         if not scope or self.state is None:
