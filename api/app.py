@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -31,6 +32,7 @@ from api.reports import build_reports_router
 from api.review import build_review_router
 from api.services import Services
 from api.signin import build_signin_router
+from core.access import Denied
 from core.counting import leaderboard
 from core.registry import CampaignState
 from schemas.access import Role
@@ -179,12 +181,19 @@ def build_api(services: Services) -> FastAPI:
         }
 
     @app.get("/v1/campaigns/{campaign}/live", tags=["reads"],
-             response_class=StreamingResponse, dependencies=[crowd()])
-    async def live_stream(campaign: CampaignId) -> StreamingResponse:
+             response_class=StreamingResponse)
+    async def live_stream(
+        campaign: CampaignId, access: Annotated[Access, crowd()]
+    ) -> StreamingResponse:
         if services.registry.get(campaign) is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
+        stream = live.stream(campaign)
+        if access.caller is not None and not access.rule.public:
+            # An open stream outlives its check: it ends at the next event (or keep-alive,
+            # 15 s at most) once the token is revoked or expired, or the campaign goes private.
+            stream = _while_allowed(stream, app.state.gate, access, campaign)
         return StreamingResponse(
-            live.stream(campaign), media_type="text/event-stream",
+            stream, media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
@@ -233,6 +242,22 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_pacing_router(services))
     app.include_router(build_access_router(services))
     return app
+
+
+async def _while_allowed(
+    stream: AsyncIterator[str], gate: Gate, access: Access, campaign: str
+) -> AsyncIterator[str]:
+    caller = access.caller
+    assert caller is not None
+    try:
+        async for chunk in stream:
+            try:
+                gate.authenticator.caller_by_id(caller.token_id, dt.datetime.now(dt.UTC))
+            except Denied:
+                return
+            yield chunk
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 def public_view(state: CampaignState) -> dict[str, Any]:
