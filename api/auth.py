@@ -167,6 +167,11 @@ class Gate:
 async def deny_undeclared(request: Request) -> None:
     """App-wide: a route that declared no rule is admin-only (deny by default, CONTRACT §7)."""
     route = request.scope.get("route")
-    if route is None or rule_of(getattr(route, "dependant", None)) is not None:
+    if route is None:
         return
-    await request.app.state.gate.check(request, UNDECLARED)
+    declared = getattr(route, "_access_declared", None)  # found once per route, then kept on it
+    if declared is None:
+        declared = rule_of(getattr(route, "dependant", None)) is not None
+        route._access_declared = declared
+    if not declared:
+        await request.app.state.gate.check(request, UNDECLARED)
