@@ -3,29 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
+import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 
+from api.access_admin import build_access_router, record_audit
 from api.assets import Assets, build_assets_router, default_sources
+from api.auth import Gate, PageDenied, deny_undeclared
 from api.compression import add_compression
+from api.deps import (
+    METRICS,
+    Access,
+    CampaignId,
+    SubmissionIdPath,
+    admin_only,
+    allow,
+    crowd,
+    public,
+)
 from api.exports import build_exports_router
 from api.findings import build_findings_router
 from api.links import build_links_router
 from api.live import LiveCounts
 from api.pacing import build_pacing_router
-from api.pages import build_pages_router
+from api.pages import build_pages_router, denied_page
 from api.portal import build_portal_router
 from api.read_responses import respond
-from api.read_views import campaign_content, leaderboard_content
-from api.readmodel import ReadModels
+from api.read_views import campaign_content, full_campaign_content, leaderboard_content
+from api.readmodel import ReadModels, audience
 from api.regional import build_regional_router
 from api.reports import build_reports_router
 from api.review import build_review_router
 from api.services import Services
+from api.signin import build_signin_router
+from core.access import Denied
+from schemas.access import Role
 from schemas.campaign import CampaignFileError, parse_campaign_text
 from schemas.envelope import SubmissionEnvelope
 from telemetry import metrics_server
@@ -36,7 +52,6 @@ QUERY_LATENCY = Histogram(
 )
 _STATUS_LATENCY = QUERY_LATENCY.labels(endpoint="status")
 
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
 
 
@@ -46,9 +61,20 @@ def build_api(services: Services) -> FastAPI:
     app = FastAPI(
         title="survey-ingest",
         version="0.1.0",
-        description="Collects, judges and counts answer sheets of a survey campaign, live.",
+        description=(
+            "Collects, judges and counts answer sheets of a survey campaign, live. Who may call "
+            "each route is in the README's access table; protected routes take "
+            "`Authorization: Bearer sik_...`."
+        ),
         # /docs is served from this app's own files (api/assets.py), never a CDN.
         docs_url=None, redoc_url=None,
+        # Deny by default: a route that declares no rule (api/deps.py) is admin-only.
+        dependencies=[Depends(deny_undeclared)],
+    )
+    app.state.gate = Gate(
+        services.registry, services.admin_token, services.session_key,
+        failures_per_minute=services.auth_failures_per_minute,
+        secure_cookies=services.secure_cookies,
     )
     reads = ReadModels(services.store, services.registry, services.live_interval_s)
     app.state.reads = reads
@@ -61,18 +87,22 @@ def build_api(services: Services) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    @app.get("/healthz", tags=["health"])
+    @app.exception_handler(PageDenied)
+    async def _page_denied(request: Request, exc: PageDenied) -> Response:
+        return denied_page(exc.status_code, request.url.path, exc.headers)
+
+    @app.get("/healthz", tags=["health"], dependencies=[public()])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], dependencies=[public()])
     async def readyz() -> JSONResponse:
         ok = services.ready()
         return JSONResponse(
             {"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503
         )
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], dependencies=[allow(*METRICS)])
     async def metrics() -> Response:
         body = await asyncio.to_thread(
             metrics_server.exposition, ready=services.ready, campaigns=services
@@ -83,6 +113,7 @@ def build_api(services: Services) -> FastAPI:
         "/v1/submissions",
         status_code=202,
         tags=["collector"],
+        dependencies=[public()],
         summary="Submit an answer sheet (served by the collector; documented here)",
         responses={
             400: {"description": "not JSON"}, 413: {"description": "too large"},
@@ -94,24 +125,32 @@ def build_api(services: Services) -> FastAPI:
         # Reached only on an API process without a collector in front of it.
         raise HTTPException(404, "submissions are taken by the collector, not this process")
 
-    @app.get("/v1/campaigns", tags=["campaigns"])
+    @app.get("/v1/campaigns", tags=["campaigns"], dependencies=[public()])
     async def campaigns() -> dict[str, list[str]]:
         return {"campaigns": sorted(services.registry.campaigns)}
 
     @app.get("/v1/campaigns/{campaign}", tags=["campaigns"])
-    async def campaign_definition(campaign: CampaignId, request: Request) -> Response:
-        """The campaign with its `totals` (valid, rejected, test) and their `as_of`."""
+    async def campaign_definition(
+        campaign: CampaignId, request: Request, access: Annotated[Access, public()]
+    ) -> Response:
+        """The whole definition for an `admin` or `analyst` token of the campaign; for anyone
+        else the public view: ids, names, work regions, provinces, units and targets (no link
+        codes, no plans beyond targets, no rules). Both with `totals` (valid, rejected, test)
+        and their `as_of`, from this tick's snapshot."""
         snap = await reads.snapshot(campaign)
         if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
+        caller = access.caller
+        if caller is not None and caller.role in (Role.admin, Role.analyst) \
+                and caller.bound_to(campaign):
+            return respond(request, snap.view(("campaign", "full"), full_campaign_content,
+                                              scope="full"))
         return respond(request, snap.view(("campaign",), campaign_content))
 
-    @app.get("/v1/campaigns/{campaign}/submissions/{submission_id}", tags=["reads"])
+    @app.get("/v1/campaigns/{campaign}/submissions/{submission_id}", tags=["reads"],
+             dependencies=[public()])
     async def submission_status(
-        campaign: CampaignId,
-        submission_id: Annotated[
-            str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-        ],
+        campaign: CampaignId, submission_id: SubmissionIdPath
     ) -> dict[str, Any]:
         with _STATUS_LATENCY.time():
             found = await asyncio.to_thread(
@@ -137,7 +176,7 @@ def build_api(services: Services) -> FastAPI:
                     "unit": None, "province": None}
         raise HTTPException(404, f"no submission {submission_id!r} in campaign {campaign!r}")
 
-    @app.get("/v1/campaigns/{campaign}/leaderboard", tags=["reads"])
+    @app.get("/v1/campaigns/{campaign}/leaderboard", tags=["reads"], dependencies=[crowd()])
     async def get_leaderboard(
         campaign: CampaignId,
         request: Request,
@@ -149,17 +188,25 @@ def build_api(services: Services) -> FastAPI:
         snap = await reads.snapshot(campaign)
         if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
-        view = snap.view(("leaderboard", level, limit), leaderboard_content(level, limit))
+        view = snap.view(("leaderboard", level, limit), leaderboard_content(level, limit),
+                         scope=audience(snap))
         return respond(request, view)
 
     @app.get("/v1/campaigns/{campaign}/live", tags=["reads"],
              response_class=StreamingResponse)
-    async def live_stream(campaign: CampaignId) -> StreamingResponse:
+    async def live_stream(
+        campaign: CampaignId, access: Annotated[Access, crowd()]
+    ) -> StreamingResponse:
         snap = await reads.snapshot(campaign)
         if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
+        stream = live.stream(campaign, snap)
+        if access.caller is not None and not access.rule.public:
+            # An open stream outlives its check: it ends at the next event (or keep-alive,
+            # 15 s at most) once the token is revoked or expired, or the campaign goes private.
+            stream = _while_allowed(stream, app.state.gate, access, campaign)
         return StreamingResponse(
-            live.stream(campaign, snap), media_type="text/event-stream",
+            stream, media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
@@ -167,10 +214,9 @@ def build_api(services: Services) -> FastAPI:
     async def put_campaign(
         campaign: CampaignId,
         request: Request,
-        authorization: Annotated[str | None, Header()] = None,
+        access: Annotated[Access, admin_only()],
         content_type: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        _check_token(services.admin_token, authorization)
         media = (content_type or "application/json").split(";", 1)[0].strip().lower()
         if media != "application/json" and media not in YAML_TYPES:
             raise HTTPException(415, "send the definition as application/json or application/yaml")
@@ -190,6 +236,10 @@ def build_api(services: Services) -> FastAPI:
                 422, f"definition is for campaign {definition.campaign!r}, not {campaign!r}"
             )
         await services.define_campaign(definition)
+        await record_audit(services, access, "campaign.defined", campaign, {
+            "units": str(len(definition.units)), "links": str(len(definition.links)),
+            "questionnaire_version": definition.questionnaire.version,
+        })
         return {
             "campaign": campaign, "status": "in force",
             "units": len(definition.units), "links": len(definition.links),
@@ -201,21 +251,28 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(build_pages_router(services, assets))
     app.include_router(build_assets_router(assets, app.openapi_url or "/openapi.json", app.title))
     app.include_router(build_regional_router(services, QUERY_LATENCY))
+    app.include_router(build_signin_router(services))
     app.include_router(build_reports_router(services))
     app.include_router(build_findings_router(services))
     app.include_router(build_review_router(services))
     app.include_router(build_links_router(services))
     app.include_router(build_portal_router(services))
     app.include_router(build_exports_router(services))
+    app.include_router(build_access_router(services))
     return app
 
 
-def _check_token(expected: str, authorization: str | None) -> None:
-    given = ""
-    if authorization and authorization[:7].lower() == "bearer ":
-        given = authorization[7:].strip()
-    # Constant-time comparison; an unset token never matches, so admin stays closed by default.
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            401, "missing or wrong admin token", headers={"WWW-Authenticate": "Bearer"}
-        )
+async def _while_allowed(
+    stream: AsyncIterator[str], gate: Gate, access: Access, campaign: str
+) -> AsyncIterator[str]:
+    caller = access.caller
+    assert caller is not None
+    try:
+        async for chunk in stream:
+            try:
+                gate.authenticator.caller_by_id(caller.token_id, dt.datetime.now(dt.UTC))
+            except Denied:
+                return
+            yield chunk
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

@@ -23,6 +23,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 
+from api.deps import public
+
 STATIC_DIR = Path(__file__).parent / "static"
 IMMUTABLE = "public, max-age=31536000, immutable"
 PLAIN_NAME_CACHE = "public, max-age=300"
@@ -134,7 +136,7 @@ def build_assets_router(assets: Assets, openapi_url: str, title: str) -> APIRout
     """`/static/{name}` and the self-hosted `/docs`. Public: no token (CONTRACT §7)."""
     router = APIRouter(include_in_schema=False)
 
-    @router.get("/static/{name}")
+    @router.get("/static/{name}", dependencies=[public()])
     async def static_file(name: str, request: Request) -> Response:
         asset = assets.by_hashed.get(name) or assets.by_name.get(name)
         if asset is not None:
@@ -147,7 +149,7 @@ def build_assets_router(assets: Assets, openapi_url: str, title: str) -> APIRout
         return Response(b'{"detail":"no such file"}', status_code=404,
                         media_type="application/json", headers={"cache-control": "no-store"})
 
-    @router.get("/docs")
+    @router.get("/docs", dependencies=[public()])
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=openapi_url, title=f"{title} - Swagger UI",
@@ -157,7 +159,7 @@ def build_assets_router(assets: Assets, openapi_url: str, title: str) -> APIRout
             swagger_favicon_url=assets.url("favicon-32x32.png"),
         )
 
-    @router.get("/docs/oauth2-redirect")
+    @router.get("/docs/oauth2-redirect", dependencies=[public()])
     async def oauth2_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 

@@ -26,19 +26,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
-from fastapi import Path as PathParam
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
+from api.access_admin import record_audit
+from api.deps import ANALYSIS, Access, CampaignId, scoped_read
 from api.regional import Filters, region_filter
 from api.services import Services
 from core.ports import RegionFilter
 from exports.formats import MEDIA_TYPES
 from exports.run import Export, ExportError, ExportRequest, SheetSource
 
-CampaignId = Annotated[
-    str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-]
 PIPE_CHUNK_BYTES: Final = 256 * 1024
 PIPE_CHUNKS: Final = 8  # at most ~2 MiB in flight per export
 FILE_CHUNK_BYTES: Final = 1024 * 1024
@@ -123,21 +121,15 @@ class BoundedPipe:
             self.closed_by_reader.set()
 
 
-def _caller(services: Services, authorization: str | None, filters: RegionFilter) -> str:
-    """Who is exporting, or 401/403. The one access rule of this module: today the admin token
-    (CONTRACT §7 wants analyst and admin for the whole campaign, coordinator AND-ed with its work
-    region: a filter outside it is 403)."""
-    from api.app import _check_token
-
-    _check_token(services.admin_token, authorization)
-    return "admin token"
-
-
 def _request(
     services: Services, campaign: str, request: Request, filters: RegionFilter, fmt: str,
-    status: str, as_of: dt.datetime | None, authorization: str | None,
+    status: str, as_of: dt.datetime | None, access: Access,
 ) -> ExportRequest:
-    who = _caller(services, authorization, filters)
+    """The export asked for, narrowed to the caller's scope (a coordinator: its work region;
+    a filter outside it is 403)."""
+    filters = access.narrow(filters)
+    caller = access.caller
+    who = f"{caller.role.value} token {caller.token_id} ({caller.label})" if caller else "anonymous"
     unknown = sorted(set(request.query_params) - KNOWN_PARAMS)
     if unknown:
         raise HTTPException(
@@ -146,7 +138,7 @@ def _request(
     if services.registry.get(campaign) is None:
         raise HTTPException(404, f"unknown campaign {campaign!r}")
     return ExportRequest(campaign=campaign, format=fmt, status=status, filters=filters,
-                         as_of=as_of, who=who, via="http")
+                         as_of=as_of, who=who, via="http", scope=access.scope)
 
 
 async def _prepare(services: Services, req: ExportRequest) -> Export:
@@ -182,19 +174,21 @@ def build_exports_router(services: Services) -> APIRouter:
         campaign: CampaignId,
         request: Request,
         filters: Filters,
+        access: Annotated[Access, scoped_read(ANALYSIS)],
         format: Annotated[str, Query(description="csv, xlsx, sav or parquet")] = "csv",
         status: Annotated[str, Query(description="accepted (default) or all")] = "accepted",
         as_of: Annotated[dt.datetime | None, Query(
             description="what the store held then (an earlier export's as_of); default now"
         )] = None,
-        authorization: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
         """One row per answer sheet under its standing status, in the contract's columns
         (CONTRACT §9), as a file. Headers: `X-Export-Rows`, `X-Export-As-Of`. Who may call:
-        admin token (analyst, coordinator: see the module docstring)."""
-        req = _request(services, campaign, request, filters, format, status, as_of,
-                       authorization)
+        analyst and admin (the whole campaign), coordinator (its work region)."""
+        req = _request(services, campaign, request, filters, format, status, as_of, access)
         prepared = await _prepare(services, req)
+        await record_audit(services, access, "export", campaign, {
+            "format": req.format, "status": req.status, "rows": str(prepared.total),
+            "as_of": prepared.as_of.isoformat(), **req.filters.given()})
         headers = {
             "content-disposition": f'attachment; filename="{_filename(prepared)}"',
             "x-export-rows": str(prepared.total),
@@ -234,16 +228,15 @@ def build_exports_router(services: Services) -> APIRouter:
         campaign: CampaignId,
         request: Request,
         filters: Filters,
+        access: Annotated[Access, scoped_read(ANALYSIS)],
         format: str = "csv",
         status: str = "accepted",
         as_of: dt.datetime | None = None,
-        authorization: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         """The codebook of the export the same parameters give (pass the export's `as_of` for
         the same rows): every column with label, type and values, the rules versions, the
         as-of, and the rows per unit and status. Who may call: as for the export."""
-        req = _request(services, campaign, request, filters, format, status, as_of,
-                       authorization)
+        req = _request(services, campaign, request, filters, format, status, as_of, access)
         prepared = await _prepare(services, req)
         return prepared.codebook()
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 
+from api.deps import FINDINGS, Access, CampaignId, scoped_read
 from api.services import Services
 from core.anomaly.ports import FindingStore
 from schemas.events import AnomalyKind, FindingRaised
-
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def finding_json(f: FindingRaised) -> dict[str, Any]:
@@ -30,6 +29,7 @@ def build_findings_router(services: Services) -> APIRouter:
     @router.get("/v1/campaigns/{campaign}/findings")
     async def findings(
         campaign: CampaignId,
+        access: Annotated[Access, scoped_read(FINDINGS)],
         kind: AnomalyKind | None = None,
         unit: Annotated[str | None, Query(min_length=1, max_length=64,
                                           pattern=r"^[A-Za-z0-9_.:-]+$")] = None,
@@ -38,16 +38,36 @@ def build_findings_router(services: Services) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     ) -> dict[str, Any]:
         """Anomaly findings (latest revision each, newest first): evidence for organisers to
-        review. They never change a verdict or a count."""
+        review. They never change a verdict or a count. A coordinator sees the findings whose
+        units all lie in its work region."""
         if services.registry.get(campaign) is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
+        units = access.units_in_scope()
+        if units is not None:
+            if unit is not None and unit not in units:
+                raise HTTPException(403, f"outside this token's scope {access.scope}")
+            if link is not None and (access.state is None or link not in access.state.links
+                                     or access.state.links[link].unit not in units):
+                raise HTTPException(403, f"outside this token's scope {access.scope}")
         store = services.extra.get("findings")
         if not isinstance(store, FindingStore):
             raise HTTPException(503, "findings are not available on this process")
         rows = await asyncio.to_thread(
-            store.findings, campaign, anomaly=kind, unit=unit, link=link, limit=limit
+            store.findings, campaign, anomaly=kind, unit=unit, link=link,
+            limit=limit if units is None else 5000,
         )
+        if units is not None:
+            rows = [f for f in rows if _within(f, units)][:limit]
         given = {k: v for k, v in (("kind", kind), ("unit", unit), ("link", link)) if v}
-        return {"campaign": campaign, "filters": given, "findings": [finding_json(f) for f in rows]}
+        return {"campaign": campaign, "filters": given, "scope": access.scope,
+                "findings": [finding_json(f) for f in rows]}
 
     return router
+
+
+def _within(finding: FindingRaised, units: set[str]) -> bool:
+    """Every unit the finding involves is in scope (a campaign-wide text cluster that spans
+    regions stays with the analysts: its sample ids belong to other regions too)."""
+    involved = {finding.unit} if finding.unit else set()
+    involved |= set(finding.evidence.units)
+    return bool(involved) and involved <= units

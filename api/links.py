@@ -12,19 +12,25 @@ import secrets
 import string
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deps import (
+    LINKS_LIST,
+    LINKS_WRITE,
+    Access,
+    CampaignId,
+    LinkCodePath,
+    UnitId,
+    scoped_read,
+)
 from api.services import Services
 from core.ports import RegionFilter
 from core.registry import CampaignState, Registry
 from links.sheet import SheetCard, qr_png, qr_svg, sheet_pdf
 from schemas.events import LinkIssued, LinkRevoked
 
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-LinkCode = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 LinkAction = Literal["list", "issue", "revoke"]
 
 # 12 characters from 62: ~71 random bits. Short enough to type from a poster, far too many to
@@ -38,27 +44,6 @@ class IssueRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     count: int = Field(default=1, ge=1, le=MAX_ISSUE)
     channel: str = Field(default="", max_length=64)
-
-
-# ---- who may call these routes ----------------------------------------------------------------
-# MERGE (#15): this is the one place route access is decided for this module. CONTRACT §7:
-#   unit: own unit (list, issue, revoke); coordinator: list only (its work region);
-#   analyst: list; admin: all.
-# Until the role policy (api/deps.py) is on main, only the admin token passes; at merge, replace
-# the body with the policy point's check, keeping the signature (action, campaign, unit).
-
-
-def authorize(
-    services: Services, authorization: str | None, action: LinkAction, campaign: str,
-    unit: str | None,
-) -> None:
-    """Unit: own unit; coordinator: list only; analyst: list; admin: all. 401/403 otherwise."""
-    from api.app import _check_token
-
-    _check_token(services.admin_token, authorization)
-
-
-# ------------------------------------------------------------------------------------------------
 
 
 def new_code(registry: Registry) -> str:
@@ -172,21 +157,21 @@ def build_links_router(services: Services) -> APIRouter:
     @router.get("/v1/campaigns/{campaign}/units/{unit}/links")
     async def list_links(
         campaign: CampaignId, unit: UnitId, request: Request,
-        authorization: Annotated[str | None, Header()] = None,
+        access: Annotated[Access, scoped_read(LINKS_LIST)],
     ) -> dict[str, Any]:
         """A unit's links with opens, valid and rejected sheets each. Who: unit (own),
         coordinator (its region), analyst, admin."""
-        authorize(services, authorization, "list", campaign, unit)
+        access.require_unit(unit)
         return await unit_links(services, campaign, unit, _base_url(services, request))
 
     @router.post("/v1/campaigns/{campaign}/units/{unit}/links", status_code=201)
     async def post_links(
         campaign: CampaignId, unit: UnitId, body: IssueRequest, request: Request,
-        authorization: Annotated[str | None, Header()] = None,
+        access: Annotated[Access, scoped_read(LINKS_WRITE)],
     ) -> dict[str, Any]:
         """Issue `count` new links (random codes) on `channel`; 409 past planned_links, with
         how many are left. Who: unit (own), admin."""
-        authorize(services, authorization, "issue", campaign, unit)
+        access.require_unit(unit)
         codes = await issue_links(services, campaign, unit, body.count, body.channel)
         base = _base_url(services, request)
         return {"links": [
@@ -194,25 +179,25 @@ def build_links_router(services: Services) -> APIRouter:
 
     @router.delete("/v1/campaigns/{campaign}/links/{code}")
     async def delete_link(
-        campaign: CampaignId, code: LinkCode,
-        authorization: Annotated[str | None, Header()] = None,
+        campaign: CampaignId, code: LinkCodePath,
+        access: Annotated[Access, scoped_read(LINKS_WRITE)],
     ) -> dict[str, Any]:
         """Revoke a link: its page closes and sheets received from now on are rejected
         (revoked_link). Who: unit (own link), admin."""
         state = _state(services, campaign)
+        access.require_link(code)
         link = state.links.get(code)
-        authorize(services, authorization, "revoke", campaign, link.unit if link else None)
         revoked_at = await revoke_link(services, campaign, code)
         return {"campaign": campaign, "code": code, "unit": link.unit if link else None,
                 "revoked": True, "revoked_at": revoked_at.isoformat()}
 
     @router.get("/v1/campaigns/{campaign}/units/{unit}/links/{code}/qr.{kind}")
     async def link_qr(
-        campaign: CampaignId, unit: UnitId, code: LinkCode, kind: Literal["png", "svg"],
-        request: Request, authorization: Annotated[str | None, Header()] = None,
+        campaign: CampaignId, unit: UnitId, code: LinkCodePath, kind: Literal["png", "svg"],
+        request: Request, access: Annotated[Access, scoped_read(LINKS_LIST)],
     ) -> Response:
         """The link's QR code, encoding its answering-page URL. Who: as listing links."""
-        authorize(services, authorization, "list", campaign, unit)
+        access.require_unit(unit)
         state = _unit_state(services, campaign, unit)
         link = state.links.get(code)
         if link is None or link.unit != unit:
@@ -227,12 +212,12 @@ def build_links_router(services: Services) -> APIRouter:
     @router.get("/v1/campaigns/{campaign}/units/{unit}/sheet.pdf")
     async def unit_sheet(
         campaign: CampaignId, unit: UnitId, request: Request,
+        access: Annotated[Access, scoped_read(LINKS_LIST)],
         code: Annotated[list[str] | None, Query(max_length=200)] = None,
-        authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         """A printable A4 sheet (PDF) of the unit's live links, or of the codes given (`code`
         repeated), with crop marks. Who: as listing links."""
-        authorize(services, authorization, "list", campaign, unit)
+        access.require_unit(unit)
         state = _unit_state(services, campaign, unit)
         live = state.live_links(unit)
         if code:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from api.deps import CampaignId, crowd
 from api.read_responses import respond
 from api.read_views import pacing_content
-from api.readmodel import ReadModels
+from api.readmodel import ReadModels, audience
 from api.services import Services
-
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def build_pacing_router(services: Services, reads: ReadModels | None = None) -> APIRouter:
     router = APIRouter(tags=["reads"])
     models = reads or ReadModels(services.store, services.registry, services.live_interval_s)
 
-    @router.get("/v1/campaigns/{campaign}/pacing")
+    @router.get("/v1/campaigns/{campaign}/pacing", dependencies=[crowd()])
     async def get_pacing(
         campaign: CampaignId,
         request: Request,
@@ -32,6 +31,7 @@ def build_pacing_router(services: Services, reads: ReadModels | None = None) -> 
         snap = await models.snapshot(campaign)
         if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
-        return respond(request, snap.view(("pacing", level, limit), pacing_content(level, limit)))
+        return respond(request, snap.view(("pacing", level, limit), pacing_content(level, limit),
+                                          scope=audience(snap)))
 
     return router

@@ -8,17 +8,19 @@ pages load their scripts and styles from this app only (no CDN), under a strict 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.assets import Assets, default_sources
+from api.deps import crowd, public
 from api.services import Services
 from core.registry import CampaignState, Registry
 from schemas.campaign import (
@@ -116,7 +118,7 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
         rendered[key] = (state, html_text)
         return html_text
 
-    @router.get("/s/{link_code:path}", response_class=HTMLResponse)
+    @router.get("/s/{link_code:path}", response_class=HTMLResponse, dependencies=[public()])
     async def answering_page(link_code: str) -> HTMLResponse:
         try:
             if not _LINK_CODE.match(link_code):
@@ -135,7 +137,10 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
             log.exception("answering page for %r failed", link_code)
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")
 
-    @router.get("/display/{campaign}", response_class=HTMLResponse)
+    # Private campaigns: a session (signed in on /portal) or a bearer token; the page's own
+    # requests (/live, /pacing) carry the same session cookie.
+    @router.get("/display/{campaign}", response_class=HTMLResponse,
+                dependencies=[crowd(page=True)])
     async def display_page(campaign: str) -> HTMLResponse:
         try:
             state = services.registry.get(campaign) if _CAMPAIGN_ID.match(campaign) else None
@@ -147,6 +152,25 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")
 
     return router
+
+
+@functools.cache
+def _default_assets() -> Assets:
+    return Assets(default_sources())
+
+
+def denied_page(status: int, path: str, headers: Mapping[str, str] | None) -> HTMLResponse:
+    """A page refused for want of a session: say so, and point at the sign-in page."""
+    asset_url = _default_assets().url
+    if status == 401:
+        title, message = "需要登录", "此页面仅对持有访问令牌的用户开放，请先登录。"
+    elif status == 429:
+        title, message = "尝试过于频繁", "登录失败次数过多，请稍后再试。"
+    else:
+        title, message = "无权访问", "您的访问令牌无权查看此页面。"
+    body = _notice_page(asset_url, title, message).replace(
+        "</section>", f'<p><a href="/portal?next={e(path)}">前往登录</a></p>\n</section>', 1)
+    return HTMLResponse(body, status_code=status, headers={**_SECURITY_HEADERS, **(headers or {})})
 
 
 def _head(title: str, stylesheet: str, *, viewport: str) -> str:

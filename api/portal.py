@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from api.deps import public
 from api.pages import e, json_for_script
 from api.services import Services
 
@@ -53,14 +54,16 @@ def build_portal_router(services: Services) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     css, js = _version("portal.css"), _version("portal.js")
 
-    @router.get("/portal/{campaign}/unit/{unit}", response_class=HTMLResponse)
+    @router.get("/portal/{campaign}/unit/{unit}", response_class=HTMLResponse,
+                dependencies=[public()])
     async def unit_page(campaign: str, unit: str, view: str = "") -> HTMLResponse:
         """A unit's portal page. Who: anyone (the shell holds no data; the API decides)."""
         config = {"campaign": campaign, "mode": "unit", "id": unit,
                   "readonly": view == "readonly"}
         return HTMLResponse(_shell(config, "单位服务 · 采集进度", css, js), headers=_HEADERS)
 
-    @router.get("/portal/{campaign}/region/{region}", response_class=HTMLResponse)
+    @router.get("/portal/{campaign}/region/{region}", response_class=HTMLResponse,
+                dependencies=[public()])
     async def region_page(campaign: str, region: str) -> HTMLResponse:
         """A coordinator's page of its work region. Who: anyone (the shell holds no data)."""
         config = {"campaign": campaign, "mode": "region", "id": region, "readonly": True}

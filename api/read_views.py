@@ -11,6 +11,7 @@ from typing import Any
 from api.readmodel import Snapshot
 from core.counting import LEVELS, Count, Level, leaderboard
 from core.pacing import METHOD, pacing
+from core.registry import CampaignState
 
 
 def leaderboard_content(level: Level, limit: int | None) -> Any:
@@ -49,10 +50,34 @@ def pacing_content(level: Level, limit: int | None) -> Any:
 
 
 def campaign_content(snap: Snapshot) -> dict[str, Any]:
-    """The campaign view with the snapshot's totals (valid, rejected, test)."""
-    out: dict[str, Any] = snap.state.definition.model_dump(mode="json")
+    """The public campaign view (CONTRACT §7) with the snapshot's totals (valid, rejected,
+    test)."""
+    out = public_view(snap.state)
     out["totals"] = snap.totals()
     return out
+
+
+def full_campaign_content(snap: Snapshot) -> dict[str, Any]:
+    """The whole definition (admins and analysts of the campaign) with the totals."""
+    out: dict[str, Any] = snap.state.definition.model_dump(mode="json")
+    out["view"] = "full"
+    out["totals"] = snap.totals()
+    return out
+
+
+def public_view(state: CampaignState) -> dict[str, Any]:
+    """What anyone may know of a campaign (CONTRACT §7)."""
+    d = state.definition
+    return {
+        "campaign": d.campaign, "view": "public", "timezone": d.timezone,
+        "phases": [p.model_dump(mode="json") for p in d.phases],
+        "work_regions": [{"id": r.id, "name": r.name} for r in d.work_regions],
+        "provinces": [{"id": p.id, "name": p.name, "work_region": p.work_region,
+                       "target": p.target} for p in d.provinces],
+        "units": [{"id": u.id, "name": u.name, "kind": u.kind, "province": u.province,
+                   "target": u.planned_samples} for u in d.units],
+        "visibility": d.visibility.model_dump(mode="json"),
+    }
 
 
 def live_event(

@@ -264,3 +264,9 @@ class ReadModels:
 # Every ReadModels of this process, for the snapshot-age metric (tests build several).
 _LIVE: weakref.WeakSet[ReadModels] = weakref.WeakSet()
 read_metrics.register_ages(lambda: [rm.ages() for rm in list(_LIVE)])
+
+
+def audience(snap: Snapshot) -> str | None:
+    """The cache scope of a crowd view: None (public, cacheable by anyone) unless the campaign
+    keeps its leaderboard private, when every reader holds a token and the view is `private`."""
+    return "private" if snap.state.definition.visibility.leaderboard == "private" else None

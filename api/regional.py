@@ -10,13 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from prometheus_client import Histogram
 
+from api.deps import ANALYSIS, COUNTS, Access, CampaignId, scoped_read
 from api.opens import with_opens
 from api.services import Services
 from core.ports import BREAKDOWN_DIMENSIONS, BreakdownRow, RegionFilter
 from core.registry import CampaignState
 from schemas.campaign import MultiQuestion, Question, ScaleQuestion, SingleQuestion
 
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # Filters that name registry objects take the registry's id syntax (anything else is a 422);
 # free text the respondent or organiser wrote (channel, respondent province and city) is only
 # bounded in length, and a value nobody has simply matches nothing.
@@ -106,21 +106,24 @@ def build_regional_router(services: Services, latency: Histogram) -> APIRouter:
     async def counts(
         campaign: CampaignId,
         filters: Filters,
+        access: Annotated[Access, scoped_read(COUNTS)],
         by: Annotated[str, Query(max_length=300, description=_BY_HELP)] = "",
     ) -> dict[str, Any]:
         """Valid, rejected and test counts grouped by `by` (none: one row of totals); a
         submission counts under each of its reasons when grouped by `reason`. Grouped by
-        unit, link, channel and/or day (or not at all), rows also carry `opens`."""
+        unit, link, channel and/or day (or not at all), rows also carry `opens`. A unit or
+        coordinator token's counts are of its unit or work region (`scope`)."""
         state = campaign_state(campaign)
         names = parse_by(by)
+        narrowed = access.narrow(filters)
         with counts_latency.time():
-            rows = await asyncio.to_thread(services.store.breakdown, campaign, names, filters)
+            rows = await asyncio.to_thread(services.store.breakdown, campaign, names, narrowed)
         out = [_row(r) for r in rows]
         # Answering-page loads (CONTRACT §8) where the grouping and filters fit them.
-        opened = await with_opens(services.open_counter, state, names, filters, out)
+        opened = await with_opens(services.open_counter, state, names, narrowed, out)
         return {
             "campaign": campaign, "by": names, "filters": filters.given(),
-            "rows": out if opened is None else opened,
+            "scope": access.scope, "rows": out if opened is None else opened,
         }
 
     @router.get("/v1/campaigns/{campaign}/questions/{question_id}/distribution")
@@ -128,6 +131,7 @@ def build_regional_router(services: Services, latency: Histogram) -> APIRouter:
         campaign: CampaignId,
         question_id: Annotated[str, Path(min_length=1, max_length=64)],
         filters: Filters,
+        access: Annotated[Access, scoped_read(ANALYSIS)],
     ) -> dict[str, Any]:
         """How the accepted submissions in scope answered one question: per option or scale
         point (each chosen option of a multi-choice question counts); for a text question only
@@ -136,14 +140,16 @@ def build_regional_router(services: Services, latency: Histogram) -> APIRouter:
         question = find_question(state, question_id)
         if question is None:
             raise HTTPException(404, f"no question {question_id!r} in campaign {campaign!r}")
+        narrowed = access.narrow(filters)
         with distribution_latency.time():
             result = await asyncio.to_thread(
-                services.store.answer_distribution, campaign, question, filters
+                services.store.answer_distribution, campaign, question, narrowed
             )
         return {
             "campaign": campaign, "question": question.id, "label": question.label,
             "type": question.type, "options": _defined_options(question),
-            "filters": filters.given(), "accepted": result.accepted, "total": result.total,
+            "filters": filters.given(), "scope": access.scope,
+            "accepted": result.accepted, "total": result.total,
             "counts": dict(result.counts),
         }
 

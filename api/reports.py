@@ -5,32 +5,44 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException
 
+from api.deps import ANALYSIS, Access, CampaignId, scoped_read
 from api.services import Services
 from reports.eligibility import ELIGIBILITY_THRESHOLD, eligible_regions
-
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def build_reports_router(services: Services) -> APIRouter:
     router = APIRouter(tags=["reports"])
 
     @router.get("/v1/campaigns/{campaign}/reports/eligible")
-    async def eligible(campaign: CampaignId) -> dict[str, Any]:
+    async def eligible(
+        campaign: CampaignId, access: Annotated[Access, scoped_read(ANALYSIS)]
+    ) -> dict[str, Any]:
         """Provinces, work regions and units with more than 50,000 valid samples (the
-        campaign's threshold for a statistical report), from the live counts, most first."""
+        campaign's threshold for a statistical report), from the live counts, most first; a
+        coordinator sees those in its work region."""
         state = services.registry.get(campaign)
         if state is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
         counts = await asyncio.to_thread(services.store.unit_counts, campaign)
+        units = access.units_in_scope()
+
+        def sees_unit(unit: str) -> bool:
+            return units is None or unit in units
+
+        seen = {
+            "province": access.sees_province, "work_region": access.sees_region,
+            "unit": sees_unit,
+        }
         return {
             "campaign": campaign,
             "threshold": ELIGIBILITY_THRESHOLD,
+            "scope": access.scope,
             **{
                 f"{level}s": [
                     {"id": r.id, "name": r.name, "valid": r.valid}
-                    for r in eligible_regions(state, counts, level)
+                    for r in eligible_regions(state, counts, level) if seen[level](r.id)
                 ]
                 for level in ("province", "work_region", "unit")
             },

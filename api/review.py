@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from api.access_admin import record_audit
+from api.deps import REVIEW_READ, Access, CampaignId, admin_only, allow
 from api.services import Services
 from core import freeze
 from core.ports import Store
@@ -22,7 +24,6 @@ from core.review import decision_summary, decisions_for, order_key
 from schemas.events import DurationMedianSet, ReviewDecided
 
 log = logging.getLogger(__name__)
-CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SubmissionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 MAX_IDS = 10_000
 # A published median takes effect this long after it is computed, so it is on the registry log
@@ -46,12 +47,6 @@ class ReviewRequest(BaseModel):
     link_code: str = Field(default="", max_length=64)
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
-
-
-def _check_token(services: Services, authorization: str | None) -> None:
-    from api.app import _check_token as check
-
-    check(services.admin_token, authorization)
 
 
 def decision_from(
@@ -184,25 +179,27 @@ def build_review_router(services: Services) -> APIRouter:
     async def post_review(
         campaign: CampaignId,
         body: ReviewRequest,
-        authorization: Annotated[str | None, Header()] = None,
+        access: Annotated[Access, admin_only()],
     ) -> dict[str, Any]:
         """Mark sheets invalid, or valid again, with a reason; counts and rankings follow.
         Sending the same decision_id again changes nothing."""
-        _check_token(services, authorization)
         decision, new, covered = await record_decision(services, campaign, body)
+        if new:
+            await record_audit(services, access, "review.decided", campaign, {
+                "decision_id": decision.decision_id, "action": decision.action,
+                "reviewer": decision.reviewer, "covered": str(covered),
+            })
         return {"decision": decision_summary(decision), "new": new, "covered": covered}
 
-    @router.get("/v1/admin/campaigns/{campaign}/reviews")
+    @router.get("/v1/admin/campaigns/{campaign}/reviews", dependencies=[allow(*REVIEW_READ)])
     async def list_reviews(
         campaign: CampaignId,
-        authorization: Annotated[str | None, Header()] = None,
         submission_id: Annotated[
             str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
         ] = None,
     ) -> dict[str, Any]:
         """The audit trail: every decision (who, what, when, why), oldest first, with how many
         sheets it covers and for how many it is the latest word; or one sheet's decisions."""
-        _check_token(services, authorization)
         state = services.registry.get(campaign)
         if state is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
@@ -231,11 +228,10 @@ def build_review_router(services: Services) -> APIRouter:
 
     @router.post("/v1/admin/campaigns/{campaign}/median")
     async def post_median(
-        campaign: CampaignId, authorization: Annotated[str | None, Header()] = None
+        campaign: CampaignId, access: Annotated[Access, admin_only()]
     ) -> dict[str, Any]:
         """Publish the median completion time the relative speed floor compares against (a
         running instance also does this every relative_refresh_minutes)."""
-        _check_token(services, authorization)
         state = services.registry.get(campaign)
         if state is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
@@ -244,6 +240,8 @@ def build_review_router(services: Services) -> APIRouter:
         )
         if event is None:
             raise HTTPException(409, "no accepted sheet of the current version yet")
+        await record_audit(services, access, "median.published", campaign, {
+            "median_seconds": str(event.median_seconds), "samples": str(event.samples)})
         q = state.definition.questionnaire
         return {
             **event.model_dump(mode="json", exclude={"v", "kind"}),
@@ -253,11 +251,13 @@ def build_review_router(services: Services) -> APIRouter:
 
     @router.post("/v1/admin/campaigns/{campaign}/freeze")
     async def post_freeze(
-        campaign: CampaignId, authorization: Annotated[str | None, Header()] = None
+        campaign: CampaignId, access: Annotated[Access, admin_only()]
     ) -> dict[str, Any]:
         """The final ranking: every leaderboard after review decisions, the rules versions
         used, and a sha256 over its canonical JSON (reproduced by a replay of the log)."""
-        _check_token(services, authorization)
-        return await final_snapshot(services, campaign)
+        snapshot = await final_snapshot(services, campaign)
+        await record_audit(services, access, "campaign.frozen", campaign,
+                           {"sha256": str(snapshot.get("sha256", ""))})
+        return snapshot
 
     return router

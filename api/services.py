@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from api.opens import OpenCounter
 from core.ports import Store
 from core.registry import Registry, RegistryEvent
 from schemas.campaign import CampaignDefinition
+from schemas.settings import Settings
 
 
 async def _no_registry_writes(event: RegistryEvent) -> None:
@@ -30,6 +32,12 @@ class Services:
     # Appends a registry event (a review decision, a median) and returns once it is in force
     # here; the caller then applies a decision to the store (api/review.py).
     publish_registry: Callable[[RegistryEvent], Awaitable[None]] = _no_registry_writes
+    # Signs session cookies (api/auth.py); the same on every instance of a deployment.
+    session_key: str = "survey-ingest-development-key"
+    # Failed authentications per client per minute before 429.
+    auth_failures_per_minute: int = 30
+    # Session cookies carry `Secure` (the public URL is https).
+    secure_cookies: bool = False
     extra: dict[str, object] = field(default_factory=dict)
     # Answering-page loads per link (api/opens.py); a runtime gives it a sink and runs its
     # flush task. Without one, loads are tallied in memory only.
@@ -45,3 +53,13 @@ class Services:
     def open_counter(self) -> OpenCounter:
         assert self.opens is not None  # set in __post_init__
         return self.opens
+
+
+def access_settings(settings: Settings) -> dict[str, Any]:
+    """The Services fields that configure access, from Settings (both runtimes use this)."""
+    return {
+        "admin_token": settings.admin_token,
+        "session_key": settings.session_key or "session:" + settings.hash_key,
+        "auth_failures_per_minute": settings.auth_failures_per_minute,
+        "secure_cookies": settings.public_base_url.lower().startswith("https://"),
+    }

@@ -92,7 +92,8 @@ def _get(url: str, path: str) -> Any:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or s.HOST, parts.port, timeout=30)
     try:
-        conn.request("GET", path)
+        # /counts needs a token (CONTRACT §7); the bench stack runs with the admin token.
+        conn.request("GET", path, headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"})
         response = conn.getresponse()
         body = response.read()
         if response.status != 200:

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from commands import campaign, distributed, erase, export, links, plan, report, review
+from commands import access, campaign, distributed, erase, export, links, plan, report, review
 from commands.common import CliError, add_embedded_flags, settings_from
 from schemas.campaign import CampaignFileError
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_commands(sub, camp)  # review ..., campaign freeze, campaign median
     plan.add_commands(camp, review._target_flags)  # campaign plan import
     links.add_commands(sub)
+    access.add_commands(sub)
     distributed.add_commands(sub)
     report.add_command(sub)
     erase.add_command(sub)
@@ -88,6 +89,11 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         return erase.run(args, settings_from(args))
     if args.command == "links":
         return links.dispatch(args)
+    if args.command == "access":
+        try:
+            return access.run(args, settings_from(args))
+        except access.AccessError as exc:
+            raise CliError(str(exc)) from exc
     return distributed.dispatch(args, settings_from(args))
 
 

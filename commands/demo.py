@@ -10,9 +10,12 @@ import contextlib
 import datetime as dt
 import zoneinfo
 
+from core.access import new_token, new_token_id, token_sha256
 from runtime.embedded import EmbeddedRuntime
 from runtime.serve import graceful_signals, uvicorn_server
+from schemas.access import Role
 from schemas.campaign import CampaignDefinition, load_campaign_file
+from schemas.events import Actor, TokenIssued
 from schemas.settings import Settings
 from simulation import EXAMPLE_CAMPAIGN
 from simulation.generator import run_generator
@@ -22,6 +25,7 @@ async def demo(settings: Settings, rate: float, duration: float | None) -> None:
     definition = _collecting_today(load_campaign_file(EXAMPLE_CAMPAIGN))
     runtime = EmbeddedRuntime(settings)
     await runtime.define_campaign(definition)
+    analyst = await _analyst_token(runtime, definition.campaign)
     await runtime.start()
     server = uvicorn_server(runtime.app, settings)
     base = f"http://{settings.host}:{settings.port}"
@@ -34,6 +38,15 @@ async def demo(settings: Settings, rate: float, duration: float | None) -> None:
         f"  by work region:  {base}/v1/campaigns/{camp}/leaderboard?level=work_region\n"
         f"  live events:     {base}/v1/campaigns/{camp}/live\n"
         f"  API docs:        {base}/docs\n"
+        f"  analyst token:   {analyst}\n"
+        f"     e.g. curl -H 'Authorization: Bearer {analyst}' "
+        f"'{base}/v1/campaigns/{camp}/counts?by=work_region'\n"
+        f"     or sign in at {base}/portal\n"
+        "  other tokens:    survey-ingest access grant"
+        " --role unit|coordinator|analyst|admin|monitor"
+        f" --campaign {camp} [--unit U | --work-region W] --label WHO\n"
+        f"                   --url {base} --token $SURVEY_ADMIN_TOKEN   (or, stopped: --data-dir "
+        f"{settings.data_dir})\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
@@ -59,6 +72,18 @@ async def demo(settings: Settings, rate: float, duration: float | None) -> None:
             with contextlib.suppress(Exception):
                 await server_task
             await runtime.stop()
+
+
+async def _analyst_token(runtime: EmbeddedRuntime, campaign: str) -> str:
+    """Issue an analyst token for the demo campaign (shown once, on the console)."""
+    token = new_token()
+    await runtime.publish_registry(TokenIssued(
+        token_id=new_token_id(), token_sha256=token_sha256(token), role=Role.analyst,
+        campaign=campaign, label="demo analyst", issued_at=dt.datetime.now(dt.UTC),
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=7),
+        by=Actor(token_id="demo", label="survey-ingest demo"),
+    ))
+    return token
 
 
 def _collecting_today(definition: CampaignDefinition) -> CampaignDefinition:

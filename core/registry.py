@@ -7,16 +7,24 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field, replace
 
+from schemas.access import Role
 from schemas.campaign import CampaignDefinition, Phase, Province, Questionnaire, Unit, WorkRegion
 from schemas.events import (
+    Actor,
+    AdminAudited,
     CampaignDefined,
     DurationMedianSet,
     LinkIssued,
     LinkRevoked,
     ReviewDecided,
+    TokenIssued,
+    TokenRevoked,
 )
 
-RegistryEvent = CampaignDefined | LinkIssued | LinkRevoked | DurationMedianSet | ReviewDecided
+RegistryEvent = (
+    CampaignDefined | LinkIssued | LinkRevoked | DurationMedianSet | ReviewDecided
+    | TokenIssued | TokenRevoked | AdminAudited
+)
 # (effective_at, median_seconds, samples), ordered by effective_at
 MedianEntry = tuple[dt.datetime, float, int]
 
@@ -102,11 +110,45 @@ class CampaignState:
         return sum(p.target for p in self.provinces.values() if p.work_region == region_id)
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    """An access token as the registry knows it: never the token, only its sha256."""
+
+    token_id: str
+    sha256: str
+    role: Role
+    campaign: str  # "*" for every campaign
+    unit: str
+    work_region: str
+    label: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime | None
+    issued_by: Actor
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One admin write: what, on which campaign, who (token id and label), when."""
+
+    at: dt.datetime
+    action: str
+    campaign: str
+    by: Actor
+    detail: dict[str, str]
+
+
 class Registry:
-    """Folds registry events in log order; the same fold runs in every runtime and in a replay."""
+    """Folds registry events in log order; the same fold runs in every runtime and in a replay.
+
+    Tokens and the audit trail are replaced whole on change (copy on write): a reader on
+    another thread always sees a consistent dict or tuple."""
 
     def __init__(self) -> None:
         self.campaigns: dict[str, CampaignState] = {}
+        self.tokens: dict[str, TokenRecord] = {}  # by token_id
+        self.token_by_sha256: dict[str, str] = {}  # sha256 -> token_id
+        self.audit: tuple[AuditEntry, ...] = ()
 
     def get(self, campaign: str) -> CampaignState | None:
         return self.campaigns.get(campaign)
@@ -116,7 +158,9 @@ class Registry:
         return [d for state in list(self.campaigns.values()) for d in state.reviews]
 
     def apply(self, event: RegistryEvent) -> None:
-        if isinstance(event, CampaignDefined):
+        if isinstance(event, TokenIssued | TokenRevoked | AdminAudited):
+            self._access(event)
+        elif isinstance(event, CampaignDefined):
             self._define(event)
         elif isinstance(event, DurationMedianSet):
             self._median(event)
@@ -146,6 +190,32 @@ class Registry:
         links = {**state.links, event.link_code: LinkState(
             event.link_code, event.unit, event.channel, None, event.issued_at)}
         self.campaigns[event.campaign] = replace(state, links=links)
+
+    def _access(self, event: TokenIssued | TokenRevoked | AdminAudited) -> None:
+        if isinstance(event, AdminAudited):
+            entry = AuditEntry(event.at, event.action, event.campaign, event.by,
+                               dict(event.detail))
+        elif isinstance(event, TokenIssued):
+            if event.token_id in self.tokens:
+                return  # the same token read twice: the first stands
+            record = TokenRecord(
+                event.token_id, event.token_sha256, event.role, event.campaign, event.unit,
+                event.work_region, event.label, event.issued_at, event.expires_at, event.by,
+            )
+            self.tokens = {**self.tokens, record.token_id: record}
+            self.token_by_sha256 = {**self.token_by_sha256, record.sha256: record.token_id}
+            entry = AuditEntry(event.issued_at, "token.issued", _bound(event.campaign), event.by,
+                               {"token_id": event.token_id, "role": event.role.value,
+                                "label": event.label, **_scope_detail(record)})
+        else:
+            old = self.tokens.get(event.token_id)
+            if old is None or old.revoked_at is not None:
+                return  # unknown, or revoked already: the first revocation stands
+            self.tokens = {**self.tokens, old.token_id: replace(old, revoked_at=event.revoked_at)}
+            entry = AuditEntry(event.revoked_at, "token.revoked", _bound(old.campaign), event.by,
+                               {"token_id": old.token_id, "role": old.role.value,
+                                "label": old.label})
+        self.audit = (*self.audit, entry)
 
     def _median(self, event: DurationMedianSet) -> None:
         state = self.campaigns.get(event.campaign)
@@ -199,3 +269,15 @@ class Registry:
             medians=old.medians if old else {},
             reviews=old.reviews if old else (),
         )
+
+
+def _bound(campaign: str) -> str:
+    return "" if campaign == "*" else campaign
+
+
+def _scope_detail(record: TokenRecord) -> dict[str, str]:
+    if record.unit:
+        return {"unit": record.unit}
+    if record.work_region:
+        return {"work_region": record.work_region}
+    return {}

@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from core.access import METRICS_RULE, Authenticator, Denied, FailedAuthLimiter, check_bearer
 from core.judge import DEVICE_HASH_PREFIX
 from core.ports import LogUnavailableError, RawLog
 from core.privacy import holds_personal_numbers, keyed_hash, mask_free_text, network_prefix
@@ -61,6 +62,8 @@ class Collector:
         max_in_flight: int = 4096,
         trusted_proxies: list[str] | None = None,
         cors_origins: list[str] | None = None,
+        authenticator: Authenticator | None = None,
+        auth_failures_per_minute: int = 30,
     ) -> None:
         self.log = log
         self.known_campaigns = known_campaigns
@@ -75,6 +78,10 @@ class Collector:
         self.trusted_proxies = set(trusted_proxies or ())
         # None unless origins are configured: the default hot path does no CORS work at all.
         self.cors = CorsPolicy(cors_origins) if cors_origins else None
+        # Who may read /metrics when the collector serves its own routes (CONTRACT §7): a
+        # monitor or admin token; without an authenticator nobody.
+        self.authenticator = authenticator
+        self.auth_failures = FailedAuthLimiter(limit=auth_failures_per_minute)
         # Set when a stop begins (runtime/distributed/serving.py): not ready, still serving.
         self.draining = False
 
@@ -88,6 +95,7 @@ class Collector:
         fallback: ASGIApp | None = None,
         ready: Callable[[], bool] | None = None,
         on_received: Callable[[str, str], None] | None = None,
+        authenticator: Authenticator | None = None,
     ) -> Collector:
         """The one wiring of the collector from `Settings`, for every runtime: a setting added
         here reaches `serve` and the distributed collector alike (they once drifted: CORS)."""
@@ -99,6 +107,8 @@ class Collector:
             max_in_flight=settings.max_in_flight,
             trusted_proxies=settings.trusted_proxies,
             cors_origins=settings.cors_origins,
+            authenticator=authenticator,
+            auth_failures_per_minute=settings.auth_failures_per_minute,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,6 +132,11 @@ class Collector:
             ok = not self.draining and self.ready()
             await send_json(send, 200 if ok else 503, {"status": "ready" if ok else "not ready"})
         elif path == "/metrics":
+            refusal = self._metrics_refusal(scope)
+            if refusal is not None:
+                status, detail, headers = refusal
+                await send_json(send, status, {"detail": detail}, headers)
+                return
             body = metrics_server.exposition(ready=self.ready)
             await send(
                 {
@@ -133,6 +148,23 @@ class Collector:
             await send({"type": "http.response.body", "body": body})
         else:
             await send_json(send, 404, {"detail": "not found"})
+
+    def _metrics_refusal(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        """None when the caller may read /metrics; else (status, detail, headers)."""
+        raw = header(scope, b"authorization")
+        authorization = raw.decode("latin-1") if raw is not None else None
+        client = (scope.get("client") or ("?", 0))[0]
+        try:
+            if self.authenticator is None:
+                raise Denied(401, "metrics need a monitor or admin token")
+            check_bearer(self.authenticator, self.auth_failures, METRICS_RULE, authorization,
+                         client, time.monotonic())
+        except Denied as exc:
+            headers = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else []
+            if exc.retry_after:
+                headers.append((b"retry-after", str(exc.retry_after).encode()))
+            return exc.status, exc.detail, headers
+        return None
 
     async def _submission(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()

@@ -12,7 +12,7 @@ from pathlib import Path
 from api.app import build_api
 from api.opens import OpenCounter
 from api.review import refresh_medians
-from api.services import Services
+from api.services import Services, access_settings
 from core.anomaly import AnomalyEngine, text_questions_from
 from core.registry import Registry, RegistryEvent
 from eventlog.file_log import FileLog
@@ -69,7 +69,7 @@ class EmbeddedRuntime:
         self.opens = OpenCounter(
             self.registry, SqlOpens(self.store), settings.opens_flush_seconds)
         services = Services(
-            registry=self.registry, store=self.store, admin_token=settings.admin_token,
+            registry=self.registry, store=self.store, **access_settings(settings),
             define_campaign=self.define_campaign, ready=self.ready,
             is_pending=lambda c, s: (c, s) in self.pending,
             publish_registry=self.publish_registry, opens=self.opens,

@@ -10,16 +10,22 @@ from core.registry import Registry
 from eventlog.file_log import FileLog, LogInUseError
 from schemas.campaign import load_campaign_file
 from schemas.events import (
+    AdminAudited,
     CampaignDefined,
     DurationMedianSet,
     LinkIssued,
     LinkRevoked,
     ReviewDecided,
+    TokenIssued,
+    TokenRevoked,
     decode_event,
 )
 from schemas.settings import Settings
 
-REGISTRY_EVENTS = (CampaignDefined, LinkIssued, LinkRevoked, DurationMedianSet, ReviewDecided)
+REGISTRY_EVENTS = (
+    CampaignDefined, LinkIssued, LinkRevoked, DurationMedianSet, ReviewDecided, TokenIssued,
+    TokenRevoked, AdminAudited,
+)
 
 
 class RegistryUnavailable(Exception):

@@ -170,6 +170,13 @@ class Questionnaire(_Model):
         return questions
 
 
+class Visibility(_Model):
+    """Who may read the campaign's crowd surfaces (leaderboard, /live, /pacing, /display):
+    `public` (anyone) or `private` (a token of the campaign; CONTRACT §7)."""
+
+    leaderboard: Literal["public", "private"] = "public"
+
+
 class CampaignDefinition(_Model):
     campaign: Identifier
     # What people call it (printed on QR sheets and the portal); the id when empty.
@@ -181,6 +188,7 @@ class CampaignDefinition(_Model):
     units: list[Unit] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     questionnaire: Questionnaire
+    visibility: Visibility = Field(default_factory=Visibility)
 
     @field_validator("timezone")
     @classmethod

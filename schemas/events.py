@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from schemas.access import Role
 from schemas.campaign import CampaignDefinition
 
 SCHEMA_VERSION = 1
@@ -106,6 +107,51 @@ class ReviewDecided(_Event):
         ):
             raise ValueError("a link decision needs link_code, window_start < window_end")
         return self
+
+
+class Actor(BaseModel):
+    """Who made an admin write: the token's id and label (never the token or its hash)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    token_id: str = Field(max_length=64)
+    label: str = Field(max_length=200)
+
+
+class TokenIssued(_Event):
+    """An access token came into being. Only its sha256 is on the log; the token itself was
+    shown once to whoever issued it."""
+
+    kind: Literal["token.issued"] = "token.issued"
+    token_id: str = Field(min_length=1, max_length=64)
+    token_sha256: str = Field(min_length=64, max_length=64)
+    role: Role
+    campaign: str = Field(min_length=1, max_length=64)  # "*": every campaign (admin, monitor)
+    unit: str = ""
+    work_region: str = ""
+    label: str = Field(min_length=1, max_length=200)
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    by: Actor
+
+
+class TokenRevoked(_Event):
+    kind: Literal["token.revoked"] = "token.revoked"
+    token_id: str = Field(min_length=1, max_length=64)
+    revoked_at: AwareDatetime
+    by: Actor
+
+
+class AdminAudited(_Event):
+    """An admin write other than a token's issue or revocation (those are their own audit
+    record): a campaign definition, a review decision, a median, a freeze."""
+
+    kind: Literal["admin.audited"] = "admin.audited"
+    audit_id: str = Field(min_length=1, max_length=64)
+    action: str = Field(min_length=1, max_length=64)
+    campaign: str = ""
+    at: AwareDatetime
+    by: Actor
+    detail: dict[str, str] = Field(default_factory=dict)
 
 
 Status = Literal["accepted", "rejected", "test"]
@@ -220,7 +266,10 @@ Event = Annotated[
     | CountChanged
     | FindingRaised
     | DurationMedianSet
-    | ReviewDecided,
+    | ReviewDecided
+    | TokenIssued
+    | TokenRevoked
+    | AdminAudited,
     Field(discriminator="kind"),
 ]
 _EVENT = TypeAdapter(Event)

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     # Key for the keyed hashes of client addresses and device ids; set it in production.
     hash_key: str = "survey-ingest-development-key"
     public_base_url: str = "http://127.0.0.1:8080"
+    # Session key: signs the pages' session cookies (api/auth.py); empty: derived from hash_key.
+    session_key: str = ""
     cors_origins: list[str] = Field(default_factory=list)
     trusted_proxies: list[str] = Field(default_factory=list)
 
@@ -27,6 +29,8 @@ class Settings(BaseSettings):
     topic_prefix: str = "survey"
     raw_partitions: int = 8
 
+    # Failed authentications a client may make per minute before it is answered 429; 0 = off.
+    auth_failures_per_minute: int = 30
     rate_limit_per_ip: float = 0.0  # requests/s per client address; 0 = off
     rate_limit_per_link: float = 0.0  # requests/s per link code; 0 = off
     max_in_flight: int = 4096  # concurrent submissions awaiting the log before shedding with 503

@@ -52,14 +52,22 @@
   function fmt(n) { return Number(n || 0).toLocaleString("zh-CN"); }
   function pct(a, b) { return b ? (100 * a / b).toFixed(1) + "%" : "—"; }
   function token() { return sessionStorage.getItem(KEY) || ""; }
+  function csrf() {
+    var m = document.cookie.match(/(?:^|;\s*)si_csrf=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
 
   function Unauthorized(message) { this.message = message; }
 
   function api(path, options) {
     options = options || {};
-    var headers = { authorization: "Bearer " + token() };
+    // A token typed here, else the session of /portal's sign-in (its cookie goes by itself;
+    // a write carries the CSRF cookie's value back as a header).
+    var headers = token() ? { authorization: "Bearer " + token() } : {};
+    var method = options.method || "GET";
+    if (!token() && method !== "GET") headers["x-csrf-token"] = csrf();
     if (options.body) headers["content-type"] = "application/json";
-    return fetch(path, { method: options.method || "GET", headers: headers,
+    return fetch(path, { method: method, headers: headers, credentials: "same-origin",
                          body: options.body ? JSON.stringify(options.body) : undefined })
       .then(function (r) {
         if (r.status === 401) throw new Unauthorized("令牌无效或已过期，请重新登录。");

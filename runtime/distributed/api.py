@@ -10,12 +10,20 @@ from fastapi import HTTPException
 from api.app import build_api
 from api.opens import OpenCounter
 from api.review import refresh_medians
-from api.services import Services
+from api.services import Services, access_settings
 from core.registry import RegistryEvent
 from runtime.distributed.registry import RegistryFollower, RegistryPublisher
 from runtime.distributed.serving import serve_http
 from schemas.campaign import CampaignDefinition
-from schemas.events import DurationMedianSet, LinkIssued, LinkRevoked, ReviewDecided
+from schemas.events import (
+    AdminAudited,
+    DurationMedianSet,
+    LinkIssued,
+    LinkRevoked,
+    ReviewDecided,
+    TokenIssued,
+    TokenRevoked,
+)
 from schemas.settings import Settings
 from storage import open_store
 from storage.findings import SqlFindings
@@ -51,9 +59,12 @@ class _Admin:
             raise HTTPException(503, "definition written but not yet in force; check again")
 
     async def publish(self, event: RegistryEvent) -> None:
-        """A review decision, a median or a unit's link issued or revoked onto the registry
-        topic, in force here on return."""
-        if not isinstance(event, DurationMedianSet | ReviewDecided | LinkIssued | LinkRevoked):
+        """A review decision, a median, a unit's link issued or revoked, a token event or an
+        audit record onto the registry topic, in force here on return."""
+        if not isinstance(
+            event, DurationMedianSet | ReviewDecided | LinkIssued | LinkRevoked | TokenIssued
+            | TokenRevoked | AdminAudited
+        ):
             raise TypeError(f"not published this way: {type(event).__name__}")
 
         def send() -> int:
@@ -84,7 +95,7 @@ async def run_api(settings: Settings) -> None:
     admin = _Admin(settings, follower)
     opens = OpenCounter(follower.registry, SqlOpens(store), settings.opens_flush_seconds)
     services = Services(
-        registry=follower.registry, store=store, admin_token=settings.admin_token,
+        registry=follower.registry, store=store, **access_settings(settings),
         define_campaign=admin.define, ready=follower.ready, publish_registry=admin.publish,
         opens=opens, public_base_url=settings.public_base_url,
     )

@@ -53,6 +53,7 @@ class _KnownCampaigns:
 
 def build_collector(settings: Settings) -> tuple[Collector, Callable[[], None]]:
     """The collector app wired to Kafka, and what closes it (flushes the producer)."""
+    from core.access import Authenticator
     from ingest.collector import Collector
 
     topology = Topology.of(settings)
@@ -60,7 +61,9 @@ def build_collector(settings: Settings) -> tuple[Collector, Callable[[], None]]:
     raw = KafkaRawLog(settings.kafka_bootstrap, topology.raw)
     known = _KnownCampaigns(follower)
     app = Collector.from_settings(
-        settings, raw, lambda: known, ready=lambda: raw.healthy() and follower.ready()
+        settings, raw, lambda: known, ready=lambda: raw.healthy() and follower.ready(),
+        # /metrics: a monitor or admin token (tokens come with the registry topic).
+        authenticator=Authenticator(follower.registry, settings.admin_token),
     )
 
     def close() -> None:

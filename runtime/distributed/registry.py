@@ -23,11 +23,14 @@ from core.registry import Registry
 from eventlog.kafka_log import producer_config
 from schemas.campaign import CampaignDefinition
 from schemas.events import (
+    AdminAudited,
     CampaignDefined,
     DurationMedianSet,
     LinkIssued,
     LinkRevoked,
     ReviewDecided,
+    TokenIssued,
+    TokenRevoked,
     UnknownEventError,
     decode_event,
     encode_event,
@@ -140,7 +143,10 @@ class RegistryFollower:
         except UnknownEventError as exc:
             log.error("registry offset %d cannot be read: %s", record.offset, exc)
             event = None
-        if isinstance(
+        if isinstance(event, TokenIssued | TokenRevoked | AdminAudited):
+            # Tokens and the audit trail are replaced whole by the fold itself (copy on write).
+            self.registry.apply(event)
+        elif isinstance(
             event, CampaignDefined | LinkIssued | LinkRevoked | DurationMedianSet | ReviewDecided
         ):
             # Copy on write: readers on other threads iterate the campaigns while this thread
@@ -171,20 +177,27 @@ class RegistryPublisher:
 
     def publish(
         self,
-        event: DurationMedianSet | ReviewDecided | LinkIssued | LinkRevoked,
+        event: (DurationMedianSet | ReviewDecided | LinkIssued | LinkRevoked | TokenIssued
+                | TokenRevoked | AdminAudited),
         timeout_s: float = 10.0,
     ) -> int:
-        """A review decision, a median, or a unit's link issued or revoked; keyed uniquely, so
-        compaction keeps every one."""
-        if isinstance(event, ReviewDecided):
-            name = event.decision_id
-        elif isinstance(event, DurationMedianSet):
-            name = f"median\x1f{event.questionnaire_version}\x1f{event.effective_at.isoformat()}"
-        elif isinstance(event, LinkIssued):
-            name = f"{event.link_code}\x1f{event.issued_at.isoformat()}"
+        """A review decision, a median, a unit's link issued or revoked, a token's issue or
+        revocation, an audit record; keyed uniquely, so compaction keeps every one."""
+        if isinstance(event, TokenIssued | TokenRevoked):
+            key = f"*\x1f{event.kind}\x1f{event.token_id}".encode()
+        elif isinstance(event, AdminAudited):
+            key = f"{event.campaign}\x1f{event.kind}\x1f{event.audit_id}".encode()
         else:
-            name = f"{event.link_code}\x1f{event.revoked_at.isoformat()}"
-        key = f"{event.campaign}\x1f{event.kind}\x1f{name}".encode()
+            if isinstance(event, ReviewDecided):
+                name = event.decision_id
+            elif isinstance(event, DurationMedianSet):
+                name = (f"median\x1f{event.questionnaire_version}"
+                        f"\x1f{event.effective_at.isoformat()}")
+            elif isinstance(event, LinkIssued):
+                name = f"{event.link_code}\x1f{event.issued_at.isoformat()}"
+            else:
+                name = f"{event.link_code}\x1f{event.revoked_at.isoformat()}"
+            key = f"{event.campaign}\x1f{event.kind}\x1f{name}".encode()
         sent = self._producer.send(self.topic, value=encode_event(event), key=key, partition=0)
         return int(sent.get(timeout=timeout_s).offset)
 

@@ -13,6 +13,8 @@ import httpx
 from tests.helpers import stop_process, wait_ready
 
 ADMIN_TOKEN = "test-admin-token"
+# The admin bearer header: /metrics and the scoped reads need a token (CONTRACT §7).
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def free_port() -> int:

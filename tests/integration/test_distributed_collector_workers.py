@@ -29,7 +29,7 @@ from schemas.settings import Settings
 from stream_processors.faust_topology import Topology
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Role, wait_until
-from tests.integration.embedded_server import free_port
+from tests.integration.embedded_server import ADMIN, ADMIN_TOKEN, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +70,7 @@ def start_collector(
                 "SURVEY_KAFKA_BOOTSTRAP": kafka_bootstrap,
                 "SURVEY_TOPIC_PREFIX": prefix,
                 "SURVEY_HASH_KEY": HASH_KEY,
+                "SURVEY_ADMIN_TOKEN": ADMIN_TOKEN,  # /metrics needs a monitor or admin token
                 "PYTHONUNBUFFERED": "1",
                 "SURVEY_DRAIN_SECONDS": "0",
                 **env,
@@ -175,7 +176,7 @@ def _accepted_in(metrics_dir: Path, pid: int) -> float:
 
 
 def _scraped_accepted(url: str) -> float:
-    r = httpx.get(f"{url}/metrics", timeout=10)
+    r = httpx.get(f"{url}/metrics", headers=ADMIN, timeout=10)
     assert r.status_code == 200, r.text
     for line in r.text.splitlines():
         if line.startswith('survey_collector_requests_total{status="202"}'):

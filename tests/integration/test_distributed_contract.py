@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers import campaign_definition, sheet, sheets_of_every_kind
 from tests.integration.distributed_stack import Stack, wait_until
+from tests.integration.embedded_server import ADMIN
 from tests.integration.test_embedded_contract import CLOSED, EXPECTED, LIVE, TRIAL
 
 pytestmark = pytest.mark.integration
@@ -117,7 +118,7 @@ def test_health_endpoints_answer(stack: Stack, scenario: dict[str, Any]) -> None
     for base in (stack.collector_url, stack.api_url):
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{base}/readyz").status_code == 200
-    metrics = httpx.get(f"{stack.collector_url}/metrics").text
+    metrics = httpx.get(f"{stack.collector_url}/metrics", headers=ADMIN).text
     assert 'survey_collector_requests_total{status="202"}' in metrics
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import campaign_definition, sheet, sheets_of_every_kind, status_of
-from tests.integration.embedded_server import EmbeddedServer
+from tests.integration.embedded_server import ADMIN, EmbeddedServer
 
 # Real servers on loopback: sockets allowed (tests/conftest.py).
 pytestmark = pytest.mark.integration
@@ -168,7 +168,7 @@ def test_edge_errors_are_json_with_detail(server: EmbeddedServer, scenario: dict
 def test_health_metrics_and_live_stream(server: EmbeddedServer, scenario: dict[str, Any]) -> None:
     assert httpx.get(f"{server.base}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{server.base}/readyz").status_code == 200
-    metrics = httpx.get(f"{server.base}/metrics").text
+    metrics = httpx.get(f"{server.base}/metrics", headers=ADMIN).text
     assert 'survey_collector_requests_total{status="202"}' in metrics
     with httpx.stream("GET", f"{server.base}/v1/campaigns/{LIVE}/live", timeout=10) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")

@@ -14,7 +14,7 @@ import pytest
 
 from simulation.padding import RING_TEMPLATES, _edit, honest_text
 from tests.helpers import campaign_definition, sheet
-from tests.integration.embedded_server import EmbeddedServer
+from tests.integration.embedded_server import ADMIN, EmbeddedServer
 
 # Real servers on loopback: sockets allowed (tests/conftest.py).
 pytestmark = pytest.mark.integration
@@ -36,7 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]
 def _findings(
     server: EmbeddedServer, campaign: str = CAMPAIGN, **params: str
 ) -> list[dict[str, Any]]:
-    r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/findings", params=params, timeout=10)
+    r = httpx.get(f"{server.base}/v1/campaigns/{campaign}/findings", params=params,
+                  headers=ADMIN, timeout=10)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["campaign"] == campaign
@@ -83,10 +84,10 @@ def test_an_opinion_ring_reaches_the_api_with_its_evidence(
     assert _findings(server, unit="gx-net") == [ring]
     assert _findings(server, kind="burst") == []
     assert _findings(server, link="Sh9zY8xW") == []
-    unknown = httpx.get(f"{server.base}/v1/campaigns/nope/findings", timeout=10)
+    unknown = httpx.get(f"{server.base}/v1/campaigns/nope/findings", headers=ADMIN, timeout=10)
     assert unknown.status_code == 404
     bad = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/findings",
-                    params={"kind": "nonsense"}, timeout=10)
+                    params={"kind": "nonsense"}, headers=ADMIN, timeout=10)
     assert bad.status_code == 422
 
 
@@ -94,7 +95,7 @@ def test_findings_are_metrics_and_never_change_counts(
     server: EmbeddedServer, posted: dict[str, list[dict[str, Any]]]
 ) -> None:
     assert _wait_for_findings(server)
-    metrics = httpx.get(f"{server.base}/metrics", timeout=10).text
+    metrics = httpx.get(f"{server.base}/metrics", headers=ADMIN, timeout=10).text
     assert 'survey_findings_total{kind="text_near_duplicate"} 1.0' in metrics
     assert 'survey_findings_total{kind="burst"} 0.0' in metrics
     statuses = []

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.helpers import campaign_definition, sheet, status_of
-from tests.integration.embedded_server import EmbeddedServer
+from tests.integration.embedded_server import ADMIN, EmbeddedServer
 
 # Real servers on loopback: sockets allowed (tests/conftest.py).
 pytestmark = pytest.mark.integration
@@ -80,7 +80,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]
 
 
 def counts(server: EmbeddedServer, **params: str) -> httpx.Response:
-    return httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/counts", params=params, timeout=10)
+    return httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/counts", params=params,
+                     headers=ADMIN, timeout=10)
 
 
 def rows_of(server: EmbeddedServer, **params: str) -> dict[tuple[Any, ...], tuple[int, int, int]]:
@@ -102,7 +103,7 @@ def rows_of(server: EmbeddedServer, **params: str) -> dict[tuple[Any, ...], tupl
 def distribution(server: EmbeddedServer, qid: str, **params: str) -> httpx.Response:
     return httpx.get(
         f"{server.base}/v1/campaigns/{CAMPAIGN}/questions/{qid}/distribution",
-        params=params, timeout=10,
+        params=params, headers=ADMIN, timeout=10,
     )
 
 
@@ -170,7 +171,7 @@ def test_scale_distribution_over_the_whole_campaign(server: EmbeddedServer) -> N
     assert r.status_code == 200, r.text
     assert r.json() == {
         "campaign": CAMPAIGN, "question": "q1", "label": "", "type": "scale",
-        "options": ["1", "2", "3", "4", "5"], "filters": {}, "accepted": 8, "total": 8,
+        "options": ["1", "2", "3", "4", "5"], "filters": {}, "scope": {}, "accepted": 8, "total": 8,
         "counts": {"1": 2, "2": 2, "3": 1, "4": 2, "5": 1},
     }
 
@@ -195,8 +196,9 @@ def test_single_choice_and_text_distributions(server: EmbeddedServer) -> None:
 
 def test_unknown_campaign_or_question_is_404(server: EmbeddedServer) -> None:
     for r in (
-        httpx.get(f"{server.base}/v1/campaigns/nope/counts", timeout=10),
-        httpx.get(f"{server.base}/v1/campaigns/nope/questions/q1/distribution", timeout=10),
+        httpx.get(f"{server.base}/v1/campaigns/nope/counts", headers=ADMIN, timeout=10),
+        httpx.get(f"{server.base}/v1/campaigns/nope/questions/q1/distribution", headers=ADMIN,
+                  timeout=10),
         distribution(server, "q99"),
         distribution(server, "q1'; DROP TABLE submissions; --"),
     ):
@@ -251,6 +253,6 @@ def test_injection_in_free_text_filters_matches_nothing(
 def test_query_latency_is_recorded_per_endpoint(server: EmbeddedServer) -> None:
     counts(server, by="unit")
     distribution(server, "q1")
-    text = httpx.get(f"{server.base}/metrics", timeout=10).text
+    text = httpx.get(f"{server.base}/metrics", headers=ADMIN, timeout=10).text
     for endpoint in ("counts", "distribution"):
         assert f'survey_api_query_duration_seconds_count{{endpoint="{endpoint}"}}' in text

@@ -129,7 +129,10 @@ def exposed_series_names() -> set[str]:
 class PrometheusServer:
     """A Prometheus on a free port, scraping `targets` ({job: [host:port]}) every second."""
 
-    def __init__(self, workdir: Path, targets: dict[str, list[str]], *, rules: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, targets: dict[str, list[str]], *, rules: bool = True,
+        bearer: str | None = None,
+    ) -> None:
         self.binary = binary("prometheus")
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +143,10 @@ class PrometheusServer:
                 "scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
             },
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": hosts}]}
+                {"job_name": job, "static_configs": [{"targets": hosts}],
+                 # /metrics of serve, collector and api needs a monitor (or admin) token.
+                 **({"authorization": {"type": "Bearer", "credentials": bearer}}
+                    if bearer else {})}
                 for job, hosts in targets.items()
             ],
         }

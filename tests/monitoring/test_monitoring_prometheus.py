@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers import campaign_definition, sheet, status_of
-from tests.integration.embedded_server import EmbeddedServer, free_port
+from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer, free_port
 from tests.monitoring.promkit import PrometheusServer, dashboard_queries, nonzero_by
 
 # Real servers on loopback: sockets allowed (tests/conftest.py).
@@ -109,7 +109,7 @@ def serving(
     prometheus = None
     try:
         targets = {"collector": [f"127.0.0.1:{server.port}"]}
-        prometheus = PrometheusServer(tmp / "prom", targets).start()
+        prometheus = PrometheusServer(tmp / "prom", targets, bearer=ADMIN_TOKEN).start()
         assert server.define(campaign_definition(CAMPAIGN)).status_code == 200
         sheets: list[dict[str, Any]] = [
             sheet(CAMPAIGN), sheet(CAMPAIGN, "Gd7kQ2xQ"), sheet(CAMPAIGN, "Gx1aB2cD"),

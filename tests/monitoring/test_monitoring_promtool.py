@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,10 +29,19 @@ def test_a_missing_binary_fails_under_ci_and_only_skips_elsewhere(
         binary("promtool-that-does-not-exist")
 
 
-def test_prometheus_config_is_valid_and_loads_the_alert_rules() -> None:
-    done = promtool("check", "config", "prometheus.yml")
+def test_prometheus_config_is_valid_and_loads_the_alert_rules(tmp_path: Path) -> None:
+    # As deployed: next to the file of the `monitor` token it scrapes /metrics with.
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(MONITORING / name, tmp_path / name)
+    (tmp_path / "monitor.token").write_text("sik_" + "m" * 43)
+    done = subprocess.run([binary("promtool"), "check", "config", "prometheus.yml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 rule files found" in done.stdout + done.stderr
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    scraped = {job["job_name"]: job.get("authorization") for job in config["scrape_configs"]}
+    for job in ("collector", "api"):  # /metrics behind a monitor token (CONTRACT §7)
+        assert scraped[job] == {"type": "Bearer", "credentials_file": "monitor.token"}, job
 
 
 def test_alert_rules_are_valid() -> None:

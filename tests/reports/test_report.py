@@ -207,9 +207,9 @@ def test_eligible_endpoint_lists_regions_over_the_threshold(built: Built) -> Non
 
     valid = _valid(built)
     with _store(built) as store:
-        services = Services(registry=built.registry, store=store, admin_token="",
+        services = Services(registry=built.registry, store=store, admin_token="adm",
                             define_campaign=_never, ready=lambda: True)
-        client = TestClient(build_api(services))
+        client = TestClient(build_api(services), headers={"authorization": "Bearer adm"})
         body = client.get(f"/v1/campaigns/{built.definition.campaign}/reports/eligible").json()
         assert client.get("/v1/campaigns/nope/reports/eligible").status_code == 404
     assert body["threshold"] == 50_000

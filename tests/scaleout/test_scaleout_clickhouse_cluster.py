@@ -25,7 +25,7 @@ from storage import cluster, migrations, open_store
 from tests.conftest import ROOT
 from tests.helpers import campaign_definition, sheet, unavailable
 from tests.integration.distributed_stack import Stack, wait_until
-from tests.integration.embedded_server import free_port
+from tests.integration.embedded_server import ADMIN, free_port
 from tests.scaleout.load import clickhouse_counts, drive, valid_counts
 
 pytestmark = pytest.mark.integration
@@ -202,7 +202,7 @@ def test_the_distributed_roles_run_unchanged_on_the_sharded_store(
     assert sum(on_shard) == total and all(on_shard), on_shard
     # A regional query through the API reads the base table through the Distributed table.
     r = httpx.get(f"{stack.api_url}/v1/campaigns/{campaign}/counts",
-                  params={"by": "status"}, timeout=10)
+                  params={"by": "status"}, headers=ADMIN, timeout=10)
     assert r.status_code == 200, r.text
     assert {row["status"]: row["valid"] + row["rejected"] + row["test"]
             for row in r.json()["rows"]}.get("accepted") == len(bodies)

@@ -74,8 +74,11 @@ def setting_name(variable: str) -> str | None:
 
 
 def config_data() -> dict[str, str]:
+    """The settings the roles get (not the monitoring Secret and scrape config for Prometheus)."""
     data: dict[str, str] = {}
     for _, doc in k8s_docs():
+        if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "monitoring":
+            continue
         if doc["kind"] == "ConfigMap":
             data.update(doc["data"])
         elif doc["kind"] == "Secret":
@@ -330,3 +333,24 @@ def test_dockerfile_is_pinned_unprivileged_and_copies_every_package() -> None:
     assert images == {IMAGE}
     assert all(s["build"]["dockerfile"] == "deploy/Dockerfile"
                for s in ours(compose()["services"]).values() if "build" in s)
+
+
+def test_kubernetes_scrape_config_sends_the_monitor_token() -> None:
+    """/metrics of collector and api pods needs a monitor token: the scrape job that keeps them
+    sends one, the other job drops them."""
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in k8s_docs()}
+    scrape = yaml.safe_load(
+        docs[("ConfigMap", "survey-ingest-scrape")]["data"]["survey-ingest.yml"])
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    authed = jobs["survey-ingest-http"]
+    assert authed["authorization"]["type"] == "Bearer"
+    assert "authorization" not in jobs["survey-ingest-metrics-ports"]
+    for name in ("collector", "api"):
+        annotations = docs[("Deployment", name)]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["survey-ingest.io/metrics-auth"] == "bearer", name
+    # (Debian's promtool is built without Kubernetes discovery, so it cannot check this file;
+    # the relabelling is checked here: keep our annotation in one job, drop it in the other.)
+    keep = authed["relabel_configs"][0]
+    assert keep["action"] == "keep" and keep["regex"] == "bearer"
+    drop = jobs["survey-ingest-metrics-ports"]["relabel_configs"][1]
+    assert drop["action"] == "drop" and drop["regex"] == "bearer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import hmac
 import itertools
 import time
@@ -10,10 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import HTTPException
 
-import api.app
+from core.access import Authenticator, Denied, token_sha256
+from core.registry import Registry
 from ingest.collector import Collector
+from schemas.access import Role
 from tests.helpers import campaign_definition, sheet
 from tests.integration.embedded_server import EmbeddedServer
 from tests.security.support import ALLOWED_ORIGIN, CAMPAIGN, status_of
@@ -159,22 +161,27 @@ def test_admin_refuses_missing_or_wrong_token(
     assert r.json()["detail"]
 
 
-def test_admin_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[bytes, bytes]] = []
+def test_admin_token_is_compared_by_hash_never_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catches a string compare of the secret (timing leaks its prefix): only sha256 digests
+    ever reach compare_digest, and an unset admin token matches nothing, not even ""."""
+    calls: list[tuple[str, str]] = []
     real = hmac.compare_digest
 
-    def spy(a: bytes, b: bytes) -> bool:
+    def spy(a: str, b: str) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module api.app calls it through
-    api.app._check_token("s3cret", "Bearer s3cret")
-    with pytest.raises(HTTPException) as refused:
-        api.app._check_token("s3cret", "Bearer s3creT")
-    assert refused.value.status_code == 401
-    assert calls == [(b"s3cret", b"s3cret"), (b"s3creT", b"s3cret")]
-    with pytest.raises(HTTPException):  # an unset token never matches, even an empty one
-        api.app._check_token("", "Bearer ")
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module core.access calls it through
+    auth = Authenticator(Registry(), "s3cret")
+    now = dt.datetime.now(dt.UTC)
+    assert auth.caller("s3cret", now).role is Role.admin
+    with pytest.raises(Denied) as refused:
+        auth.caller("s3creT", now)
+    assert refused.value.status == 401
+    assert calls == [(token_sha256("s3cret"), token_sha256("s3cret")),
+                     (token_sha256("s3creT"), token_sha256("s3cret"))]
+    with pytest.raises(Denied):
+        Authenticator(Registry(), "").caller("", now)
 
 
 # -- CORS ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from schemas.envelope import MAX_BODY_BYTES
 from tests.helpers import campaign_definition, sheet
-from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer
+from tests.integration.embedded_server import ADMIN, ADMIN_TOKEN, EmbeddedServer
 from tests.security.support import status_of
 
 # Real servers on loopback: sockets allowed (tests/conftest.py).
@@ -237,7 +237,7 @@ def test_injection_strings_are_stored_and_read_back_literally(
     rows = httpx.get(
         f"{server.base}/v1/campaigns/{CAMPAIGN}/counts",
         params={"by": "link,respondent_province,city", "respondent_province": text, "city": text},
-        timeout=10,
+        headers=ADMIN, timeout=10,
     )
     assert rows.status_code == 200, rows.text
     assert rows.json()["rows"] == [
@@ -248,5 +248,5 @@ def test_injection_strings_are_stored_and_read_back_literally(
 
 def test_injection_strings_leave_the_store_intact(server: EmbeddedServer) -> None:
     assert_still_judging(server)
-    r = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/counts", timeout=10)
+    r = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/counts", headers=ADMIN, timeout=10)
     assert r.status_code == 200 and r.json()["rows"][0]["valid"] >= 1, r.text
