@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.conftest import new_stack  # noqa: F401 - the distributed fixture
 
 from schemas.access import Role
 from tests.helpers import campaign_definition
@@ -142,6 +141,23 @@ def calls_for(key: tuple[str, str], t: Target) -> dict[tuple[str, str], Call]:
             out[(campaign, "in")] = Call(method, p, {"unit": "gd-cyber"})
             out[(campaign, "out")] = Call(method, p, {"unit": "sh-uni"})
             continue
+        if "{unit}" in path or path.endswith("/links/{code}"):
+            # A unit's links: gd-cyber (south) is in the unit's and coordinator's scope, sh-uni
+            # (east) out of it. Revoked here: gd-cyber's second link (Gd7kQ2xP stays live).
+            own, other = ("gd-cyber", "Gd7kQ2xQ"), ("sh-uni", "Sh9zY8xW")
+            for variant, (unit, code) in (("in", own), ("out", other)):
+                q = (p.replace("{unit}", unit).replace("{code}", code)
+                     .replace("{kind}", "png"))
+                if method == "POST":
+                    call = Call(method, q, json={"count": 1, "channel": "matrix"}, ok=201)
+                else:
+                    call = Call(method, q)
+                out[(campaign, variant)] = call
+            continue
+        if path.endswith("/export") or path.endswith("/export/codebook"):
+            out[(campaign, "in")] = Call(method, p, {"work_region": "south"})
+            out[(campaign, "out")] = Call(method, p, {"work_region": "east"})
+            continue
         if path.endswith("/distribution"):
             out[(campaign, "in")] = Call(method, p, {"work_region": "south"})
             out[(campaign, "out")] = Call(method, p, {"work_region": "east"})
@@ -163,8 +179,10 @@ def calls_for(key: tuple[str, str], t: Target) -> dict[tuple[str, str], Call]:
         elif path == "/v1/admin/tokens" and method == "POST":
             call = Call(method, p, json={"role": "analyst", "campaign": PRIVATE,
                                          "label": "matrix issue"}, ok=201)
-        elif path.startswith("/portal/"):
+        elif path.startswith("/portal/") and method == "POST":
             call = Call(method, p, ok=403)  # a form without its CSRF token
+        elif path.startswith("/portal/"):
+            call = Call(method, p.replace("{unit}", "gd-cyber").replace("{region}", "south"))
         out[(campaign, "-")] = call
     return out
 

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import httpx
-from tests.integration.conftest import new_stack  # noqa: F401 - the distributed fixture
 
 from core.access import token_sha256
 from tests.helpers import campaign_definition
@@ -20,7 +19,7 @@ REVOKED_WITHIN_S = 5.0
 
 
 def test_revoked_token_refused_by_every_instance_within_5s(
-    new_stack: Callable[..., Stack],  # noqa: F811 - the imported fixture
+    new_stack: Callable[..., Stack],
 ) -> None:
     stack = new_stack().start()
     second = f"http://127.0.0.1:{free_port()}"

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.conftest import new_stack  # noqa: F401 - the distributed fixture
 
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Stack, wait_until
