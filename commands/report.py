@@ -122,7 +122,9 @@ def _all_eligible(args: argparse.Namespace, store: Any, state: Any, previous: An
         if job.kind == "topic":
             scope = topic_scope(state, args.campaign, job.id)
         else:
-            scope = Scope(args.campaign, **({job.kind: job.id} if job.id else {}))
+            scope = Scope(args.campaign,
+                          province=job.id if job.kind == "province" else None,
+                          work_region=job.id if job.kind == "work_region" else None)
         return build_report_from_store(store, state, scope, previous=previous)
 
     results = run_all(jobs, args.out, build, workers=args.workers,

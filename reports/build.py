@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 
 from core.counting import Count, leaderboard
@@ -37,7 +38,6 @@ from schemas.campaign import Question, ScaleQuestion
 OPINION_SAMPLE: Final = 20
 THEME_SAMPLE: Final = 20_000  # opinions the themes are counted over, at most
 TOP_CITIES: Final = 15
-_MISSING: Final = object()
 _LEADING_NUMBER = re.compile(r"(\d+)")
 
 
@@ -232,7 +232,7 @@ def _weighted(run: Executes, state: CampaignState, scope: Scope, data: ReportDat
         _year_over_year(run, previous, scope, data)
 
 
-def _gaps(figures: Figures, scales: list[Question], state: CampaignState,
+def _gaps(figures: Figures, scales: Sequence[Question], state: CampaignState,
           data: ReportData) -> None:
     dims = [("age_group", "年龄段"), ("respondent_province", "受访者所在省份")]
     if data.kind == "national":
@@ -274,11 +274,13 @@ def _year_over_year(run: Executes, previous: CampaignState, scope: Scope,
         before = figures.question(q)
         if before is None:
             continue
-        old = {o.option: o.weighted for o in before.options}
-        options = [dataclasses.replace(o, previous=old.get(o.option), change=(
-            difference(o.weighted, old[o.option])
-            if o.weighted is not None and old.get(o.option) is not None
-            and old[o.option].n > 0 else None)) for o in result.options]  # type: ignore[arg-type]
+        old = {o.option: o.weighted for o in before.options if o.weighted is not None}
+        options = []
+        for o in result.options:
+            was = old.get(o.option)
+            change = (difference(o.weighted, was)
+                      if o.weighted is not None and was is not None and was.n > 0 else None)
+            options.append(dataclasses.replace(o, previous=was, change=change))
         mean_change = None
         if result.weighted_mean is not None and before.weighted_mean is not None:
             mean_change = difference(result.weighted_mean, before.weighted_mean)

@@ -82,10 +82,10 @@ def est_share(e: Estimate | None) -> str:
 def diff_text(d: Difference | None, *, percent: bool = False) -> str:
     if d is None:
         return "—"
-    f = (lambda x: f"{100 * x:+.1f} 个百分点") if percent else (lambda x: f"{x:+.1f}")
-    g = (lambda x: f"{100 * x:+.1f}") if percent else (lambda x: f"{x:+.1f}")
+    k = 100.0 if percent else 1.0
+    unit = " 个百分点" if percent else ""
     noise = "，在抽样误差范围内" if d.within_noise else "，超出抽样误差"
-    return f"{f(d.value)}（{g(d.low)} 至 {g(d.high)}{noise}）"
+    return f"{k * d.value:+.1f}{unit}（{k * d.low:+.1f} 至 {k * d.high:+.1f}{noise}）"
 
 
 def summary_rows(data: ReportData) -> list[list[str]]:
@@ -163,8 +163,8 @@ def method_blocks(data: ReportData) -> list[Block]:
             "事后分层；活动文件声明的边际分布一并迭代比例拟合（raking，svy 库，对汇总后的权重单元"
             "以单元样本数为基础权重计算，同一单元内每份答卷权重相同）。范围内没有有效答卷的省份不参与，"
             f"其余省份的网民数重新归一。参与加权的省份（{len(w.provinces_used)}）：{used}。"
-            f"未参与（无有效答卷）：{left}。受访省份不在活动省份中的答卷 {fmt(w.unweighted_sheets)} 份，"
-            "权重为 0。", "note"))
+            f"未参与（无有效答卷）：{left}。受访省份不在活动省份中的答卷"
+            f" {fmt(w.unweighted_sheets)} 份，权重为 0。", "note"))
         out.append(Para(
             f"设计效应（Kish，1 + 权重变异系数²）{w.deff:.2f}，有效样本量 {fmt(w.n_eff)}"
             f"（有效样本 {fmt(w.n)}）。", "note"))

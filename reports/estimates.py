@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,14 +59,14 @@ class Estimate:
 EMPTY = Estimate(0.0, 0.0, 0.0, 0.0, 0, 0.0)
 
 
-def _arrays(cells: Mapping[object, CellSums], weights: Mapping[object, float]) -> np.ndarray:
+def _arrays(cells: Mapping[Any, CellSums], weights: Mapping[Any, float]) -> np.ndarray:
     rows = [(weights.get(k, 0.0), c.sy, c.sx, c.syy, c.sxx, c.sxy, c.n) for k, c in cells.items()]
     return np.array(rows, dtype=float).reshape(-1, 7)
 
 
 def ratio(
-    cells: Mapping[object, CellSums],
-    weights: Mapping[object, float],
+    cells: Mapping[Any, CellSums],
+    weights: Mapping[Any, float],
     *,
     share: bool = False,
     bounds: tuple[float, float] = (-math.inf, math.inf),

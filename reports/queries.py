@@ -81,7 +81,8 @@ RESPONDENT_COLUMNS = {
 def answer_raw(question_id: str) -> str:
     """The raw JSON text of one answer ('' where unanswered): `4`, `"b"`, `["a", "c"]` (the
     judge writes `"q1": 4`, and the raw value keeps the space after the colon: cut here)."""
-    return f"replaceRegexpOne(visitParamExtractRaw(answers_json, {literal(question_id)}), '^ +', '')"
+    raw = f"visitParamExtractRaw(answers_json, {literal(question_id)})"
+    return f"replaceRegexpOne({raw}, '^ +', '')"
 
 
 def topic_conditions(topic: Topic) -> list[str]:

@@ -141,7 +141,7 @@ def render_docx(doc: Document, path: Path) -> int:
                 out.add_paragraph(block.note)
             tables += 1
         elif isinstance(block, PageBreak):
-            out.add_page_break()
+            out.add_page_break()  # type: ignore[no-untyped-call]
     out.add_paragraph("合理化建议（由秘书处填写）：")
     out.save(str(path))
     return tables

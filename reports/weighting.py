@@ -137,12 +137,12 @@ def _rake(keys: Sequence[CellKey], counts: Sequence[int],
                                if n in active}
     columns["base"] = [float(c) for c in counts]
     frame = pl.DataFrame(columns)
-    ctrl = {f"m{i}": dict(controls[n]) for i, n in enumerate(names) if n in active}
+    ctrl: dict[str, Any] = {f"m{i}": dict(controls[n]) for i, n in enumerate(names) if n in active}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sample = svy.Sample(frame, svy.Design(wgt="base"))
         raked = sample.weighting.rake(controls=ctrl, tol=TOLERANCE, max_iter=2000)
-    data = raked.data if hasattr(raked, "data") else raked._data
+    data: Any = raked.data
     return [float(x) for x in data["rk_wgt"].to_list()]
 
 
