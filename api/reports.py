@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 
 from api.services import Services
-from reports.eligibility import ELIGIBILITY_THRESHOLD, eligible_regions
+from reports import queries
+from reports.eligibility import ELIGIBILITY_THRESHOLD, eligible_regions, eligible_topics
 
 CampaignId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -19,11 +20,19 @@ def build_reports_router(services: Services) -> APIRouter:
     @router.get("/v1/campaigns/{campaign}/reports/eligible")
     async def eligible(campaign: CampaignId) -> dict[str, Any]:
         """Provinces, work regions and units with more than 50,000 valid samples (the
-        campaign's threshold for a statistical report), from the live counts, most first."""
+        campaign's threshold for a statistical report), from the live counts, most first; and
+        the campaign file's topics past the same threshold (counted over their filters)."""
         state = services.registry.get(campaign)
         if state is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
         counts = await asyncio.to_thread(services.store.unit_counts, campaign)
+        topics = {t.id: t for t in state.definition.topics}
+
+        def topic_count(topic_id: str) -> int:
+            scope = queries.Scope(campaign, topic=topics[topic_id])
+            return int(services.store.aggregate(queries.valid_count_sql(scope))[0][0])
+
+        found = await asyncio.to_thread(eligible_topics, state, topic_count)
         return {
             "campaign": campaign,
             "threshold": ELIGIBILITY_THRESHOLD,
@@ -34,6 +43,7 @@ def build_reports_router(services: Services) -> APIRouter:
                 ]
                 for level in ("province", "work_region", "unit")
             },
+            "topics": [{"id": r.id, "name": r.name, "valid": r.valid} for r in found],
         }
 
     return router
