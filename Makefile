@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install demo serve test test-unit lint typecheck services services-down stack stack-down bench clean
+.PHONY: install services-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-reports clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,12 @@ stack-down:
 
 bench: install services-install
 	$(PY) -m benchmarks.run
+
+# `report --all-eligible` over 10 M generated sheets in the embedded store (about an hour on 2
+# cores): time and peak memory into benchmarks/results/latest.json and RESULTS.md.
+bench-reports: install
+	bash infra/reports/install.sh
+	$(PY) -m benchmarks.run --only reports
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -103,9 +103,17 @@ GROUP_TITLES: Final = {
 MIN_GROUP_N: Final = 30  # sheets a group needs before its index is compared
 
 
-def weights_for(run: Executes, definition: Any, scope: Scope) -> Weights:
-    return compute_weights(definition, cell_counts(run(queries.cells_sql(scope,
-                                                                          definition.margins))))
+def weights_for(run: Executes, definition: Any, scope: Scope,
+                scope_provinces: frozenset[str] | None = None) -> Weights:
+    cells = cell_counts(run(queries.cells_sql(scope, definition.margins)))
+    return compute_weights(definition, cells, scope_provinces)
+
+
+def own_provinces(state: CampaignState, scope: Scope) -> frozenset[str] | None:
+    """A province or work-region report's own provinces (None: nation and topics, all)."""
+    if scope.kind in ("province", "work_region"):
+        return frozenset(scoped_state(state, scope).provinces)
+    return None
 
 
 def basis_lines(state: CampaignState, scope: Scope) -> list[str]:
@@ -198,7 +206,7 @@ def _questions_of(state: CampaignState, scope: Scope) -> list[Question]:
 def _weighted(run: Executes, state: CampaignState, scope: Scope, data: ReportData,
               previous: CampaignState | None) -> None:
     definition = state.definition
-    data.weights = weights_for(run, definition, scope)
+    data.weights = weights_for(run, definition, scope, own_provinces(state, scope))
     figures = Figures(run, definition, scope, data.weights)
     questions = _questions_of(state, scope)
     for q in questions:
@@ -259,10 +267,10 @@ def _year_over_year(run: Executes, previous: CampaignState, scope: Scope,
     data.previous_campaign = prev_def.campaign
     prev_scope = dataclasses.replace(scope, campaign=prev_def.campaign)
     try:
-        scoped_state(previous, prev_scope)
+        own = own_provinces(previous, prev_scope)
     except ReportError:
         return
-    figures = Figures(run, prev_def, prev_scope, weights_for(run, prev_def, prev_scope))
+    figures = Figures(run, prev_def, prev_scope, weights_for(run, prev_def, prev_scope, own))
     by_id = {q.id: q for q in prev_def.questionnaire.questions}
     scales = []
     for i, result in enumerate(data.questions):

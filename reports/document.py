@@ -164,7 +164,10 @@ def method_blocks(data: ReportData) -> list[Block]:
             "以单元样本数为基础权重计算，同一单元内每份答卷权重相同）。范围内没有有效答卷的省份不参与，"
             f"其余省份的网民数重新归一。参与加权的省份（{len(w.provinces_used)}）：{used}。"
             f"未参与（无有效答卷）：{left}。受访省份不在活动省份中的答卷"
-            f" {fmt(w.unweighted_sheets)} 份，权重为 0。", "note"))
+            f" {fmt(w.unweighted_sheets)} 份，权重为 0。"
+            + (f"本区域报告只代表区域内各省网民：通过本区域链接作答、本人在区域外省份的受访者"
+               f" {fmt(w.outside_sheets)} 份合为一个单元，保持其样本比例。"
+               if w.scope_provinces is not None else ""), "note"))
         out.append(Para(
             f"设计效应（Kish，1 + 权重变异系数²）{w.deff:.2f}，有效样本量 {fmt(w.n_eff)}"
             f"（有效样本 {fmt(w.n)}）。", "note"))

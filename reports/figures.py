@@ -14,7 +14,7 @@ from reports.estimates import CellSums, Estimate, ratio
 from reports.model import OptionShare, QuestionResult
 from reports.queries import Scope
 from reports.stats import proportion
-from reports.weighting import CellKey, Weights, mapped_key
+from reports.weighting import CellKey, Weights
 from schemas.campaign import (
     CampaignDefinition,
     MultiQuestion,
@@ -53,7 +53,7 @@ class Figures:
         return self.definition.margins
 
     def _key(self, raw: Sequence[Any]) -> CellKey:
-        return mapped_key(self._margins, raw)
+        return self.weights.key(self._margins, raw)
 
     def _est(self, cells: Mapping[CellKey, CellSums], *, share: bool = False,
              bounds: tuple[float, float] = (-1e300, 1e300), scale: float = 1.0

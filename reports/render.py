@@ -6,6 +6,7 @@ blocks, every figure an editable table)."""
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -28,7 +29,8 @@ table { border-collapse: collapse; width: 100%; margin: 3pt 0 8pt; font-size: 8.
 caption { text-align: left; font-weight: bold; padding: 2pt 0; }
 th { background: #e3f2fd; } th, td { border: 0.5pt solid #b0bec5; padding: 2pt 5pt; }
 td.n { text-align: right; white-space: nowrap; }
-tr { page-break-inside: avoid; } thead { display: table-header-group; }
+tr { page-break-inside: avoid; } table.keep { break-inside: avoid; }
+h2, h3, caption { break-after: avoid; } thead { display: table-header-group; }
 .note { color: #555; font-size: 8pt; } .lead { color: #37474f; }
 .quote { margin: 2pt 0 2pt 10pt; padding-left: 6pt; border-left: 2pt solid #1565c0; }
 .pb { page-break-after: always; } .chart svg { width: 100%; height: auto; }
@@ -38,9 +40,12 @@ tr { page-break-inside: avoid; } thead { display: table-header-group; }
 """
 
 
+_NUMBER = re.compile(r"^[+-]?[\d,.]+(%| 秒)?$")
+
+
 def _cell(text: str, first: bool) -> str:
     e = html.escape(text)
-    numeric = not first and text[:1].isdigit()
+    numeric = not first and bool(_NUMBER.match(text))
     return f'<td class="n">{e}</td>' if numeric else f"<td>{e}</td>"
 
 
@@ -50,7 +55,9 @@ def _table_html(t: Table) -> str:
                    for row in t.rows)
     cap = f"<caption>{html.escape(t.caption)}</caption>" if t.caption else ""
     note = f'<p class="note">{html.escape(t.note)}</p>' if t.note else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    # A short table stays on one page with its caption (a long one repeats its header row).
+    keep = ' class="keep"' if len(t.rows) <= 15 else ""
+    return f"<table{keep}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
 
 
 def chart_svg(chart: Chart) -> str:

@@ -21,6 +21,7 @@ from reports.estimates import kish
 from schemas.campaign import CampaignDefinition, Margin
 
 OTHER: Final = "（未填写或其他）"  # a margin value the declared shares do not name
+OUTSIDE: Final = "（区域外省份）"  # a regional report's respondents from outside its provinces
 TOLERANCE: Final = 1e-7
 
 CellKey = tuple[str, ...]  # (respondent province, one value per margin)
@@ -44,6 +45,8 @@ class Weights:
     margins: list[MarginFit] = field(default_factory=list)
     deff: float = 1.0
     n_eff: float = 0.0
+    scope_provinces: frozenset[str] | None = None  # a regional report's own provinces
+    outside_sheets: int = 0  # respondents from other provinces, kept at their sample share
 
     @property
     def n(self) -> int:
@@ -51,6 +54,10 @@ class Weights:
 
     def of(self, key: CellKey) -> float:
         return self.by_cell.get(key, 0.0)
+
+    def key(self, margins: Sequence[Margin], raw: Sequence[Any]) -> CellKey:
+        """The cell a sheet's raw cell columns (as the database returns them) fall in."""
+        return mapped_key(margins, raw, self.scope_provinces)
 
 
 def margin_value(margin: Margin, raw: str) -> str:
@@ -66,11 +73,16 @@ def margin_value(margin: Margin, raw: str) -> str:
     return value if value in margin.shares else OTHER
 
 
-def compute_weights(definition: CampaignDefinition, cells: Mapping[CellKey, int]) -> Weights:
+def compute_weights(definition: CampaignDefinition, cells: Mapping[CellKey, int],
+                    scope_provinces: frozenset[str] | None = None) -> Weights:
     """Rake the cells (sheet counts keyed by (province, margin raw values...)) to the provinces'
     internet users and the declared margins. Provinces with no sheet in the cells are left out
     and the province shares renormalised over those present; a declared category with no sheet
-    likewise; sheets whose margin value is missing keep their sample share of that margin."""
+    likewise; sheets whose margin value is missing keep their sample share of that margin.
+
+    A regional report (`scope_provinces`: its provinces) describes its own provinces' users:
+    respondents from elsewhere (answering through the region's links) are pooled into one cell
+    kept at its sample share, rather than each standing for a whole other province."""
     provinces = {p.id: p for p in definition.provinces}
     margins = definition.margins
     counts: dict[CellKey, int] = {}
@@ -78,23 +90,29 @@ def compute_weights(definition: CampaignDefinition, cells: Mapping[CellKey, int]
     for key, n in cells.items():
         if n <= 0:
             continue
-        mapped = (key[0], *(margin_value(m, raw) for m, raw in zip(margins, key[1:],
-                                                                      strict=True)))
-        if key[0] not in provinces or provinces[key[0]].internet_users <= 0:
+        mapped = mapped_key(margins, key, scope_provinces)
+        if mapped[0] != OUTSIDE and (key[0] not in provinces
+                                     or provinces[key[0]].internet_users <= 0):
             unweighted += n
             continue
         counts[mapped] = counts.get(mapped, 0) + n
     total = sum(counts.values())
-    present = sorted({k[0] for k in counts})
-    out = Weights(by_cell={}, counts=counts, unweighted_sheets=unweighted)
+    present = sorted({k[0] for k in counts} - {OUTSIDE})
+    outside = sum(n for k, n in counts.items() if k[0] == OUTSIDE)
+    out = Weights(by_cell={}, counts=counts, unweighted_sheets=unweighted,
+                  scope_provinces=scope_provinces, outside_sheets=outside)
     out.provinces_left_out = [(p.id, p.name) for p in definition.provinces
-                              if p.id not in present]
+                              if p.id not in present
+                              and (scope_provinces is None or p.id in scope_provinces)]
     if total == 0:
         return out
     users = sum(provinces[p].internet_users for p in present)
+    inside = total - outside
     controls: dict[str, dict[str, float]] = {
-        "province": {p: provinces[p].internet_users / users * total for p in present}
+        "province": {p: provinces[p].internet_users / users * inside for p in present}
     }
+    if outside:
+        controls["province"][OUTSIDE] = float(outside)
     for i, m in enumerate(margins, start=1):
         seen: dict[str, int] = {}
         for key, n in counts.items():
@@ -146,10 +164,14 @@ def _rake(keys: Sequence[CellKey], counts: Sequence[int],
     return [float(x) for x in data["rk_wgt"].to_list()]
 
 
-def mapped_key(margins: Sequence[Margin], raw: Sequence[Any]) -> CellKey:
+def mapped_key(margins: Sequence[Margin], raw: Sequence[Any],
+               scope_provinces: frozenset[str] | None = None) -> CellKey:
     """The cell a sheet's raw cell columns (as the database returns them) fall in."""
-    return (str(raw[0]), *(margin_value(m, str(v)) for m, v in zip(margins, raw[1:],
-                                                                   strict=True)))
+    province = str(raw[0])
+    if scope_provinces is not None and province not in scope_provinces:
+        province = OUTSIDE
+    return (province, *(margin_value(m, str(v)) for m, v in zip(margins, raw[1:],
+                                                                 strict=True)))
 
 
 def cell_counts(rows: Sequence[Sequence[Any]]) -> dict[CellKey, int]:
