@@ -118,6 +118,8 @@ def _all_eligible(args: argparse.Namespace, store: Any, state: Any, previous: An
     jobs = eligible_jobs(store, state, args.campaign, store.unit_counts(args.campaign),
                          threshold)
 
+    nation_memo: dict[Any, Any] = {}  # the nation's index, once per run, not once per region
+
     def build(job: Job) -> Any:
         if job.kind == "topic":
             scope = topic_scope(state, args.campaign, job.id)
@@ -125,7 +127,8 @@ def _all_eligible(args: argparse.Namespace, store: Any, state: Any, previous: An
             scope = Scope(args.campaign,
                           province=job.id if job.kind == "province" else None,
                           work_region=job.id if job.kind == "work_region" else None)
-        return build_report_from_store(store, state, scope, previous=previous)
+        return build_report_from_store(store, state, scope, previous=previous,
+                                       nation_memo=nation_memo)
 
     results = run_all(jobs, args.out, build, workers=args.workers,
                       progress=sys.stderr.isatty())

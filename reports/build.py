@@ -135,6 +135,7 @@ def build_report(
     scope: Scope,
     *,
     previous: CampaignState | None = None,
+    nation_memo: dict[Any, Any] | None = None,
     now: dt.datetime | None = None,
     opinion_sample: int = OPINION_SAMPLE,
     theme_sample: int = THEME_SAMPLE,
@@ -175,7 +176,7 @@ def build_report(
     data.provinces = leaderboard(local, counts, "province")
     data.work_regions = leaderboard(local, counts, "work_region")
 
-    _weighted(run, state, scope, data, previous)
+    _weighted(run, state, scope, data, previous, {} if nation_memo is None else nation_memo)
     _quality(run, scope, data)
     _demographics(run, state, scope, data)
 
@@ -204,7 +205,7 @@ def _questions_of(state: CampaignState, scope: Scope) -> list[Question]:
 
 
 def _weighted(run: Executes, state: CampaignState, scope: Scope, data: ReportData,
-              previous: CampaignState | None) -> None:
+              previous: CampaignState | None, nation_memo: dict[Any, Any]) -> None:
     definition = state.definition
     data.weights = weights_for(run, definition, scope, own_provinces(state, scope))
     figures = Figures(run, definition, scope, data.weights)
@@ -231,9 +232,12 @@ def _weighted(run: Executes, state: CampaignState, scope: Scope, data: ReportDat
                                                  u.value, answers, w))
     _gaps(figures, scales, state, data)
     if scope.kind != "national" and data.index is not None:
-        nation = Figures(run, definition, scope.nation(),
-                         weights_for(run, definition, scope.nation()))
-        found = nation.index(scales).get("")
+        memo_key = (scope.campaign, tuple(q.id for q in scales))
+        if memo_key not in nation_memo:
+            nation = Figures(run, definition, scope.nation(),
+                             weights_for(run, definition, scope.nation()))
+            nation_memo[memo_key] = nation.index(scales).get("")
+        found = nation_memo[memo_key]
         if found is not None:
             data.nation = Comparison("全国 nation", found[0], difference(data.index, found[0]))
     if previous is not None:

@@ -252,3 +252,14 @@ def test_opinions_are_masked_again_even_if_stored_unmasked(built: Built) -> None
 
 async def _never(definition: Any) -> None:
     raise AssertionError("not used")
+
+
+def test_cli_refuses_an_unknown_topic_with_one_line(built: Built, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "commands.cli", "report", "--campaign",
+         built.definition.campaign, "--topic", "nope", "--out", str(tmp_path),
+         "--data-dir", str(built.data_dir)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )
+    assert done.returncode == 2
+    assert "no topic 'nope'" in done.stderr and "Traceback" not in done.stderr
