@@ -4,12 +4,16 @@ it). Charts illustrate; the tables beside them carry the figures."""
 from __future__ import annotations
 
 import io
+import logging
 import textwrap
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
 from reports.model import CurvePoint, QuestionResult, RegionIndex
+
+# Scale points are labels ("1".."5"), which matplotlib notes at INFO on every chart.
+logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
 ACCENT = "#1565c0"
 GREY = "#9e9e9e"

@@ -105,10 +105,11 @@ def render_pdf(html_text: str, path: Path, base: Path) -> int:
     """WeasyPrint: the HTML with its paged-media CSS; returns the page count."""
     import logging
 
-    from weasyprint import HTML
-
+    # Before the import: WeasyPrint logs its progress at INFO while parsing its own stylesheet.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
+    from weasyprint import HTML
+
     document = HTML(string=html_text, base_url=str(base)).render()
     document.write_pdf(path)
     return len(document.pages)
