@@ -119,8 +119,7 @@ def own_provinces(state: CampaignState, scope: Scope) -> frozenset[str] | None:
 def basis_lines(state: CampaignState, scope: Scope) -> list[str]:
     """What the figures rest on, stated in the report."""
     lines = [
-        "样本状态：每份答卷按其常设状态（standing status）计一次：首个判定的状态，"
-        "或覆盖它的最新复核决定；本报告只用常设状态为“有效”的答卷。",
+        queries.VALID_BASIS,
         f"判定规则版本：见方法附录；问卷版本 {state.definition.questionnaire.version}。",
     ]
     if scope.topic is not None:

@@ -106,6 +106,10 @@ def topic_conditions(topic: Topic) -> list[str]:
 
 
 VALID = "status = 'accepted'"
+# What VALID means, as the report states it: change both together (the standing status, with
+# review decisions applied, is to replace the verdict's own status here).
+VALID_BASIS = ("样本口径：每份答卷计一次，按其判定结果（verdict）的状态；本报告只用状态为“有效”"
+               "（accepted）的答卷，复核决定尚未计入。")
 REJECTED = "status = 'rejected'"
 HAS_UNIT = "unit != ''"
 HAS_OPINION = "opinion != ''"
