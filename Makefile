@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean bench-export
+.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean bench-export bench-reports
 
 install: $(VENV)/.installed
 
@@ -75,6 +75,12 @@ bench-export: install services-install
 		--out benchmarks/results/export-10m.json
 	$(PY) -m benchmarks.bench_export --sheets 1000000 --formats sav,xlsx \
 		--out benchmarks/results/export-1m.json
+
+# `report --all-eligible` over 10 M generated sheets in the embedded store (about an hour on 2
+# cores): time and peak memory into benchmarks/results/latest.json and RESULTS.md.
+bench-reports: install
+	bash infra/reports/install.sh
+	$(PY) -m benchmarks.run --only reports
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

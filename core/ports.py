@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from core.counting import Count
 from core.review import DecisionIndex, ReviewTarget
@@ -157,6 +157,10 @@ class Store(Protocol):
     ) -> AnswerDistribution:
         """The answers to `question` (from the campaign's questionnaire) over accepted
         submissions in scope."""
+        ...
+
+    def aggregate(self, query: str) -> Sequence[Sequence[Any]]:
+        """Rows of one read-only aggregate SELECT (the reports' figures, reports/queries.py)."""
         ...
 
     # Review decisions (core/review.py): unit_counts and exact_unit_counts already follow them.

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from core.counting import Count, leaderboard
@@ -20,24 +18,26 @@ from core.privacy import mask_personal_numbers
 from core.registry import CampaignState
 from reports import queries
 from reports.eligibility import ELIGIBILITY_THRESHOLD
+from reports.estimates import difference
+from reports.figures import Figures
 from reports.model import (
+    Comparison,
     CurvePoint,
     Demographic,
+    GroupGap,
     OptionShare,
-    QuestionResult,
     RegionIndex,
     ReportData,
 )
-from reports.queries import Executes, Scope
-from reports.stats import proportion, satisfaction_index
+from reports.queries import Aggregates, Executes, Scope
+from reports.stats import proportion
 from reports.themes import top_themes
-from schemas.campaign import MultiQuestion, ScaleQuestion, SingleQuestion
-from storage.base import SqlStore
+from reports.weighting import Weights, cell_counts, compute_weights
+from schemas.campaign import Question, ScaleQuestion
 
 OPINION_SAMPLE: Final = 20
 THEME_SAMPLE: Final = 20_000  # opinions the themes are counted over, at most
 TOP_CITIES: Final = 15
-_MISSING: Final = object()
 _LEADING_NUMBER = re.compile(r"(\d+)")
 
 
@@ -45,15 +45,9 @@ class ReportError(ValueError):
     """A report that cannot be made as asked (unknown province, work region, ...)."""
 
 
-def store_executor(store: SqlStore) -> Executes:
-    """Queries through the store's own adapter and lock (the same path every store query takes;
-    SqlStore has no public ad hoc query, and reports are its only aggregate reader)."""
-
-    def run(query: str) -> Sequence[Sequence[Any]]:
-        with store._lock:
-            return store._execute(query)
-
-    return run
+def store_executor(store: Aggregates) -> Executes:
+    """Queries through the Store port's read of aggregates (SqlStore.aggregate)."""
+    return store.aggregate
 
 
 def scoped_state(state: CampaignState, scope: Scope) -> CampaignState:
@@ -89,7 +83,49 @@ def scope_label(state: CampaignState, scope: Scope) -> str:
     if scope.work_region is not None:
         region = state.work_regions[scope.work_region]
         return f"{region.name}工作区（{region.id}）"
-    return "全部地区（整个活动）"
+    if scope.topic is not None:
+        return f"{scope.topic.name}（专题 {scope.topic.id}）"
+    return "全国（整个活动）"
+
+
+def topic_scope(state: CampaignState, campaign: str, topic_id: str) -> Scope:
+    for topic in state.definition.topics:
+        if topic.id == topic_id:
+            return Scope(campaign, topic=topic)
+    raise ReportError(f"campaign {campaign!r} has no topic {topic_id!r}")
+
+
+GROUP_TITLES: Final = {
+    "scale": "满意度与安全感评价（量表题）",
+    "single": "上网习惯与基本情况（单选题）",
+    "multi": "遇到的问题与期望（多选题）",
+}
+MIN_GROUP_N: Final = 30  # sheets a group needs before its index is compared
+
+
+def weights_for(run: Executes, definition: Any, scope: Scope,
+                scope_provinces: frozenset[str] | None = None) -> Weights:
+    cells = cell_counts(run(queries.cells_sql(scope, definition.margins)))
+    return compute_weights(definition, cells, scope_provinces)
+
+
+def own_provinces(state: CampaignState, scope: Scope) -> frozenset[str] | None:
+    """A province or work-region report's own provinces (None: nation and topics, all)."""
+    if scope.kind in ("province", "work_region"):
+        return frozenset(scoped_state(state, scope).provinces)
+    return None
+
+
+def basis_lines(state: CampaignState, scope: Scope) -> list[str]:
+    """What the figures rest on, stated in the report."""
+    lines = [
+        queries.VALID_BASIS,
+        f"判定规则版本：见方法附录；问卷版本 {state.definition.questionnaire.version}。",
+    ]
+    if scope.topic is not None:
+        cond = "；".join(f"{k} ∈ {{{', '.join(v)}}}" for k, v in scope.topic.where.items())
+        lines.append(f"专题筛选条件：{cond}。")
+    return lines
 
 
 def build_report(
@@ -97,16 +133,22 @@ def build_report(
     state: CampaignState,
     scope: Scope,
     *,
+    previous: CampaignState | None = None,
+    nation_memo: dict[Any, Any] | None = None,
     now: dt.datetime | None = None,
     opinion_sample: int = OPINION_SAMPLE,
     theme_sample: int = THEME_SAMPLE,
 ) -> ReportData:
     local = scoped_state(state, scope)
+    if scope.topic is not None:
+        scope = topic_scope(state, scope.campaign, scope.topic.id)
     data = ReportData(
         scope=scope,
         title=f"网民网络安全感满意度调查 统计报告 · 活动 {scope.campaign}",
         scope_label=scope_label(state, scope),
         generated_at=now or dt.datetime.now(dt.UTC),
+        kind=scope.kind,
+        basis=basis_lines(state, scope),
     )
     for status, n in run(queries.status_counts_sql(scope)):
         if status == "accepted":
@@ -133,7 +175,8 @@ def build_report(
     data.provinces = leaderboard(local, counts, "province")
     data.work_regions = leaderboard(local, counts, "work_region")
 
-    _answers(run, local, scope, data)
+    _weighted(run, state, scope, data, previous, {} if nation_memo is None else nation_memo)
+    _quality(run, scope, data)
     _demographics(run, state, scope, data)
 
     data.opinions_total = int(run(queries.opinion_count_sql(scope))[0][0])
@@ -145,123 +188,126 @@ def build_report(
     return data
 
 
-def build_report_from_store(store: SqlStore, state: CampaignState, scope: Scope,
+def build_report_from_store(store: Aggregates, state: CampaignState, scope: Scope,
                             **options: Any) -> ReportData:
     return build_report(store_executor(store), state, scope, **options)
 
 
-# -- answers ------------------------------------------------------------------------------------
+# -- weighted figures ---------------------------------------------------------------------------
 
-def _parse(raw: Any) -> Any:
-    text = str(raw).strip()
-    if not text:
-        return _MISSING
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return _MISSING
-    return _MISSING if value is None else value
+def _questions_of(state: CampaignState, scope: Scope) -> list[Question]:
+    questions = list(state.definition.questionnaire.questions)
+    if scope.topic is not None and scope.topic.questions:
+        wanted = set(scope.topic.questions)
+        questions = [q for q in questions if q.id in wanted]
+    return questions
 
 
-def _answers(run: Executes, state: CampaignState, scope: Scope, data: ReportData) -> None:
-    questionnaire = state.definition.questionnaire
-    # Per scale item: {(work_region, province, unit): {value: count}}.
-    by_unit: dict[str, dict[tuple[str, str, str], Counter[int]]] = {}
-    for q in questionnaire.questions:
-        if isinstance(q, ScaleQuestion):
-            cells: dict[tuple[str, str, str], Counter[int]] = defaultdict(Counter)
-            skipped = 0
-            for wr, prov, unit, raw, n in run(queries.scale_values_by_unit_sql(scope, q.id)):
-                value = _parse(raw)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    cells[(str(wr), str(prov), str(unit))][value] += int(n)
-                else:
-                    skipped += int(n)
-            by_unit[q.id] = cells
-            total: Counter[int] = Counter()
-            for c in cells.values():
-                total.update(c)
-            data.questions.append(_scale_result(q, total, skipped))
-        elif isinstance(q, SingleQuestion | MultiQuestion):
-            rows = run(queries.answer_values_sql(scope, q.id))
-            values = [(_parse(raw), int(n)) for raw, n in rows]
-            data.questions.append(_choice_result(q, values))
-    _satisfaction(questionnaire.questions, by_unit, state, scope, data)
-
-
-def _scale_result(q: ScaleQuestion, total: Counter[int], skipped: int) -> QuestionResult:
-    answered = sum(total.values())
-    values = sorted(set(range(q.min, q.max + 1)) | set(total))
-    mean = sum(v * c for v, c in total.items()) / answered if answered else None
-    return QuestionResult(
-        id=q.id, label=q.label or q.id, type="scale", answered=answered, skipped=skipped,
-        options=[OptionShare(str(v), proportion(total[v], answered)) for v in values], mean=mean,
-    )
-
-
-def _choice_result(
-    q: SingleQuestion | MultiQuestion, values: Iterable[tuple[Any, int]]
-) -> QuestionResult:
-    ticks: Counter[str] = Counter()
-    answered = skipped = 0
-    for value, n in values:
-        chosen = value if isinstance(value, list) else [value]
-        chosen = [str(v) for v in chosen if v is not _MISSING and v is not None]
-        if not chosen:
-            skipped += n
-            continue
-        answered += n
-        for option in set(chosen):
-            ticks[option] += n
-    options = list(q.options) + sorted(set(ticks) - set(q.options))
-    return QuestionResult(
-        id=q.id, label=q.label or q.id, type=q.type, answered=answered, skipped=skipped,
-        options=[OptionShare(o, proportion(ticks[o], answered)) for o in options],
-    )
-
-
-def _satisfaction(
-    questions: Sequence[Any],
-    by_unit: Mapping[str, Mapping[tuple[str, str, str], Counter[int]]],
-    state: CampaignState,
-    scope: Scope,
-    data: ReportData,
-) -> None:
-    scales = {q.id: q for q in questions if isinstance(q, ScaleQuestion)}
-    if not scales:
-        return
-    # The region level one step below the scope.
+def _weighted(run: Executes, state: CampaignState, scope: Scope, data: ReportData,
+              previous: CampaignState | None, nation_memo: dict[Any, Any]) -> None:
+    definition = state.definition
+    data.weights = weights_for(run, definition, scope, own_provinces(state, scope))
+    figures = Figures(run, definition, scope, data.weights)
+    questions = _questions_of(state, scope)
+    for q in questions:
+        result = figures.question(q)
+        if result is not None:
+            data.questions.append(dataclasses.replace(result, group=GROUP_TITLES.get(q.type, "")))
+    scales = [q for q in questions if isinstance(q, ScaleQuestion)]
+    overall = figures.index(scales).get("")
+    if overall is not None:
+        data.index, data.index_unweighted, _ = overall
+        data.overall_index = data.index_unweighted.value
     if scope.province is not None:
-        levels = [("unit", 2)]
+        level = "unit"
     elif scope.work_region is not None:
-        levels = [("province", 1)]
+        level = "province"
     else:
-        levels = [("work_region", 0), ("province", 1)]
-    overall = {
-        qid: (scales[qid].min, scales[qid].max, _sum(cells.values()))
-        for qid, cells in by_unit.items()
-    }
-    found = satisfaction_index(overall)
-    data.overall_index = found[0] if found else None
-    for level, position in levels:
-        keys = sorted({key[position] for cells in by_unit.values() for key in cells})
-        for key in keys:
-            items = {
-                qid: (scales[qid].min, scales[qid].max,
-                      _sum(c for k, c in cells.items() if k[position] == key))
-                for qid, cells in by_unit.items()
-            }
-            result = satisfaction_index(items)
-            if result is not None:
-                data.satisfaction.append(RegionIndex(
-                    level, key, _entity_name(state, level, key), result[0], result[1]))
+        level = "work_region"
+    levels = [level] + (["province"] if level == "work_region" else [])
+    for lv in levels:
+        for key, (w, u, answers) in sorted(figures.index(scales, lv).items()):
+            data.satisfaction.append(RegionIndex(lv, key, _entity_name(state, lv, key),
+                                                 u.value, answers, w))
+    _gaps(figures, scales, state, data)
+    if scope.kind != "national" and data.index is not None:
+        memo_key = (scope.campaign, tuple(q.id for q in scales))
+        if memo_key not in nation_memo:
+            nation = Figures(run, definition, scope.nation(),
+                             weights_for(run, definition, scope.nation()))
+            nation_memo[memo_key] = nation.index(scales).get("")
+        found = nation_memo[memo_key]
+        if found is not None:
+            data.nation = Comparison("全国 nation", found[0], difference(data.index, found[0]))
+    if previous is not None:
+        _year_over_year(run, previous, scope, data)
 
 
-def _sum(counters: Iterable[Counter[int]]) -> Counter[int]:
-    total: Counter[int] = Counter()
-    for c in counters:
-        total.update(c)
-    return total
+def _gaps(figures: Figures, scales: Sequence[Question], state: CampaignState,
+          data: ReportData) -> None:
+    dims = [("age_group", "年龄段"), ("respondent_province", "受访者所在省份")]
+    if data.kind == "national":
+        dims.insert(0, ("work_region", "工作区"))
+    for by, title in dims:
+        found = {k: v for k, v in figures.index(scales, by).items()
+                 if v[0].n >= MIN_GROUP_N and k}
+        if len(found) < 2:
+            continue
+        hi = max(found, key=lambda k: found[k][0].value)
+        lo = min(found, key=lambda k: found[k][0].value)
+        name = (lambda k: _entity_name(state, "province", k)) if "province" in by else (
+            (lambda k: _entity_name(state, "work_region", k)) if by == "work_region" else str)
+        data.gaps.append(GroupGap(title, name(hi), found[hi][0], name(lo), found[lo][0],
+                                  difference(found[hi][0], found[lo][0])))
+    data.gaps.sort(key=lambda g: -g.gap.value)
+
+
+def _year_over_year(run: Executes, previous: CampaignState, scope: Scope,
+                    data: ReportData) -> None:
+    """Where question ids (and types) match, the previous campaign's weighted figures over the
+    same scope, weighted with its own provinces and margins."""
+    prev_def = previous.definition
+    data.previous_campaign = prev_def.campaign
+    prev_scope = dataclasses.replace(scope, campaign=prev_def.campaign)
+    try:
+        own = own_provinces(previous, prev_scope)
+    except ReportError:
+        return
+    figures = Figures(run, prev_def, prev_scope, weights_for(run, prev_def, prev_scope, own))
+    by_id = {q.id: q for q in prev_def.questionnaire.questions}
+    scales = []
+    for i, result in enumerate(data.questions):
+        q = by_id.get(result.id)
+        if q is None or q.type != result.type:
+            continue
+        if isinstance(q, ScaleQuestion):
+            scales.append(q)
+        before = figures.question(q)
+        if before is None:
+            continue
+        old = {o.option: o.weighted for o in before.options if o.weighted is not None}
+        options = []
+        for o in result.options:
+            was = old.get(o.option)
+            change = (difference(o.weighted, was)
+                      if o.weighted is not None and was is not None and was.n > 0 else None)
+            options.append(dataclasses.replace(o, previous=was, change=change))
+        mean_change = None
+        if result.weighted_mean is not None and before.weighted_mean is not None:
+            mean_change = difference(result.weighted_mean, before.weighted_mean)
+        data.questions[i] = dataclasses.replace(
+            result, options=options, previous_mean=before.weighted_mean, mean_change=mean_change)
+    found = figures.index(scales).get("")
+    if found is not None and data.index is not None:
+        data.previous = Comparison(f"上届 {prev_def.campaign}", found[0],
+                                   difference(data.index, found[0]))
+
+
+def _quality(run: Executes, scope: Scope, data: ReportData) -> None:
+    rows = run(queries.duration_sql(scope))
+    if rows and data.valid:
+        median, _ = rows[0]
+        data.duration_median = float(median)
 
 
 def _entity_name(state: CampaignState, level: str, key: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -45,3 +45,19 @@ def _name(state: CampaignState, level: Level, entity_id: str) -> str:
         return prov.name if prov else entity_id
     region = state.work_regions.get(entity_id)
     return region.name if region else entity_id
+
+
+def eligible_topics(
+    state: CampaignState,
+    count: Callable[[str], int],
+    threshold: int = ELIGIBILITY_THRESHOLD,
+) -> list[EligibleRegion]:
+    """Topics of the campaign file with more than `threshold` accepted sheets matching their
+    filter (`count` runs reports.queries.valid_count_sql over the topic's scope), most first."""
+    found = []
+    for topic in state.definition.topics:
+        n = count(topic.id)
+        if n > threshold:
+            found.append(EligibleRegion(topic.id, topic.name, n))
+    found.sort(key=lambda r: (-r.valid, r.id))
+    return found

@@ -1,443 +1,178 @@
-"""Lays a report's figures out as report.html (self-contained) and report.pdf (charts and
-tables, one matplotlib figure per page), both from the same charts."""
+"""Writes a report's document three ways: report.html (self-contained, charts inline as SVG),
+report.pdf (WeasyPrint from the same HTML with CSS paged media: contents with page numbers,
+running page numbers, real tables, the CJK font) and report.docx (python-docx, the same
+blocks, every figure an editable table)."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import textwrap
-from collections.abc import Callable, Iterator, Sequence
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
+from reports import charts, fonts
+from reports.document import Block, Chart, Document, Heading, PageBreak, Para, Table, build_document
+from reports.model import ReportData
 
-from core.counting import LeaderboardRow
-from reports import fonts
-from reports.model import OptionShare, QuestionResult, ReportData
-from reports.stats import SATISFACTION_FORMULA
-
-PAGE: Final = (11.69, 8.27)  # A4 landscape, inches
-TOP_UNITS: Final = 25
-TABLE_ROWS: Final = 28  # rows of a table on one PDF page
-VALID_COLOUR, REJECTED_COLOUR, TEST_COLOUR = "#2e7d32", "#c62828", "#9e9e9e"
-ACCENT: Final = "#1565c0"
-
-WILSON_NOTE: Final = (
-    "比例的 95% 置信区间采用 Wilson 得分区间：(p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n)，"
-    "z = 1.96；n 为作答该题的有效样本数。多选题各选项比例之和可超过 100%。"
-    " (95% confidence intervals for proportions: Wilson score interval.)"
-)
-SCOPE_NOTE: Final = (
-    "统计口径：样本按其链接所属单位计入单位、省份和工作区；题目分布、满意度与人口特征仅基于有效样本；"
-    "测试阶段样本单列，不计入有效或无效。一个无效样本可有多个原因，原因计数之和可大于无效样本数。"
-)
-
-
-@dataclass
-class Chart:
-    title: str
-    figure: Figure
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _fmt(n: int) -> str:
-    return f"{n:,}"
-
-
-# -- charts -------------------------------------------------------------------------------------
-
-def _figure(rows: int = 1, cols: int = 1, height: float = PAGE[1]) -> tuple[Figure, list[object]]:
-    fig = Figure(figsize=(PAGE[0], height))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    return fig, [ax for row in axes for ax in row]
-
-
-def summary_chart(data: ReportData) -> Chart:
-    fig = Figure(figsize=PAGE)
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
-    labels = ["有效 valid", "无效 rejected", "测试 test"]
-    values = [data.valid, data.rejected, data.test]
-    bars = left.bar(labels, values, color=[VALID_COLOUR, REJECTED_COLOUR, TEST_COLOUR])
-    left.bar_label(bars, labels=[_fmt(v) for v in values])
-    left.set_title(f"样本量 sample size: {_fmt(data.total)}")
-    if data.reasons:
-        codes = [r for r, _ in data.reasons][::-1]
-        counts = [n for _, n in data.reasons][::-1]
-        hb = right.barh(codes, counts, color=REJECTED_COLOUR)
-        right.bar_label(hb, labels=[_fmt(n) for n in counts], padding=2)
-    right.set_title("无效原因 rejection reasons (一个样本可有多个原因)")
-    fig.suptitle(f"{data.title}\n{data.scope_label}")
-    fig.tight_layout()
-    return Chart("样本量与有效性 · Sample size and validity", fig)
-
-
-def curve_chart(data: ReportData) -> Chart:
-    fig = Figure(figsize=PAGE)
-    top, bottom = fig.subplots(2, 1)
-    days = sorted({p.day for p in data.curve})
-    per_day = {d: [0, 0, 0] for d in days}
-    for p in data.curve:
-        per_day[p.day][0] += p.valid
-        per_day[p.day][1] += p.rejected
-        per_day[p.day][2] += p.test
-    x = range(len(days))
-    v = [per_day[d][0] for d in days]
-    r = [per_day[d][1] for d in days]
-    t = [per_day[d][2] for d in days]
-    top.bar(x, v, color=VALID_COLOUR, label="有效 valid")
-    top.bar(x, r, bottom=v, color=REJECTED_COLOUR, label="无效 rejected")
-    top.bar(x, t, bottom=[a + b for a, b in zip(v, r, strict=True)], color=TEST_COLOUR,
-            label="测试 test")
-    top.set_xticks(list(x), [d[5:] for d in days])
-    top.set_title("每日采集量 by day (北京时间)")
-    top.legend(loc="upper right")
-    hourly = [p.valid for p in data.curve]
-    cumulative = []
-    running = 0
-    for n in hourly:
-        running += n
-        cumulative.append(running)
-    bottom.plot(range(len(hourly)), hourly, color=ACCENT, linewidth=0.9,
-                label="每小时有效 valid/hour")
-    bottom.set_ylabel("每小时 per hour")
-    twin = bottom.twinx()
-    twin.plot(range(len(cumulative)), cumulative, color=VALID_COLOUR, label="累计有效 cumulative")
-    twin.set_ylabel("累计 cumulative")
-    ticks = [i for i, p in enumerate(data.curve) if p.hour == 0 or i == 0]
-    bottom.set_xticks(ticks, [data.curve[i].day[5:] for i in ticks])
-    bottom.set_title("按小时的采集曲线 by hour")
-    bottom.legend(loc="upper left")
-    twin.legend(loc="center left")
-    hours = [0] * 24
-    for p in data.curve:
-        hours[p.hour] += p.valid
-    fig.tight_layout()
-    return Chart("采集曲线 · Collection curve", fig)
-
-
-def units_chart(data: ReportData) -> Chart:
-    fig = Figure(figsize=PAGE)
-    ax = fig.subplots()
-    rows = data.units[:TOP_UNITS][::-1]
-    bars = ax.barh([f"{r.rank}. {r.name}" for r in rows], [r.valid for r in rows], color=ACCENT)
-    ax.bar_label(bars, labels=[f"{_fmt(r.valid)}（计划 {_pct(r.progress)}）" for r in rows],
-                 padding=2, fontsize=8)
-    ax.set_title(f"单位排名（按有效样本，前 {TOP_UNITS}）· unit ranking, progress against plan")
-    ax.tick_params(axis="y", labelsize=8)
-    ax.margins(x=0.25)
-    fig.tight_layout()
-    return Chart("单位排名 · Unit ranking", fig)
-
-
-def provinces_chart(data: ReportData) -> Chart:
-    fig = Figure(figsize=PAGE)
-    ax = fig.subplots()
-    rows = data.provinces[::-1]
-    bars = ax.barh([f"{r.name}" for r in rows], [100 * r.progress for r in rows], color=ACCENT)
-    ax.bar_label(bars, labels=[f"{_fmt(r.valid)} / {_fmt(r.target)}" for r in rows], padding=2,
-                 fontsize=7)
-    ax.set_xlabel("完成目标 % of target")
-    ax.set_title("各省份完成目标情况 · provinces against target (有效样本 / 目标)")
-    ax.tick_params(axis="y", labelsize=8)
-    ax.margins(x=0.2)
-    fig.tight_layout()
-    return Chart("省份目标 · Provinces against target", fig)
-
-
-def _shares_axis(ax: object, title: str, options: Sequence[OptionShare], note: str) -> None:
-    from matplotlib.axes import Axes
-
-    assert isinstance(ax, Axes)
-    labels = [o.option for o in options][::-1]
-    shares = [100 * o.share.share for o in options][::-1]
-    low = [100 * (o.share.share - o.share.low) for o in options][::-1]
-    high = [100 * (o.share.high - o.share.share) for o in options][::-1]
-    bars = ax.barh(labels, shares, xerr=[low, high], color=ACCENT, ecolor="black", capsize=3)
-    ax.bar_label(bars, labels=[
-        f"{_pct(o.share.share)} [{_pct(o.share.low)}, {_pct(o.share.high)}]" for o in options
-    ][::-1], padding=6, fontsize=8)
-    ax.set_xlim(0, max([*shares, 1.0]) * 1.35)
-    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=10)
-    ax.set_xlabel(note, fontsize=8)
-
-
-def question_charts(data: ReportData) -> Iterator[Chart]:
-    for start in range(0, len(data.questions), 2):
-        pair = data.questions[start:start + 2]
-        fig = Figure(figsize=PAGE)
-        axes = fig.subplots(len(pair), 1, squeeze=False)
-        for q, row in zip(pair, axes, strict=True):
-            _shares_axis(row[0], f"{q.id}. {q.label}", q.options, _question_note(q))
-        fig.suptitle("题目答案分布（误差线为 95% Wilson 置信区间）· answer distributions, 95% CI",
-                     fontsize=10)
-        fig.tight_layout()
-        yield Chart(f"题目 {', '.join(q.id for q in pair)}", fig)
-
-
-def _question_note(q: QuestionResult) -> str:
-    note = f"% of {_fmt(q.answered)} 个作答的有效样本"
-    if q.skipped:
-        note += f"（未作答 {_fmt(q.skipped)}）"
-    if q.mean is not None:
-        note += f"；均值 mean {q.mean:.2f}"
-    return note
-
-
-def satisfaction_chart(data: ReportData) -> Chart:
-    fig = Figure(figsize=PAGE)
-    ax = fig.subplots()
-    levels = {"work_region": "工作区", "province": "省份", "unit": "单位"}
-    rows = sorted(data.satisfaction, key=lambda r: (r.level != "work_region", -r.index))[::-1]
-    colours = [VALID_COLOUR if r.level == "work_region" else ACCENT for r in rows]
-    bars = ax.barh([f"{levels.get(r.level, r.level)}·{r.name}" for r in rows],
-                   [r.index for r in rows], color=colours)
-    ax.bar_label(bars, labels=[f"{r.index:.1f}" for r in rows], padding=2, fontsize=7)
-    ax.set_xlim(0, 100)
-    ax.tick_params(axis="y", labelsize=7)
-    overall = "—" if data.overall_index is None else f"{data.overall_index:.1f}"
-    ax.set_title(f"满意度指数 satisfaction index（总体 overall {overall}）")
-    ax.set_xlabel("\n".join(textwrap.wrap(SATISFACTION_FORMULA, 110)), fontsize=8)
-    fig.tight_layout()
-    return Chart("满意度指数 · Satisfaction index", fig)
-
-
-def demographics_chart(data: ReportData) -> Chart:
-    fig = Figure(figsize=PAGE)
-    axes = fig.subplots(1, len(data.demographics), squeeze=False)[0]
-    for ax, demo in zip(axes, data.demographics, strict=True):
-        rows = demo.rows[::-1]
-        ax.barh([r.option for r in rows], [100 * r.share.share for r in rows], color=ACCENT)
-        ax.set_title("\n".join(textwrap.wrap(demo.title, 18)), fontsize=10)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_xlabel("% 有效样本 of valid samples", fontsize=8)
-    fig.suptitle("受访者构成 · respondents")
-    fig.tight_layout()
-    return Chart("受访者构成 · Demographics", fig)
-
-
-def themes_chart(data: ReportData) -> Chart:
-    fig = Figure(figsize=PAGE)
-    ax = fig.subplots()
-    rows = data.themes[:25][::-1]
-    bars = ax.barh([w for w, _ in rows], [n for _, n in rows], color=ACCENT)
-    ax.bar_label(bars, labels=[_fmt(n) for _, n in rows], padding=2, fontsize=8)
-    ax.set_title(f"意见建议高频词（jieba 分词，去停用词；{_fmt(data.themes_from)} 条意见，"
-                 f"共 {_fmt(data.opinions_total)} 条）· frequent themes")
-    fig.tight_layout()
-    return Chart("意见主题 · Themes", fig)
-
-
-def all_charts(data: ReportData) -> list[Chart]:
-    charts = [summary_chart(data)]
-    if data.curve:
-        charts.append(curve_chart(data))
-    charts += [units_chart(data), provinces_chart(data)]
-    charts += list(question_charts(data))
-    if data.satisfaction:
-        charts.append(satisfaction_chart(data))
-    charts.append(demographics_chart(data))
-    if data.themes:
-        charts.append(themes_chart(data))
-    return charts
-
-
-# -- tables -------------------------------------------------------------------------------------
-
-@dataclass
-class Table:
-    title: str
-    header: list[str]
-    rows: list[list[str]]
-    note: str = ""
-
-
-def _of_total(n: int, total: int) -> str:
-    return f"{_fmt(n)}（{_pct(n / total) if total else '—'}）"
-
-
-def _ranked(rows: Sequence[LeaderboardRow]) -> list[list[str]]:
-    return [[str(r.rank), r.name, _fmt(r.valid), _fmt(r.rejected), _fmt(r.target),
-             _pct(r.progress)] for r in rows]
-
-
-def tables(data: ReportData) -> list[Table]:
-    out = [Table("概况 · Summary", ["项目 item", "数值 value"], [
-        ["报告范围 scope", data.scope_label],
-        ["样本量 sample size (judged sheets)", _fmt(data.total)],
-        ["有效样本 valid", _of_total(data.valid, data.total)],
-        ["无效样本 rejected", _of_total(data.rejected, data.total)],
-        ["测试阶段样本 test phase (not counted)", _fmt(data.test)],
-        ["超过 50,000 有效样本 eligible for a report", "是 yes" if data.eligible else "否 no"],
-        ["满意度指数 satisfaction index",
-         "—" if data.overall_index is None else f"{data.overall_index:.1f}"],
-        ["意见建议条数 opinions (valid samples)", _fmt(data.opinions_total)],
-        ["生成时间 generated at (UTC)", data.generated_at.strftime("%Y-%m-%d %H:%M")],
-    ], SCOPE_NOTE)]
-    out.append(Table("无效原因 · Rejection reasons",
-                     ["原因 reason", "样本数 count", "占无效 % of rejected"],
-                     [[r, _fmt(n), _pct(n / data.rejected) if data.rejected else "—"]
-                      for r, n in data.reasons]))
-    out.append(Table("单位排名 · Units", ["名次", "单位 unit", "有效 valid", "无效 rejected",
-                                           "计划 plan", "完成 progress"],
-                     _ranked(data.units)))
-    for title, ranked in (("省份 · Provinces", data.provinces),
-                          ("工作区 · Work regions", data.work_regions)):
-        out.append(Table(title, ["名次", "名称 name", "有效 valid", "无效 rejected",
-                                  "目标 target", "完成 progress"], _ranked(ranked)))
-    for q in data.questions:
-        out.append(Table(f"{q.id}. {q.label}", ["选项 option", "人数 count", "比例 share",
-                                                 "95% CI (Wilson)"],
-                         [[o.option, _fmt(o.share.count), _pct(o.share.share),
-                           f"{_pct(o.share.low)} – {_pct(o.share.high)}"] for o in q.options],
-                         _question_note(q)))
-    out.append(Table("满意度指数 · Satisfaction index", ["层级 level", "名称 name", "指数 index",
-                                                       "量表作答数 item answers"],
-                     [[r.level, r.name, f"{r.index:.1f}", _fmt(r.answers)]
-                      for r in data.satisfaction], SATISFACTION_FORMULA))
-    for demo in data.demographics:
-        rows = [[r.option, _fmt(r.share.count), _pct(r.share.share),
-                 f"{_pct(r.share.low)} – {_pct(r.share.high)}"] for r in demo.rows]
-        if demo.others:
-            rows.append(["其他 others", _fmt(demo.others), "", ""])
-        out.append(Table(demo.title, ["组别 group", "人数 count", "比例 share", "95% CI"], rows))
-    out.append(Table("高频主题词 · Frequent themes", ["词 word", "提及条数 opinions"],
-                     [[w, _fmt(n)] for w, n in data.themes]))
-    return out
-
-
-# -- HTML ---------------------------------------------------------------------------------------
-
-_CSS: Final = """
-body{font-family:"Noto Sans CJK SC","Noto Sans SC","Microsoft YaHei",sans-serif;margin:2em;
-color:#222;max-width:1200px}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 8px}
-td.n{text-align:right}img{max-width:100%}.note{color:#555;font-size:.9em}
-blockquote{margin:.3em 0;padding:.2em .8em;border-left:3px solid #1565c0;background:#f5f8ff}
+CSS: Final = """
+@page { size: A4; margin: 18mm 16mm 20mm 16mm;
+  @bottom-center { content: "第 " counter(page) " 页 / 共 " counter(pages) " 页"; font-size: 8pt;
+  color: #666; } }
+@page :first { @bottom-center { content: none; } }
+body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", sans-serif;
+  font-size: 9.5pt; color: #222; line-height: 1.45; }
+h1 { font-size: 17pt; margin: 0 0 4pt; color: #0d47a1; }
+h2 { font-size: 13pt; border-bottom: 1px solid #90a4ae; margin-top: 14pt; color: #0d47a1; }
+h3 { font-size: 10.5pt; margin: 10pt 0 3pt; page-break-after: avoid; }
+table { border-collapse: collapse; width: 100%; margin: 3pt 0 8pt; font-size: 8.5pt; }
+caption { text-align: left; font-weight: bold; padding: 2pt 0; }
+th { background: #e3f2fd; } th, td { border: 0.5pt solid #b0bec5; padding: 2pt 5pt; }
+td.n { text-align: right; white-space: nowrap; }
+tr { page-break-inside: avoid; } table.keep { break-inside: avoid; }
+h2, h3, caption { break-after: avoid; } thead { display: table-header-group; }
+.note { color: #555; font-size: 8pt; } .lead { color: #37474f; }
+.quote { margin: 2pt 0 2pt 10pt; padding-left: 6pt; border-left: 2pt solid #1565c0; }
+.pb { page-break-after: always; } .chart svg { width: 100%; height: auto; }
+.toc a { color: #222; text-decoration: none; }
+.toc a::after { content: leader('.') target-counter(attr(href), page); }
+@media screen { body { max-width: 900px; margin: 2em auto; } }
 """
 
 
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return base64.b64encode(buf.getvalue()).decode()
+_NUMBER = re.compile(r"^[+-]?[\d,.]+(%| 秒)?$")
 
 
-def _html_table(t: Table) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in t.header)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="n">{e(c)}</td>' if c[:1].isdigit() and i else f"<td>{e(c)}</td>"
-            for i, c in enumerate(row)) + "</tr>"
-        for row in t.rows
-    )
-    note = f'<p class="note">{e(t.note)}</p>' if t.note else ""
-    return f"<h2>{e(t.title)}</h2><table><tr>{head}</tr>{body}</table>{note}"
+def _cell(text: str, first: bool) -> str:
+    e = html.escape(text)
+    numeric = not first and bool(_NUMBER.match(text))
+    return f'<td class="n">{e}</td>' if numeric else f"<td>{e}</td>"
 
 
-def render_html(data: ReportData, charts: Sequence[Chart]) -> str:
-    e = html.escape
-    parts = [
-        f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{e(data.title)}'
-        f"</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(data.title)}</h1><p>{e(data.scope_label)}</p>",
-        f'<p class="note">{e(SCOPE_NOTE)}</p><p class="note">{e(WILSON_NOTE)}</p>',
-        f'<p class="note">{e(SATISFACTION_FORMULA)}</p>',
-    ]
-    for chart in charts:
-        parts.append(f'<h2>{e(chart.title)}</h2><img alt="{e(chart.title)}" '
-                     f'src="data:image/png;base64,{_png(chart.figure)}">')
-    parts += [_html_table(t) for t in tables(data)]
-    parts.append("<h2>意见建议摘录 · Sample of opinions（个人号码已遮蔽 numbers masked）</h2>")
-    parts += [f"<blockquote>{e(o)}</blockquote>" for o in data.opinion_sample]
+def _table_html(t: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
+    body = "".join("<tr>" + "".join(_cell(c, i == 0) for i, c in enumerate(row)) + "</tr>"
+                   for row in t.rows)
+    cap = f"<caption>{html.escape(t.caption)}</caption>" if t.caption else ""
+    note = f'<p class="note">{html.escape(t.note)}</p>' if t.note else ""
+    # A short table stays on one page with its caption (a long one repeats its header row).
+    keep = ' class="keep"' if len(t.rows) <= 15 else ""
+    return f"<table{keep}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+
+
+def chart_svg(chart: Chart) -> str:
+    from reports.model import QuestionResult
+
+    if chart.kind == "shares":
+        assert isinstance(chart.payload, QuestionResult)
+        return charts.shares_chart(chart.payload)
+    if chart.kind == "curve":
+        return charts.curve_chart(chart.payload)  # type: ignore[arg-type]
+    return charts.regions_chart(chart.payload)  # type: ignore[arg-type]
+
+
+def _block_html(block: Block) -> str:
+    if isinstance(block, Heading):
+        anchor = f' id="{block.anchor}"' if block.anchor else ""
+        return f"<h{block.level}{anchor}>{html.escape(block.text)}</h{block.level}>"
+    if isinstance(block, Para):
+        cls = f' class="{block.style}"' if block.style else ""
+        return f"<p{cls}>{html.escape(block.text)}</p>"
+    if isinstance(block, Table):
+        return _table_html(block)
+    if isinstance(block, Chart):
+        return f'<div class="chart" title="{html.escape(block.title)}">{chart_svg(block)}</div>'
+    return '<div class="pb"></div>'
+
+
+def render_html(doc: Document) -> str:
+    parts = [f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>'
+             f"{html.escape(doc.title)} · {html.escape(doc.subtitle)}</title>"
+             f"<style>{CSS}</style></head><body>"]
+    first_break = True
+    for block in doc.blocks:
+        parts.append(_block_html(block))
+        if isinstance(block, PageBreak) and first_break:
+            first_break = False  # after the summary page: the contents
+            items = "".join(f'<li><a href="#{h.anchor}">{html.escape(h.text)}</a></li>'
+                            for h in doc.sections)
+            parts.append(f'<h2>目录</h2><ul class="toc">{items}</ul><div class="pb"></div>')
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-# -- PDF ----------------------------------------------------------------------------------------
+def render_pdf(html_text: str, path: Path, base: Path) -> int:
+    """WeasyPrint: the HTML with its paged-media CSS; returns the page count."""
+    import logging
 
-def _text_page(title: str, lines: Sequence[str]) -> Figure:
-    fig = Figure(figsize=PAGE)
-    fig.text(0.05, 0.94, title, fontsize=16, weight="bold", va="top")
-    y = 0.87
-    for line in lines:
-        for wrapped in textwrap.wrap(line, 75) or [""]:
-            if y < 0.04:  # the page is full: what does not fit is left to the HTML
-                return fig
-            fig.text(0.05, y, wrapped, fontsize=10.5, va="top")
-            y -= 0.032
-        y -= 0.012
-    return fig
+    # Before the import: WeasyPrint logs its progress at INFO while parsing its own stylesheet.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    from weasyprint import HTML
+
+    document = HTML(string=html_text, base_url=str(base)).render()
+    document.write_pdf(path)
+    return len(document.pages)
 
 
-def _table_pages(t: Table) -> Iterator[Figure]:
-    chunks = [t.rows[i:i + TABLE_ROWS] for i in range(0, len(t.rows), TABLE_ROWS)] or [[]]
-    for n, chunk in enumerate(chunks):
-        fig = Figure(figsize=PAGE)
-        ax = fig.subplots()
-        ax.axis("off")
-        suffix = f"（续 {n + 1}/{len(chunks)}）" if len(chunks) > 1 else ""
-        ax.set_title(t.title + suffix, fontsize=12, loc="left")
-        if chunk:
-            table = ax.table(cellText=chunk, colLabels=t.header, loc="upper center",
-                             cellLoc="left")
-            table.auto_set_font_size(False)
-            table.set_fontsize(8.5)
-            table.scale(1, 1.25)
-        if t.note:
-            fig.text(0.05, 0.03, "\n".join(textwrap.wrap(t.note, 110)), fontsize=8)
-        yield fig
+def render_docx(doc: Document, path: Path) -> int:
+    """python-docx: headings, paragraphs and every table as an editable Word table (charts are
+    left out: their figures are the tables). Returns the number of tables."""
+    from docx import Document as Docx
+    from docx.enum.section import WD_ORIENT
+    from docx.oxml.ns import qn
+    from docx.shared import Pt
 
-
-def render_pdf(data: ReportData, charts: Sequence[Chart], path: Path) -> int:
-    """Writes the PDF; returns its page count."""
-    pages = 0
-    with PdfPages(path, metadata={"Title": data.title, "Subject": data.scope_label}) as pdf:
-        def add(fig: Figure) -> None:
-            nonlocal pages
-            pdf.savefig(fig)
-            pages += 1
-
-        first: list[Callable[[], Figure]] = [lambda: _text_page(data.title, [
-            data.scope_label,
-            f"样本量 {_fmt(data.total)}：有效 {_fmt(data.valid)}，无效 {_fmt(data.rejected)}，"
-            f"测试阶段 {_fmt(data.test)}。",
-            SCOPE_NOTE, WILSON_NOTE, SATISFACTION_FORMULA,
-        ])]
-        for make in first:
-            add(make())
-        for chart in charts:
-            add(chart.figure)
-        for t in tables(data):
-            for fig in _table_pages(t):
-                add(fig)
-        add(_text_page("意见建议摘录 · Sample of opinions（个人号码已遮蔽）",
-                       [f"· {o}" for o in data.opinion_sample]))
-    return pages
+    out = Docx()
+    style = out.styles["Normal"]
+    style.font.name = "Noto Sans CJK SC"
+    style.font.size = Pt(9.5)
+    style.element.rPr.rFonts.set(qn("w:eastAsia"), "Noto Sans CJK SC")
+    out.sections[0].orientation = WD_ORIENT.PORTRAIT
+    tables = 0
+    for block in doc.blocks:
+        if isinstance(block, Heading):
+            out.add_heading(block.text, level=min(block.level - 1, 3) or 0)
+        elif isinstance(block, Para):
+            out.add_paragraph(block.text)
+        elif isinstance(block, Table):
+            if block.caption:
+                out.add_paragraph(block.caption).runs[0].bold = True
+            table = out.add_table(rows=1, cols=len(block.header))
+            table.style = "Table Grid"
+            for cell, text in zip(table.rows[0].cells, block.header, strict=True):
+                cell.text = text
+            for row in block.rows:
+                for cell, text in zip(table.add_row().cells, row, strict=True):
+                    cell.text = text
+            if block.note:
+                out.add_paragraph(block.note)
+            tables += 1
+        elif isinstance(block, PageBreak):
+            out.add_page_break()  # type: ignore[no-untyped-call]
+    out.add_paragraph("合理化建议（由秘书处填写）：")
+    out.save(str(path))
+    return tables
 
 
 @dataclass(frozen=True)
 class Written:
     html: Path
     pdf: Path
+    docx: Path
     pages: int
     charts: int
+    tables: int
 
 
 def write_report(data: ReportData, out_dir: Path, *, require_cjk_font: bool = False) -> Written:
     fonts.configure(required=require_cjk_font)
     out_dir.mkdir(parents=True, exist_ok=True)
-    charts = all_charts(data)
-    html_path = out_dir / "report.html"
-    pdf_path = out_dir / "report.pdf"
-    html_path.write_text(render_html(data, charts), encoding="utf-8")
-    pages = render_pdf(data, charts, pdf_path)
-    return Written(html_path, pdf_path, pages, len(charts))
+    doc = build_document(data)
+    text = render_html(doc)
+    html_path, pdf_path, docx_path = (out_dir / f"report.{x}" for x in ("html", "pdf", "docx"))
+    html_path.write_text(text, encoding="utf-8")
+    pages = render_pdf(text, pdf_path, out_dir)
+    tables = render_docx(doc, docx_path)
+    n_charts = sum(1 for b in doc.blocks if isinstance(b, Chart))
+    return Written(html_path, pdf_path, docx_path, pages, n_charts, tables)

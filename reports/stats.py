@@ -26,17 +26,34 @@ def wilson_interval(count: int, n: int, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval of count/n; (0, 0) when n is 0.
 
     Unlike the normal ("Wald") interval it stays inside [0, 1] and is not degenerate at
-    shares of 0 or 1, which matter for rare options.
+    shares of 0 or 1, which matter for rare options. Clamped so that 0 <= low <= count/n <=
+    high <= 1 holds exactly in floating point (the formula alone gives 8.7e-19 for 0 of 400 and
+    0.9999999999999998 for 300 of 300, which made error bars of negative length).
     """
     if n <= 0:
         return (0.0, 0.0)
     if not 0 <= count <= n:
         raise ValueError(f"count {count} outside 0..{n}")
-    p = count / n
+    low, high = wilson_share(count / n, n, z)
+    if count == 0:
+        low = 0.0
+    if count == n:
+        high = 1.0
+    return (low, high)
+
+
+def wilson_share(p: float, n: float, z: float = Z_95) -> tuple[float, float]:
+    """Wilson interval around a share p with a (possibly effective, fractional) sample size n;
+    clamped so 0 <= low <= p <= high <= 1 exactly, and exactly 0 / 1 at p = 0 / p = 1."""
+    if n <= 0:
+        return (0.0, 0.0) if p <= 0 else (min(p, 1.0), min(p, 1.0))
+    p = min(max(p, 0.0), 1.0)
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    half = z * math.sqrt(max(p * (1 - p) / n + z2 / (4 * n * n), 0.0)) / (1 + z2 / n)
+    low = 0.0 if p == 0.0 else min(max(0.0, centre - half), p)
+    high = 1.0 if p == 1.0 else max(min(1.0, centre + half), p)
+    return (low, high)
 
 
 def proportion(count: int, n: int) -> Proportion:

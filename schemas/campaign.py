@@ -176,6 +176,41 @@ class Visibility(_Model):
 
     leaderboard: Literal["public", "private"] = "public"
 
+class Margin(_Model):
+    """Population shares the report weighting rakes to (CONTRACT §10): over a respondent field
+    (`respondent.age_group`, `respondent.city`) or a single-choice question's answer."""
+
+    field: Literal["respondent.age_group", "respondent.city"] | None = None
+    question: Identifier | None = None
+    shares: dict[str, float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Margin:
+        if (self.field is None) == (self.question is None):
+            raise ValueError("a margin names either a respondent field or a question")
+        if any(v < 0 for v in self.shares.values()) or sum(self.shares.values()) <= 0:
+            raise _LocatedError(("shares",), "margin shares must be non-negative, not all 0")
+        if abs(sum(self.shares.values()) - 1) > 0.01:
+            raise _LocatedError(("shares",), "margin shares must add up to 1 (within 0.01)")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.field or f"question.{self.question}"
+
+
+TOPIC_FIELDS = ("respondent.age_group", "respondent.province", "respondent.city")
+
+
+class Topic(_Model):
+    """A topic report (专题): the accepted sheets whose respondent fields or answers match every
+    `where` entry (a value list each: any of them), optionally only some questions."""
+
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    where: dict[str, list[str]] = Field(min_length=1)
+    questions: list[Identifier] | None = None
+
 
 class CampaignDefinition(_Model):
     campaign: Identifier
@@ -189,6 +224,10 @@ class CampaignDefinition(_Model):
     links: list[Link] = Field(default_factory=list)
     questionnaire: Questionnaire
     visibility: Visibility = Field(default_factory=Visibility)
+    # Reports (CONTRACT §10): the campaign compared with, the margins weighted to, the topics.
+    previous_campaign: Identifier | None = None
+    margins: list[Margin] = Field(default_factory=list)
+    topics: list[Topic] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -224,6 +263,7 @@ class CampaignDefinition(_Model):
                 raise _LocatedError(
                     ("links", i, "unit"), f"link {lk.code!r}: unknown unit {lk.unit!r}"
                 )
+        self._reports_resolve()
         ordered = sorted(range(len(self.phases)), key=lambda i: self.phases[i].start)
         for before, after in itertools.pairwise(ordered):
             if self.phases[after].start <= self.phases[before].end:
@@ -232,6 +272,28 @@ class CampaignDefinition(_Model):
                     f"phases {self.phases[before].name!r} and {self.phases[after].name!r} overlap",
                 )
         return self
+
+
+    def _reports_resolve(self) -> None:
+        questions = {q.id: q for q in self.questionnaire.questions}
+        for i, m in enumerate(self.margins):
+            if m.question is not None and getattr(questions.get(m.question), "type", "") not in (
+                "single", "attention"
+            ):
+                raise _LocatedError(("margins", i, "question"),
+                                    f"margin: {m.question!r} is not a single-choice question")
+        _unique("margins", "field", [m.key for m in self.margins])
+        _unique("topics", "id", [t.id for t in self.topics])
+        for i, t in enumerate(self.topics):
+            for key in t.where:
+                if key not in TOPIC_FIELDS and key not in questions:
+                    raise _LocatedError(("topics", i, "where"),
+                                        f"topic {t.id!r}: {key!r} is neither a respondent field"
+                                        f" ({', '.join(TOPIC_FIELDS)}) nor a question")
+            for qid in t.questions or []:
+                if qid not in questions:
+                    raise _LocatedError(("topics", i, "questions"),
+                                        f"topic {t.id!r}: unknown question {qid!r}")
 
 
 class _LocatedError(ValueError):

@@ -396,6 +396,14 @@ class SqlStore(ABC):
             if batch.num_rows:
                 yield pa.RecordBatch.from_arrays(batch.columns, names=names)
 
+    def aggregate(self, query: str) -> Sequence[Sequence[Any]]:
+        """Rows of one read-only aggregate query (reports' figures; the SQL is theirs, in
+        reports/queries.py). Refuses anything but a SELECT: this is a read port."""
+        if not query.lstrip().upper().startswith("SELECT"):
+            raise ValueError("aggregate runs SELECT queries only")
+        with self._lock:
+            return self._execute(query)
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:

@@ -26,7 +26,7 @@ from schemas.campaign import CampaignDefinition
 from schemas.events import CampaignDefined, SubmissionJudged, encode_event
 from storage.chdb_store import ChdbStore
 from tests import helpers
-from tests.reports.support import example_definition, judged_rows, registry_for
+from tests.reports.support import example_definition, judged_rows, registry_for, with_topics
 
 SHEETS = 60_000  # judged into ~59,000 stored verdicts (identical resends are absorbed)
 INSERT_BATCH = 10_000
@@ -50,7 +50,7 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     data_dir = tmp_path_factory.mktemp("report-data")
-    definition = example_definition()
+    definition = with_topics(example_definition())
     registry = registry_for(definition)
     seconds: dict[str, float] = {}
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from core.judge import JudgeState, judge
 from core.registry import Registry
-from schemas.campaign import CampaignDefinition, load_campaign_file
+from schemas.campaign import CampaignDefinition, Topic, load_campaign_file
 from schemas.events import CampaignDefined, SubmissionJudged, SubmissionReceived
 from simulation import EXAMPLE_CAMPAIGN
 from simulation.generator import make_sheet
@@ -24,6 +24,21 @@ HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 4, 6, 8, 9, 9, 10, 12, 10, 9, 9, 9, 9, 10, 12,
 
 def example_definition() -> CampaignDefinition:
     return load_campaign_file(EXAMPLE_CAMPAIGN)
+
+
+TOPICS = [
+    Topic(id="minors", name="未成年人专题", where={"respondent.age_group": ["under-18"]},
+          questions=["q1", "q2", "q6", "q9"]),
+    Topic(id="fraud", name="网络诈骗专题", where={"q10": ["网络诈骗"]}),
+    Topic(id="phone", name="手机网民专题", where={"q9": ["手机"], "q1": ["4", "5"]}),
+]
+
+
+def with_topics(definition: CampaignDefinition) -> CampaignDefinition:
+    """The example campaign with topics (validated as a campaign file would be)."""
+    data = definition.model_dump(mode="json")
+    data["topics"] = [t.model_dump(mode="json") for t in TOPICS]
+    return CampaignDefinition.model_validate(data)
 
 
 def registry_for(definition: CampaignDefinition) -> Registry:
