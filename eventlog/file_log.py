@@ -21,6 +21,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
@@ -266,6 +267,7 @@ class FileLog:
 
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer sleeps on it
+        self._grown = threading.Condition(self._lock)  # synchronous readers wait on it
         self._queue: list[_Pending] = []
         self._queued_bytes = 0  # queued plus being written: all the memory appends hold
         self._writer_waiting = False
@@ -504,6 +506,7 @@ class FileLog:
             self._end = offset
             self._queued_bytes -= total
             self._healthy = True
+            self._grown.notify_all()
             if self._waiters:
                 still = []
                 for waiter in self._waiters:
@@ -712,6 +715,17 @@ class FileLog:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
 
+    def wait_sync(self, offset: int, timeout: float) -> bool:
+        """Blocking `wait_for`, for reader threads; False on timeout or close."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._end <= offset:
+                left = deadline - time.monotonic()
+                if self._closing or left <= 0:
+                    return False
+                self._grown.wait(left)
+            return True
+
     # -- health and lifecycle ---------------------------------------------------------------
 
     def healthy(self) -> bool:
@@ -726,6 +740,7 @@ class FileLog:
         with self._lock:
             self._closing = True
             self._work.notify_all()
+            self._grown.notify_all()
         self._writer.join()
         with self._lock:
             if self._closed:
