@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# A poll waits at most this long, so `run` notices its stop even while a long batch fills.
+MAX_POLL_S = 1.0
+
 Partition = Hashable  # 0 for the file log; a kafka TopicPartition for Kafka
 Commit = Callable[[Mapping[Partition, int]], None]  # partition -> the next offset to read
 
@@ -132,6 +135,7 @@ class CommitLoop(Generic[T]):
         if timeout_s is None:
             start = batch.opened if batch.records else time.monotonic()
             timeout_s = max(0.0, start + self.batch_seconds - time.monotonic())
+            timeout_s = min(timeout_s, MAX_POLL_S)
         room = self.batch_rows - batch.rows
         if room <= 0:
             return 0
