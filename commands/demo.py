@@ -15,7 +15,7 @@ from runtime.serve import graceful_signals, uvicorn_server
 from schemas.campaign import CampaignDefinition, load_campaign_file
 from schemas.settings import Settings
 from simulation import EXAMPLE_CAMPAIGN
-from simulation.generator import run_generator
+from simulation.traffic import run_generator
 
 
 async def demo(settings: Settings, rate: float, duration: float | None) -> None:
