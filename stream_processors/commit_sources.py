@@ -39,8 +39,13 @@ class FileLogSource:
 
     def poll(self, max_rows: int, timeout_s: float) -> Sequence[Message[Record]]:
         records = self.raw.read(self.next, max_rows)
-        if not records and timeout_s > 0 and self.raw.wait_sync(self.next, timeout_s):
-            records = self.raw.read(self.next, max_rows)
+        if timeout_s > 0 and len(records) < max_rows:
+            # Nothing yet: wait for the first record, so a batch opens as it arrives. Some: wait
+            # until the batch can fill or the time is up, one wake-up rather than one per group
+            # commit of the collector's appends.
+            start = self.next + len(records)
+            self.raw.wait_sync(self.next + max_rows - 1 if records else start, timeout_s)
+            records += self.raw.read(start, max_rows - len(records))
         if records:
             self.next = records[-1].offset + 1
         return [Message(0, r.offset, (r,)) for r in records]
