@@ -13,8 +13,9 @@ The contract, for the users of `CommitLoop`:
   returns. A step that must not redo part of its work on a retry (the findings step's detection,
   which moves the engine's state) may key that part on the batch's identity.
 - **Redelivery is the recovery.** A batch whose step returned but whose commit did not happen
-  (a crash in between, a lost Kafka group membership) is read again by the next reader, so a step
-  must be idempotent in its store (the store absorbs a repeat: dedup by id and fingerprint).
+  (a crash in between, a lost Kafka group membership) is read again by the next reader, which
+  starts from the committed offsets. So a step must not assume its records are new: its store
+  must absorb a repeat (dedup by id and fingerprint).
 - **What a caller must not assume after a return.** `run` returning (on `stop`) does not mean
   everything polled was stored: a batch that was not yet due, or whose step was still failing,
   is dropped uncommitted and read again after a restart. `flush` returning does not mean the
@@ -22,7 +23,8 @@ The contract, for the users of `CommitLoop`:
   reader recovers from (the Kafka commit does, after a rebalance). Neither means the step's
   output is visible to readers of the store (that is the store's own contract).
 - A commit is cumulative per partition and is never issued for a batch whose step did not return,
-  so the committed offset of every partition only ever covers finished work.
+  so the committed offset of every partition only ever covers finished work. `after_commit`
+  (metrics, live counts) runs once the commit call returned; not when it raised.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ class Message(Generic[T]):
 
 
 class Source(Protocol[T]):
-    """Where a loop reads. `poll` returns records after those it returned before (in offset
-    order per partition), waiting at most `timeout_s` for the first; about `max_rows` items."""
+    """Where a loop reads. `poll` returns the records after those it returned before (in offset
+    order per partition), about `max_rows` items at most, once that many are there or `timeout_s`
+    has passed (it may return sooner, with fewer). A new Source starts at the committed offsets."""
 
     def poll(self, max_rows: int, timeout_s: float) -> Sequence[Message[T]]: ...
 
