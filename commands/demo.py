@@ -18,7 +18,7 @@ from schemas.campaign import CampaignDefinition, load_campaign_file
 from schemas.events import Actor, TokenIssued
 from schemas.settings import Settings
 from simulation import EXAMPLE_CAMPAIGN
-from simulation.generator import run_generator
+from simulation.traffic import run_generator
 
 
 async def demo(settings: Settings, rate: float, duration: float | None) -> None:

@@ -1,12 +1,11 @@
 """The embedded durable log: append-only segment files with group commit (one write + one fsync
 per batch) and a sparse offset index, the single-process stand-in for a Kafka topic.
 
-On-disk layout: `<directory>/<base offset, 20 digits>.log` segments; each record is
-
-    magic u8 | length u32 | crc32 u32 | key length u16 | key | value      (big-endian)
-
-where `length` and the zlib crc32 cover everything after the crc (key length, key, value).
-Offsets are not stored: a record's offset is its segment's base offset plus its position in it.
+This module owns the concurrency: appends queued to one writer thread, readers in any thread,
+all sharing one lock over the segment list and the end offset; the on-disk format (frames,
+segments, recovery, the index) is eventlog/segments.py. The FileLog class stays one piece (~450
+lines) on purpose: the writer, the readers and the waiters all rely on that one lock's view of
+the segments and the end offset, and split apart that invariant would span several files.
 """
 
 from __future__ import annotations
@@ -16,32 +15,48 @@ import bisect
 import concurrent.futures
 import contextlib
 import errno
-import fcntl
 import logging
 import os
-import struct
 import threading
-import zlib
-from array import array
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.ports import LogUnavailableError
+from eventlog.segments import (
+    FRAME_OVERHEAD,
+    LOCK_NAME,
+    MAGIC,
+    MAX_KEY_BYTES,
+    SEGMENT_SUFFIX,
+    LogCorruptionError,
+    LogInUseError,
+    MiB,
+    Record,
+    Segment,
+    encode_record,
+    frames,
+    fsync_dir,
+    index_sealed,
+    load_segments,
+    lock_directory,
+    recover,
+    segment_name,
+    to_record,
+)
+
+# Re-exported: importers know these from here.
+__all__ = [
+    "DEFAULT_INDEX_INTERVAL_BYTES", "DEFAULT_MAX_QUEUED_BYTES", "DEFAULT_SEGMENT_BYTES",
+    "FRAME_OVERHEAD", "LOCK_NAME", "MAGIC", "MAX_KEY_BYTES", "SEGMENT_SUFFIX", "FileLog",
+    "FileLogStats", "LogCorruptionError", "LogInUseError", "Record", "encode_record",
+]
 
 log = logging.getLogger(__name__)
 
-MAGIC = 0xA7
-_FRAME = struct.Struct(">BII")  # magic, length, crc32 of the payload
-_KEY_LEN = struct.Struct(">H")
-FRAME_OVERHEAD = _FRAME.size  # 9 bytes before the payload
-MAX_KEY_BYTES = 0xFFFF
-SEGMENT_SUFFIX = ".log"
-LOCK_NAME = "LOCK"
-
-MiB = 1 << 20
 DEFAULT_SEGMENT_BYTES = 256 * MiB
 DEFAULT_MAX_QUEUED_BYTES = 64 * MiB
 # One index entry per this many bytes: a random read skips at most this much; 20 GB of log costs
@@ -49,7 +64,6 @@ DEFAULT_MAX_QUEUED_BYTES = 64 * MiB
 DEFAULT_INDEX_INTERVAL_BYTES = 64 * 1024
 # append_many_sync hands the writer chunks of at most this size, so one call cannot hog the queue.
 _MANY_CHUNK_BYTES = 1 * MiB
-_READ_CHUNK_BYTES = 256 * 1024
 # While unhealthy and idle, the writer checks this often whether the disk takes writes again, so
 # readiness recovers even when the load balancer has stopped sending traffic.
 _PROBE_INTERVAL_S = 1.0
@@ -67,20 +81,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-class Record(NamedTuple):
-    offset: int
-    key: bytes
-    value: bytes
-
-
-class LogCorruptionError(Exception):
-    """A record that was durable no longer reads back (disk corruption, or files edited by hand)."""
-
-
-class LogInUseError(Exception):
-    """Another FileLog (in this or another process) has the directory open."""
-
-
 @dataclass
 class FileLogStats:
     """Counters kept by the writer thread (read them for tests and metrics, never write)."""
@@ -93,95 +93,6 @@ class FileLogStats:
     write_errors: int = 0
     segments_rolled: int = 0
     truncated_bytes_on_open: int = 0
-
-
-def encode_record(key: bytes, value: bytes) -> bytes:
-    if len(key) > MAX_KEY_BYTES:
-        raise ValueError(f"key is {len(key)} bytes; the limit is {MAX_KEY_BYTES}")
-    key_len = _KEY_LEN.pack(len(key))
-    crc = zlib.crc32(value, zlib.crc32(key, zlib.crc32(key_len)))
-    return b"".join((_FRAME.pack(MAGIC, 2 + len(key) + len(value), crc), key_len, key, value))
-
-
-def _frames(
-    fd: int, pos: int, limit: int, chunk_bytes: int = _READ_CHUNK_BYTES
-) -> Iterator[tuple[int, memoryview]]:
-    """Yield (file position, payload) of each well-formed frame from `pos` up to `limit`.
-
-    Stops silently at the first frame that is torn, has a bad magic or length, or fails its CRC;
-    callers tell "clean end" from "bad frame" by comparing where the frames stopped with `limit`.
-    """
-    buf = b""
-    buf_pos = pos
-    while pos + FRAME_OVERHEAD <= limit:
-        rel = pos - buf_pos
-        if rel + FRAME_OVERHEAD > len(buf):
-            buf = os.pread(fd, min(chunk_bytes, limit - pos), pos)
-            buf_pos, rel = pos, 0
-            if len(buf) < FRAME_OVERHEAD:
-                return
-        magic, length, crc = _FRAME.unpack_from(buf, rel)
-        end = pos + FRAME_OVERHEAD + length
-        if magic != MAGIC or length < _KEY_LEN.size or end > limit:
-            return
-        if rel + FRAME_OVERHEAD + length > len(buf):
-            buf = os.pread(fd, min(max(chunk_bytes, FRAME_OVERHEAD + length), limit - pos), pos)
-            buf_pos, rel = pos, 0
-            if len(buf) < FRAME_OVERHEAD + length:
-                return
-        payload = memoryview(buf)[rel + FRAME_OVERHEAD : rel + FRAME_OVERHEAD + length]
-        if zlib.crc32(payload) != crc:
-            return
-        (key_len,) = _KEY_LEN.unpack_from(payload)
-        if key_len > length - _KEY_LEN.size:
-            return
-        yield pos, payload
-        pos = end
-
-
-def _to_record(offset: int, payload: memoryview) -> Record:
-    (key_len,) = _KEY_LEN.unpack_from(payload)
-    return Record(offset, bytes(payload[2 : 2 + key_len]), bytes(payload[2 + key_len :]))
-
-
-def _segment_name(base: int) -> str:
-    return f"{base:020d}{SEGMENT_SUFFIX}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _Segment:
-    """One segment file. `size` is its durable length; the index maps offsets to positions."""
-
-    __slots__ = ("base", "index_offsets", "index_positions", "indexed", "last_indexed_pos",
-                 "path", "read_fd", "size")
-
-    def __init__(self, base: int, path: Path, size: int) -> None:
-        self.base = base
-        self.path = path
-        self.size = size
-        self.index_offsets = array("q", [base])
-        self.index_positions = array("q", [0])
-        self.last_indexed_pos = 0
-        self.indexed = False
-        self.read_fd: int | None = None
-
-    def note(self, offset: int, pos: int, interval: int) -> None:
-        if pos - self.last_indexed_pos >= interval:
-            self.index_offsets.append(offset)
-            self.index_positions.append(pos)
-            self.last_indexed_pos = pos
-
-    def lookup(self, offset: int) -> tuple[int, int]:
-        """The indexed (offset, position) at or before `offset`."""
-        j = bisect.bisect_right(self.index_offsets, offset) - 1
-        return self.index_offsets[j], self.index_positions[j]
 
 
 class _Pending:
@@ -266,6 +177,7 @@ class FileLog:
 
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer sleeps on it
+        self._grown = threading.Condition(self._lock)  # synchronous readers wait on it
         self._queue: list[_Pending] = []
         self._queued_bytes = 0  # queued plus being written: all the memory appends hold
         self._writer_waiting = False
@@ -275,13 +187,15 @@ class FileLog:
         # Set when the file's state is unknown: no more writes until reopened.
         self._broken: BaseException | None = None
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
-        self._hint: tuple[int, _Segment, int] | None = None  # where the last read stopped
+        self._hint: tuple[int, Segment, int] | None = None  # where the last read stopped
 
-        self._lock_fd = self._open_directory()
+        self._lock_fd = lock_directory(self.directory)
         try:
-            self._segments, self._bases = self._load_segments()
+            self._segments, self._bases = load_segments(self.directory)
             self._active = self._segments[-1]
-            self._end = self._recover(self._active)
+            self._end, self.stats.truncated_bytes_on_open = recover(
+                self._active, index_interval_bytes
+            )
             self._write_fd = os.open(
                 self._active.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
             )
@@ -295,72 +209,6 @@ class FileLog:
             target=self._run_writer, name=f"filelog-writer:{self.directory.name}", daemon=True
         )
         self._writer.start()
-
-    # -- opening ----------------------------------------------------------------------------
-
-    def _open_directory(self) -> int:
-        created = not self.directory.exists()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if created:
-            _fsync_dir(self.directory.parent)
-        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            # flock is per open file description, so it also catches a second open in-process.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LogInUseError(f"{self.directory} is already open in another FileLog") from None
-        return fd
-
-    def _load_segments(self) -> tuple[list[_Segment], list[int]]:
-        bases: list[int] = []
-        for path in self.directory.iterdir():
-            stem = path.name.removesuffix(SEGMENT_SUFFIX)
-            if path.name.endswith(SEGMENT_SUFFIX) and len(stem) == 20 and stem.isdigit():
-                bases.append(int(stem))
-        bases.sort()
-        if not bases:
-            path = self.directory / _segment_name(0)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-            _fsync_dir(self.directory)
-            bases = [0]
-        segments = []
-        for base in bases:
-            path = self.directory / _segment_name(base)
-            segments.append(_Segment(base, path, path.stat().st_size))
-        return segments, bases
-
-    def _recover(self, segment: _Segment) -> int:
-        """Scan the active segment, index it, cut a torn or corrupt tail; returns the end offset.
-
-        Like Kafka, everything from the first bad frame on is cut: after a crash the unsynced last
-        batch may have reached the disk in any order (a zeroed page, then valid-looking records),
-        and none of it was acknowledged, since acknowledgement follows the fsync.
-        """
-        fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
-        segment.read_fd = fd
-        file_size = segment.size
-        offset, valid_end = segment.base, 0
-        for pos, payload in _frames(fd, 0, file_size, chunk_bytes=4 * MiB):
-            segment.note(offset, pos, self.index_interval_bytes)
-            offset += 1
-            valid_end = pos + FRAME_OVERHEAD + len(payload)
-        if valid_end < file_size:
-            log.warning(
-                "%s: cutting %d bytes after offset %d: the torn or corrupt tail of a write "
-                "interrupted by a crash",
-                segment.path, file_size - valid_end, offset - 1,
-            )
-            wfd = os.open(segment.path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.ftruncate(wfd, valid_end)
-                os.fsync(wfd)
-            finally:
-                os.close(wfd)
-            self.stats.truncated_bytes_on_open = file_size - valid_end
-        segment.size = valid_end
-        segment.indexed = True
-        return offset
 
     # -- appending --------------------------------------------------------------------------
 
@@ -504,6 +352,7 @@ class FileLog:
             self._end = offset
             self._queued_bytes -= total
             self._healthy = True
+            self._grown.notify_all()
             if self._waiters:
                 still = []
                 for waiter in self._waiters:
@@ -526,10 +375,10 @@ class FileLog:
         active = self._active
         if active.size < self.segment_bytes or self._end == active.base:
             return
-        segment = _Segment(self._end, self.directory / _segment_name(self._end), 0)
+        segment = Segment(self._end, self.directory / segment_name(self._end), 0)
         fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
-            _fsync_dir(self.directory)  # the new name must survive a crash before its records do
+            fsync_dir(self.directory)  # the new name must survive a crash before its records do
         except OSError:
             os.close(fd)
             raise
@@ -633,9 +482,9 @@ class FileLog:
             with self._lock:
                 at, pos = self._position(segment, offset)
             fd = self._read_fd(segment)
-            for frame_pos, payload in _frames(fd, pos, limit):
+            for frame_pos, payload in frames(fd, pos, limit):
                 if at >= offset:
-                    records.append(_to_record(at, payload))
+                    records.append(to_record(at, payload))
                 at += 1
                 pos = frame_pos + FRAME_OVERHEAD + len(payload)
                 if len(records) >= max_records or at >= segment_end:
@@ -650,14 +499,14 @@ class FileLog:
                 self._hint = (at, segment, pos) if at < segment_end else None
         return records
 
-    def _position(self, segment: _Segment, offset: int) -> tuple[int, int]:
+    def _position(self, segment: Segment, offset: int) -> tuple[int, int]:
         at, pos = segment.lookup(offset)
         hint = self._hint
         if hint is not None and hint[1] is segment and at <= hint[0] <= offset:
             return hint[0], hint[2]
         return at, pos
 
-    def _read_fd(self, segment: _Segment) -> int:
+    def _read_fd(self, segment: Segment) -> int:
         fd = segment.read_fd
         if fd is None:
             fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -669,22 +518,11 @@ class FileLog:
                     fd = segment.read_fd
         return fd
 
-    def _index_sealed(self, segment: _Segment, segment_end: int) -> None:
-        """Index a sealed segment on first read (not at open: old segments may be many GB)."""
-        offsets, positions = array("q", [segment.base]), array("q", [0])
-        last_indexed, offset, valid_end = 0, segment.base, 0
-        for pos, payload in _frames(self._read_fd(segment), 0, segment.size, chunk_bytes=4 * MiB):
-            if pos - last_indexed >= self.index_interval_bytes:
-                offsets.append(offset)
-                positions.append(pos)
-                last_indexed = pos
-            offset += 1
-            valid_end = pos + FRAME_OVERHEAD + len(payload)
-        if offset != segment_end or valid_end != segment.size:
-            raise LogCorruptionError(
-                f"{segment.path}: holds offsets up to {offset} ({valid_end} of {segment.size} "
-                f"bytes valid), expected up to {segment_end}"
-            )
+    def _index_sealed(self, segment: Segment, segment_end: int) -> None:
+        """Index a sealed segment on its first read."""
+        offsets, positions, last_indexed = index_sealed(
+            self._read_fd(segment), segment, segment_end, self.index_interval_bytes
+        )
         with self._lock:
             segment.index_offsets, segment.index_positions = offsets, positions
             segment.last_indexed_pos = last_indexed
@@ -712,6 +550,17 @@ class FileLog:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
 
+    def wait_sync(self, offset: int, timeout: float) -> bool:
+        """Blocking `wait_for`, for reader threads; False on timeout or close."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._end <= offset:
+                left = deadline - time.monotonic()
+                if self._closing or left <= 0:
+                    return False
+                self._grown.wait(left)
+            return True
+
     # -- health and lifecycle ---------------------------------------------------------------
 
     def healthy(self) -> bool:
@@ -726,6 +575,7 @@ class FileLog:
         with self._lock:
             self._closing = True
             self._work.notify_all()
+            self._grown.notify_all()
         self._writer.join()
         with self._lock:
             if self._closed:

@@ -2,8 +2,7 @@
 
 `make_sheet` / `generate_sheet` produce realistic answer-sheet bodies (CONTRACT §2) for a campaign
 definition, with a controlled share of flawed ones, each flaw aimed at one reason code (CONTRACT
-§5). `run_generator` posts them at a steady rate the way an answering page would: the same body
-again after a connection error, a 503 or a 429, so that a 202 is the only thing that ends a sheet.
+§5; the flaws are simulation/flaws.py). simulation/traffic.py's `run_generator` posts them.
 
 Everything is drawn from one `random.Random`: the same seed and the same definition give the same
 sheets in the same order (only the timestamps follow the clock given as `now`).
@@ -11,28 +10,21 @@ sheets in the same order (only the timestamps follow the clock given as `now`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import email.utils
 import hashlib
-import json
 import logging
 import math
 import random
 import statistics
-import time
 import uuid
 import weakref
 import zoneinfo
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any, Final, Literal, TypeAlias, get_args
-
-import httpx
+from typing import Any, Final
 
 from schemas.campaign import (
     AttentionQuestion,
@@ -44,53 +36,22 @@ from schemas.campaign import (
     SingleQuestion,
     TextQuestion,
 )
+from simulation.flaws import (
+    DEFAULT_FLAW_WEIGHTS,
+    FLAW_KINDS,
+    FLAW_REASONS,
+    NEEDS_HISTORY,
+    FlawKind,
+)
+from simulation.texts import OPINIONS, PROBLEMS, STALE_OPTIONS
+
+# The flaw vocabulary is re-exported: tests and benchmarks know it from here.
+__all__ = [
+    "AGE_GROUPS", "DEFAULT_FLAW_WEIGHTS", "FLAW_KINDS", "FLAW_REASONS", "FlawKind",
+    "GeneratedSheet", "SheetFactory", "generate_sheet", "make_sheet",
+]
 
 log = logging.getLogger(__name__)
-
-FlawKind: TypeAlias = Literal[
-    "too_fast",
-    "missing_required",
-    "invalid_answer",
-    "straight_lining",
-    "unknown_link",
-    "revoked_link",
-    "reused_device",
-    "identical_resend",
-    "conflicting_resend",
-]
-FLAW_KINDS: Final[tuple[FlawKind, ...]] = get_args(FlawKind)
-
-# The reason code each flaw is meant to draw from the judge; an identical resend draws none
-# (it is absorbed and counted once).
-FLAW_REASONS: Final[Mapping[FlawKind, str | None]] = {
-    "too_fast": "too_fast",
-    "missing_required": "missing_required",
-    "invalid_answer": "invalid_answer",
-    "straight_lining": "straight_lining",
-    "unknown_link": "unknown_link",
-    "revoked_link": "revoked_link",
-    "reused_device": "duplicate_respondent",
-    "identical_resend": None,
-    "conflicting_resend": "duplicate_submission",
-}
-
-# How the flawed share splits between kinds (relative weights). Hurried respondents and page
-# retries are the common flaws in real traffic; conflicting resends are rare.
-DEFAULT_FLAW_WEIGHTS: Final[Mapping[FlawKind, float]] = {
-    "too_fast": 0.25,
-    "straight_lining": 0.15,
-    "reused_device": 0.12,
-    "identical_resend": 0.12,
-    "unknown_link": 0.10,
-    "missing_required": 0.08,
-    "invalid_answer": 0.08,
-    "revoked_link": 0.05,
-    "conflicting_resend": 0.05,
-}
-
-_NEEDS_HISTORY: Final[frozenset[FlawKind]] = frozenset(
-    {"reused_device", "identical_resend", "conflicting_resend"}
-)
 
 AGE_GROUPS: Final[tuple[str, ...]] = (
     "under-18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"
@@ -110,39 +71,6 @@ _RESEND_WINDOW: Final = 64
 _NONE_PREFIXES: Final = ("都没有", "以上都没有", "以上均无", "None", "none")
 _STANDARD_NORMAL: Final = statistics.NormalDist()
 _CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
-
-_OPINIONS: Final[tuple[str, ...]] = (
-    "希望加强个人信息保护，严厉打击非法买卖个人信息的行为。",
-    "建议加大对电信网络诈骗的打击力度，多发布典型案例提醒群众。",
-    "骚扰电话和垃圾短信还是太多，希望运营商加强拦截。",
-    "希望对App过度索取权限的问题进一步整治。",
-    "建议在社区和学校多开展网络安全知识讲座。",
-    "希望平台对网络暴力内容处理得更及时一些。",
-    "老年人容易上当受骗，建议针对老年人开展防诈骗宣传。",
-    "网购时遇到过虚假客服，希望平台加强身份核验。",
-    "未成年人沉迷网络游戏的问题仍需持续关注。",
-    "希望举报渠道更加便捷，处理结果能及时反馈。",
-    "整体感觉网络环境比往年有明显改善。",
-    "建议加强对公共WiFi安全的管理和提示。",
-    "希望对网络谣言及时辟谣，信息公开更透明。",
-    "部分网站仍有弹窗广告和诱导下载，希望治理。",
-    "快递单上的个人信息容易泄露，建议推广隐私面单。",
-    "希望加强对短视频平台不良信息的审核。",
-    "建议企业落实数据安全责任，发生泄露要及时告知用户。",
-    "人脸识别等生物信息的收集使用要有更严格的规范。",
-)
-_PROBLEMS: Final[tuple[str, ...]] = (
-    "接到过冒充客服的诈骗电话，称要办理退款。",
-    "微信账号曾被盗用，向好友借钱。",
-    "注册某App后频繁收到推销短信。",
-    "在二手平台交易时遇到过要求线下转账的骗子。",
-    "手机里被装了来历不明的软件，自动扣费。",
-    "收到过带钓鱼链接的短信，假冒银行积分兑换。",
-    "孩子玩游戏时被诱导充值。",
-    "投递简历后个人信息被泄露，接到大量推销电话。",
-)
-# Answers a page built for another questionnaire version might send.
-_STALE_OPTIONS: Final[tuple[str, ...]] = ("不清楚", "其他（请注明）", "option-x")
 
 
 @dataclass(frozen=True)
@@ -292,7 +220,7 @@ class SheetFactory:
             return None
         kinds = list(self.flaw_weights)
         if not self._recent:  # nothing to resend yet: draw among the kinds that need no history
-            kinds = [k for k in kinds if k not in _NEEDS_HISTORY]
+            kinds = [k for k in kinds if k not in NEEDS_HISTORY]
             if not kinds:
                 return None
         if not self._devices and "reused_device" in kinds:
@@ -345,7 +273,7 @@ class SheetFactory:
             body["device_id"] = device_id
         body["answers"] = answers
         if rng.random() < _OPINION_SHARE:
-            opinion = rng.choice(_OPINIONS)
+            opinion = rng.choice(OPINIONS)
             if rng.random() < _PHONE_IN_OPINION_SHARE:
                 opinion += f"如需回访请联系我：1{rng.choice('3589')}{rng.randrange(10**9):09d}。"
             body["opinion"] = opinion
@@ -382,7 +310,7 @@ class SheetFactory:
             elif isinstance(q, AttentionQuestion):
                 answers[q.id] = q.expected  # an honest respondent reads the instruction
             else:
-                text = rng.choice(_PROBLEMS)
+                text = rng.choice(PROBLEMS)
                 answers[q.id] = text[: q.max_length]
         self._vary(rng, answers)
         return answers
@@ -464,7 +392,7 @@ class SheetFactory:
             answers[q.id] = rng.choice([v for v in range(q.min, q.max + 1) if v != answers[q.id]])
             self._vary(rng, answers)
         else:
-            body["opinion"] = rng.choice(_OPINIONS) + "（补充）"
+            body["opinion"] = rng.choice(OPINIONS) + "（补充）"
         submitted = dt.datetime.fromisoformat(body["submitted_at"])
         body["submitted_at"] = (submitted + dt.timedelta(seconds=rng.randint(5, 90))).isoformat()
         return body
@@ -503,7 +431,7 @@ def _is_none_option(option: str) -> bool:
 
 
 def _stale_option(rng: random.Random, options: Sequence[str]) -> str:
-    candidates = [o for o in _STALE_OPTIONS if o not in options]
+    candidates = [o for o in STALE_OPTIONS if o not in options]
     return rng.choice(candidates) if candidates else "-".join(options) + "-x"
 
 
@@ -538,231 +466,3 @@ def make_sheet(
     and reused device ids refer to earlier sheets of that stream; `now` is the submit time."""
     return generate_sheet(definition, rng, now, valid_share=valid_share).body
 
-
-# -- posting ---------------------------------------------------------------------------------
-
-_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
-
-
-@dataclass
-class GeneratorStats:
-    """What a run did. Every generated sheet ends in exactly one of accepted, refused, gave_up
-    or unsent."""
-
-    generated: int = 0
-    accepted: int = 0  # answered 2xx (202: durably taken)
-    refused: int = 0  # answered 4xx other than 408/429: not retried
-    gave_up: int = 0  # still unanswered after the last retry, or when the run stopped
-    unsent: int = 0  # generated but never posted because the run stopped first
-    retries: int = 0
-    transport_errors: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
-    flaws: Counter[str] = field(default_factory=Counter)  # by flaw kind; "valid" for none
-    elapsed_s: float = 0.0
-
-    @property
-    def errors(self) -> int:
-        return self.refused + self.gave_up
-
-    @property
-    def sent_per_s(self) -> float:
-        return (self.accepted + self.refused) / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "generated": self.generated, "accepted": self.accepted, "refused": self.refused,
-            "gave_up": self.gave_up, "unsent": self.unsent, "retries": self.retries,
-            "transport_errors": self.transport_errors, "errors": self.errors,
-            "statuses": dict(sorted(self.statuses.items())),
-            "flaws": dict(sorted(self.flaws.items())),
-            "elapsed_s": round(self.elapsed_s, 3), "sent_per_s": round(self.sent_per_s, 1),
-        }
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:
-    """Sleep, cut short when the event is set; True when it was."""
-    if event.is_set():
-        return True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
-    return event.is_set()
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    first_backoff_s: float = 0.2
-    max_backoff_s: float = 5.0
-    max_retry_after_s: float = 60.0  # a server's Retry-After is honoured up to this
-
-
-async def _deliver(
-    client: httpx.AsyncClient,
-    url: str,
-    sheet: GeneratedSheet,
-    halt: asyncio.Event,
-    stats: GeneratorStats,
-    policy: RetryPolicy,
-    jitter: random.Random,
-) -> None:
-    """Post one sheet until it is answered for good; the same bytes every time, so a retry of
-    something the collector did take is absorbed as an identical resend."""
-    payload = json.dumps(sheet.body, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"content-type": "application/json"}
-    backoff = policy.first_backoff_s
-    for attempt in range(1, policy.max_attempts + 1):
-        wait: float | None = None
-        try:
-            response = await client.post(url, content=payload, headers=headers)
-        except httpx.TransportError as exc:
-            stats.transport_errors += 1
-            log.debug("posting %s failed: %r", sheet.body.get("submission_id"), exc)
-        else:
-            stats.statuses[response.status_code] += 1
-            if response.is_success:
-                stats.accepted += 1
-                return
-            if response.status_code not in _RETRY_STATUSES:
-                stats.refused += 1
-                if stats.refused == 1:
-                    log.warning("collector refused a sheet: %s %s",
-                                response.status_code, response.text[:500])
-                return
-            hint = _retry_after(response)
-            if hint is not None:
-                wait = min(hint, policy.max_retry_after_s)
-        if attempt == policy.max_attempts:
-            break
-        if wait is None:  # full jitter keeps many clients from retrying in lockstep
-            wait = jitter.uniform(backoff / 2, backoff)
-            backoff = min(backoff * 2, policy.max_backoff_s)
-        if await _sleep_unless(halt, wait):
-            break
-        stats.retries += 1
-    stats.gave_up += 1
-
-
-async def run_generator(
-    base_url: str,
-    definition: CampaignDefinition,
-    *,
-    rate_per_s: float,
-    duration_s: float | None = None,
-    concurrency: int = 16,
-    stop_event: asyncio.Event | None = None,
-    seed: int | None = None,
-    valid_share: float = 0.9,
-    retry: RetryPolicy | None = None,
-    request_timeout_s: float = 10.0,
-    drain_s: float = 5.0,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> GeneratorStats:
-    """Post generated sheets to `{base_url}/v1/submissions` at about `rate_per_s`.
-
-    Runs until `stop_event` is set or `duration_s` has passed (forever when both are None). At
-    most `concurrency` requests are in flight; when the server cannot keep up the rate drops
-    instead of a backlog growing. On stopping, requests in flight get `drain_s` to finish and
-    are not retried again. `seed` fixes the sheets: the same ones, in the same order, as
-    make_sheet with `random.Random(seed)` (None: a fresh stream every run, so a demo restarted
-    on the same data does not resend the last run's submission ids).
-    """
-    if rate_per_s <= 0:
-        raise ValueError(f"rate_per_s must be positive, not {rate_per_s}")
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    rng = random.Random(seed)
-    jitter = random.Random()  # retry timing only; kept apart so the sheets match make_sheet's
-    factory = SheetFactory(definition, valid_share=valid_share)
-    policy = retry or RetryPolicy()
-    stop = stop_event if stop_event is not None else asyncio.Event()
-    halt = asyncio.Event()
-    stats = GeneratorStats()
-    url = base_url.rstrip("/") + "/v1/submissions"
-    queue: asyncio.Queue[GeneratedSheet | None] = asyncio.Queue(maxsize=concurrency * 2)
-    loop = asyncio.get_running_loop()
-    started = time.monotonic()
-
-    async def relay_stop() -> None:
-        await stop.wait()
-        halt.set()
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while (sheet := await queue.get()) is not None:
-            if halt.is_set():
-                stats.unsent += 1
-                continue
-            await _deliver(client, url, sheet, halt, stats, policy, jitter)
-
-    async def produce() -> None:
-        t0 = loop.time()
-        deadline = math.inf if duration_s is None else t0 + duration_s
-        sent = 0
-        while not halt.is_set():
-            now = loop.time()
-            due = t0 + sent / rate_per_s
-            if now - due > 1.0:  # fell behind (slow server): carry on from now, no burst
-                t0, due = now - sent / rate_per_s, now
-            if due >= deadline:
-                return
-            if due > now and await _sleep_unless(halt, due - now):
-                return
-            sheet = factory.make(rng, dt.datetime.now(dt.UTC))
-            stats.generated += 1
-            stats.flaws[sheet.flaw or "valid"] += 1
-            while True:
-                try:
-                    queue.put_nowait(sheet)
-                    break
-                except asyncio.QueueFull:
-                    if await _sleep_unless(halt, 0.005):
-                        stats.unsent += 1
-                        return
-            sent += 1
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    # trust_env off: a proxy from the environment would sit between a load generator and its
-    # target and measure itself.
-    async with httpx.AsyncClient(
-        timeout=request_timeout_s, limits=limits, transport=transport, trust_env=False
-    ) as client:
-        relay = asyncio.create_task(relay_stop())
-        workers = [asyncio.create_task(worker(client)) for _ in range(concurrency)]
-        try:
-            await produce()
-        finally:
-            halt.set()
-            while not queue.empty():
-                if queue.get_nowait() is not None:
-                    stats.unsent += 1
-            for _ in workers:
-                queue.put_nowait(None)
-            _, pending = await asyncio.wait(workers, timeout=drain_s)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            stats.gave_up += len(pending)
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
-            stats.elapsed_s = time.monotonic() - started
-    log.info("generator finished: %s", json.dumps(stats.summary()))
-    return stats

@@ -20,14 +20,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
 
 from core.anomaly import AnomalyEngine
 from core.anomaly.ports import FindingStore
-from schemas.events import SubmissionJudged
+from schemas.events import FindingRaised, SubmissionJudged
+from stream_processors.commit_loop import Batch, CommitLoop
+from stream_processors.commit_sources import KafkaSource, kafka_commit
 from stream_processors.faust_records import position, read_judged
 from stream_processors.findings import FINDINGS_FAILURES, FindingsStep, count_findings
 
@@ -56,6 +57,11 @@ def findings_consumer(bootstrap: str, topic: str, group: str, batch_rows: int) -
     return consumer
 
 
+def read_verdict(record: Any) -> list[SubmissionJudged]:
+    verdict = read_judged(record.value, position(record.partition, record.offset))
+    return [] if verdict is None else [verdict]
+
+
 class FindingsConsumer:
     def __init__(
         self, consumer: KafkaConsumer, store: FindingStore, engine: AnomalyEngine, *,
@@ -63,53 +69,36 @@ class FindingsConsumer:
     ) -> None:
         self.consumer = consumer
         self.step = FindingsStep(store, engine)
-        self.batch_rows = batch_rows
-        self.batch_seconds = batch_seconds
         self.observed = 0
+        self.loop: CommitLoop[SubmissionJudged] = CommitLoop(
+            KafkaSource(consumer, read_verdict), kafka_commit(consumer, "findings offsets"),
+            self._store, batch_rows=batch_rows, batch_seconds=batch_seconds,
+            after_commit=self._committed, name="findings consumer",
+        )
+        # Detection moves the engine's state, so it runs once per batch; only storing is retried.
+        self._detected: tuple[Batch[SubmissionJudged], list[FindingRaised], float] | None = None
 
-    def _store(self, rows: list[SubmissionJudged], stop: threading.Event) -> bool:
-        """Detect, then store the findings, retrying the store with capped backoff."""
-        started = time.perf_counter()
-        found = self.step.engine.observe_many(rows)
-        delay = 0.2
-        while found:
+    def _store(self, batch: Batch[SubmissionJudged]) -> None:
+        """Detect (once per batch), then store the findings; the loop retries until stored."""
+        if self._detected is None or self._detected[0] is not batch:
+            started = time.perf_counter()
+            # Event time order within the batch, so windows see sheets as they were received.
+            rows = sorted(batch.items, key=lambda r: r.received_at)
+            self._detected = (batch, self.step.engine.observe_many(rows), started)
+        _, found, started = self._detected
+        if found:
             try:
                 self.step.store.insert_findings(found)
-                break
             except Exception:
-                log.exception("store refused %d findings; retrying in %.1f s", len(found), delay)
                 FINDINGS_FAILURES.inc()
-                if stop.wait(delay):
-                    return False
-                delay = min(delay * 2, 30.0)
+                raise
         count_findings(found, time.perf_counter() - started)
-        return True
+        self._detected = None
+
+    def _committed(self, batch: Batch[SubmissionJudged]) -> None:
+        self.observed += len(batch.items)
 
     def run(self, stop: threading.Event) -> None:
-        """Until `stop`: a batch of verdicts (in partition order; partitions interleaved as
-        polled), its findings stored, then its offsets committed."""
-        while not stop.is_set():
-            polled = self.consumer.poll(
-                timeout_ms=int(self.batch_seconds * 1000), max_records=self.batch_rows
-            )
-            rows: list[SubmissionJudged] = []
-            offsets: dict[TopicPartition, int] = {}
-            for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
-                for record in records:
-                    verdict = read_judged(record.value, position(record.partition, record.offset))
-                    if verdict is not None:
-                        rows.append(verdict)
-                    offsets[tp] = record.offset + 1
-            if not offsets:
-                continue
-            # Event time order within the batch, so windows see sheets as they were received.
-            rows.sort(key=lambda r: r.received_at)
-            if not self._store(rows, stop):
-                return  # stopping while the store is down: nothing is committed
-            self.observed += len(rows)
-            try:
-                self.consumer.commit(
-                    {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
-                )
-            except KafkaError as exc:
-                log.warning("findings offsets not committed (%s); they will be read again", exc)
+        """Until `stop`: a batch of verdicts (partitions interleaved as polled), its findings
+        stored, then its offsets committed."""
+        self.loop.run(stop)

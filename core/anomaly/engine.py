@@ -9,7 +9,8 @@ State per link: the current hour's counters (Space-Saving heavy hitters for netw
 devices and shared answers; a fast-sheet count), a ring of its last hourly counts and a 24-hour
 profile. Per campaign: Count-Min sketches of the same keys (the reference a link is compared
 with), an hour-of-day profile, a duration histogram and the near-duplicate text index. Each
-verdict costs O(1) amortised work; links and text clusters are capped (AnomalyConfig).
+verdict costs O(1) amortised work; links and text clusters are capped (AnomalyConfig). The text
+index is core/anomaly/text_index.py; which answers are text, core/anomaly/text_questions.py.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import hashlib
 import json
 import math
 import zoneinfo
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from core.anomaly.config import DETECTOR_VERSION, AnomalyConfig, ClusterConfig
@@ -36,159 +35,32 @@ from core.anomaly.sketches import (
     normalise_text,
     shingles,
     signature_hex,
-    similarity,
     top,
 )
 from core.anomaly.sketches import Counter as HeavyHitter
-from core.registry import Registry
-from schemas.campaign import TextQuestion
+from core.anomaly.state import (
+    DURATION_BIN,
+    DURATION_BINS,
+    CampaignState,
+    LinkState,
+    jsd,
+    median_of_histogram,
+)
+from core.anomaly.text_questions import TextQuestions, text_questions_from
 from schemas.events import AnomalyKind, FindingEvidence, FindingRaised, SubmissionJudged
 
-# Which answers of a questionnaire are free text: (campaign, questionnaire_version) -> ids, or
-# None when unknown (then a string answer longer than _TEXT_GUESS_CHARS is taken for text).
-TextQuestions = Callable[[str, str], frozenset[str] | None]
+# text_questions_from is re-exported: the runtimes know it from here.
+__all__ = ["AnomalyEngine", "TextQuestions", "finding_id", "text_questions_from"]
+
+# A string answer longer than this is taken for text when the questionnaire is unknown.
 _TEXT_GUESS_CHARS = 12
 
-_DURATION_BIN = 0.05  # width of a duration histogram bin, in ln(seconds)
-_DURATION_BINS = 240  # up to e^12 s, about 45 hours
 _MEDIAN_EVERY = 256  # sheets between recomputations of a campaign's median duration
 
 
 def finding_id(anomaly: str, *parts: object) -> str:
     text = "\x1f".join([anomaly, *(str(p) for p in parts)])
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
-
-
-@dataclass
-class _Link:
-    unit: str
-    first_window: int
-    window: int
-    n: int = 0
-    samples: list[str] = field(default_factory=list)
-    networks: SpaceSaving = field(default_factory=SpaceSaving)
-    devices: SpaceSaving = field(default_factory=SpaceSaving)
-    answers: SpaceSaving = field(default_factory=SpaceSaving)
-    fast: int = 0
-    fast_samples: list[str] = field(default_factory=list)
-    history: deque[float] = field(default_factory=deque)  # share of the campaign per window
-    baseline: tuple[float, float] | None = None  # median and MAD of `history`, once watched
-    emitted: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (revision, observed)
-    hours: list[int] = field(default_factory=lambda: [0] * 24)
-    hours_n: int = 0
-    first_at: dt.datetime | None = None
-    hours_samples: dict[int, list[str]] = field(default_factory=dict)
-
-
-class _Cluster:
-    """A text cluster, kept small: most clusters are one unique text that never grows."""
-
-    __slots__ = ("cluster_id", "count", "emitted_count", "first_at", "first_id", "first_link",
-                 "first_unit", "links", "revision", "samples", "signature", "units")
-
-    def __init__(self, cluster_id: int, signature: tuple[int, ...], judged: SubmissionJudged):
-        self.cluster_id = cluster_id
-        self.signature = signature
-        self.first_id = judged.submission_id
-        self.first_at = judged.received_at
-        self.first_link = judged.link_code
-        self.first_unit = judged.unit
-        self.count = 0
-        self.revision = 0
-        self.emitted_count = 0
-        # Filled from the second member on.
-        self.links: dict[str, int] | None = None
-        self.units: dict[str, int] | None = None
-        self.samples: list[str] | None = None
-
-
-class _TextIndex:
-    """Near-duplicate free text of one campaign: clusters found through MinHash LSH buckets.
-
-    A bucket holds one cluster id, or a short list when several clusters share it."""
-
-    def __init__(self, config: AnomalyConfig, minhash: MinHasher) -> None:
-        self.config = config.text
-        self.minhash = minhash
-        self.max_samples = config.max_samples
-        self.clusters: OrderedDict[int, _Cluster] = OrderedDict()  # least recently joined first
-        self.buckets: dict[int, int | list[int]] = {}
-        self.next_id = 0
-
-    def add(self, signature: tuple[int, ...], judged: SubmissionJudged) -> _Cluster:
-        cfg = self.config
-        band_keys = self.minhash.band_keys(signature)
-        best: _Cluster | None = None
-        best_sim = cfg.min_similarity
-        seen: set[int] = set()
-        for key in band_keys:
-            held = self.buckets.get(key)
-            for cid in (() if held is None else (held,) if isinstance(held, int) else held):
-                if cid in seen:
-                    continue
-                seen.add(cid)
-                cluster = self.clusters[cid]
-                sim = similarity(signature, cluster.signature)
-                if sim >= best_sim and (best is None or sim > best_sim):
-                    best, best_sim = cluster, sim
-        if best is None:
-            best = _Cluster(self.next_id, signature, judged)
-            self.next_id += 1
-            self.clusters[best.cluster_id] = best
-            for key in band_keys:
-                held = self.buckets.get(key)
-                if held is None:
-                    self.buckets[key] = best.cluster_id
-                elif isinstance(held, int):
-                    self.buckets[key] = [held, best.cluster_id]
-                else:
-                    held.append(best.cluster_id)
-                    if len(held) > cfg.bucket_candidates:
-                        del held[0]
-            while len(self.clusters) > cfg.max_clusters:
-                self._forget(self.clusters.popitem(last=False)[1])
-        else:
-            self.clusters.move_to_end(best.cluster_id)
-        best.count += 1
-        if best.count == 1:
-            return best
-        if best.links is None or best.units is None or best.samples is None:
-            # The first member's details, kept only once the cluster grows.
-            best.links = {best.first_link: 1} if best.first_link else {}
-            best.units = {best.first_unit: 1} if best.first_unit else {}
-            best.samples = [best.first_id]
-        if judged.link_code and (judged.link_code in best.links or len(best.links) < 64):
-            best.links[judged.link_code] = best.links.get(judged.link_code, 0) + 1
-        if judged.unit and (judged.unit in best.units or len(best.units) < 64):
-            best.units[judged.unit] = best.units.get(judged.unit, 0) + 1
-        if len(best.samples) < self.max_samples:
-            best.samples.append(judged.submission_id)
-        return best
-
-    def _forget(self, cluster: _Cluster) -> None:
-        for key in self.minhash.band_keys(cluster.signature):
-            held = self.buckets.get(key)
-            if held == cluster.cluster_id:
-                del self.buckets[key]
-            elif isinstance(held, list) and cluster.cluster_id in held:
-                held.remove(cluster.cluster_id)
-                if len(held) == 1:
-                    self.buckets[key] = held[0]
-
-
-class _Campaign:
-    def __init__(self, config: AnomalyConfig, minhash: MinHasher) -> None:
-        self.n = 0  # attributed sheets (the link-level reference)
-        self.networks = CountMin()
-        self.devices = CountMin()
-        self.answers = CountMin()
-        self.hours = [0] * 24
-        self.window_counts: dict[int, int] = {}  # attributed sheets per recent window
-        self.durations = [0] * _DURATION_BINS
-        self.median_duration = 0.0
-        self.fast = 0
-        self.links: dict[str, _Link] = {}
-        self.text = _TextIndex(config, minhash)
 
 
 class AnomalyEngine:
@@ -203,7 +75,7 @@ class AnomalyEngine:
         self.minhash = MinHasher(
             self.config.text.bands, self.config.text.rows, self.config.text.signature_size
         )
-        self.campaigns: dict[str, _Campaign] = {}
+        self.campaigns: dict[str, CampaignState] = {}
         self.links_tracked = 0
         self._band_of: dict[str, int] = {}
 
@@ -294,7 +166,7 @@ class AnomalyEngine:
             return []
         camp = self.campaigns.get(judged.campaign)
         if camp is None:
-            camp = self.campaigns[judged.campaign] = _Campaign(self.config, self.minhash)
+            camp = self.campaigns[judged.campaign] = CampaignState(self.config, self.minhash)
         out: list[FindingRaised] = []
         parsed = self._answers(judged)
         signature = self.text_signature(judged, parsed)
@@ -346,13 +218,13 @@ class AnomalyEngine:
 
     # -- state -------------------------------------------------------------------------------------
 
-    def _link(self, camp: _Campaign, judged: SubmissionJudged, window: int) -> _Link | None:
+    def _link(self, camp: CampaignState, judged: SubmissionJudged, window: int) -> LinkState | None:
         link = camp.links.get(judged.link_code)
         if link is None:
             if self.links_tracked >= self.config.max_links:
                 return None
             self.links_tracked += 1
-            link = camp.links[judged.link_code] = _Link(judged.unit, window, window)
+            link = camp.links[judged.link_code] = LinkState(judged.unit, window, window)
             link.first_at = judged.received_at
             link.networks = SpaceSaving(16, self.config.max_samples)
             link.devices = SpaceSaving(16, self.config.max_samples)
@@ -362,7 +234,7 @@ class AnomalyEngine:
         # A sheet from an hour already closed (out of order) is counted in the current one.
         return link
 
-    def _roll(self, camp: _Campaign, link: _Link, window: int) -> None:
+    def _roll(self, camp: CampaignState, link: LinkState, window: int) -> None:
         # The link's history is its share of the campaign's sheets per window, not its raw count:
         # the daily rhythm and campaign-wide pushes move every link alike and are not bursts.
         cfg = self.config.burst
@@ -419,7 +291,7 @@ class AnomalyEngine:
     # -- detectors ---------------------------------------------------------------------------------
 
     def _burst(
-        self, camp: _Campaign, judged: SubmissionJudged, link: _Link, window: int
+        self, camp: CampaignState, judged: SubmissionJudged, link: LinkState, window: int
     ) -> FindingRaised | None:
         if link.baseline is None:
             return None
@@ -447,8 +319,8 @@ class AnomalyEngine:
                              link.unit)
 
     def _cluster(
-        self, anomaly: AnomalyKind, cfg: ClusterConfig, reference: CountMin, camp: _Campaign,
-        link: _Link, counter: HeavyHitter, key: str, key_hash: int, judged: SubmissionJudged,
+        self, anomaly: AnomalyKind, cfg: ClusterConfig, reference: CountMin, camp: CampaignState,
+        link: LinkState, counter: HeavyHitter, key: str, key_hash: int, judged: SubmissionJudged,
         window: int,
     ) -> FindingRaised | None:
         c = counter.guaranteed
@@ -478,14 +350,14 @@ class AnomalyEngine:
                              evidence, judged.link_code, link.unit)
 
     def _speed(
-        self, camp: _Campaign, link: _Link, judged: SubmissionJudged, window: int
+        self, camp: CampaignState, link: LinkState, judged: SubmissionJudged, window: int
     ) -> FindingRaised | None:
         cfg = self.config.speed
         seconds = max(judged.duration_seconds, 0.5)
-        b = min(_DURATION_BINS - 1, max(0, int(math.log(seconds) / _DURATION_BIN)))
+        b = min(DURATION_BINS - 1, max(0, int(math.log(seconds) / DURATION_BIN)))
         camp.durations[b] += 1
         if camp.n % _MEDIAN_EVERY == 1 or camp.median_duration == 0.0:
-            camp.median_duration = _median_of_histogram(camp.durations)
+            camp.median_duration = median_of_histogram(camp.durations)
         fast_below = cfg.fast_factor * camp.median_duration
         if seconds >= fast_below:
             return None
@@ -515,7 +387,7 @@ class AnomalyEngine:
                              evidence, judged.link_code, link.unit)
 
     def _time_of_day(
-        self, camp: _Campaign, link: _Link, judged: SubmissionJudged
+        self, camp: CampaignState, link: LinkState, judged: SubmissionJudged
     ) -> FindingRaised | None:
         cfg = self.config.time_of_day
         hour = self.local_hour(judged.received_at)
@@ -534,7 +406,7 @@ class AnomalyEngine:
         rest_total = sum(rest)
         expected = [n * r / rest_total for r in rest]
         g = 2.0 * sum(o * math.log(o / e) for o, e in zip(link.hours, expected, strict=True) if o)
-        if g < cfg.min_g or _jsd(link.hours, rest) < cfg.min_jsd:
+        if g < cfg.min_g or jsd(link.hours, rest) < cfg.min_jsd:
             return None
         hours = tuple(
             h for h in range(24)
@@ -560,7 +432,7 @@ class AnomalyEngine:
                              g, evidence, judged.link_code, link.unit)
 
     def _text(
-        self, camp: _Campaign, judged: SubmissionJudged, signature: tuple[int, ...]
+        self, camp: CampaignState, judged: SubmissionJudged, signature: tuple[int, ...]
     ) -> FindingRaised | None:
         cfg = self.config.text
         cluster = camp.text.add(signature, judged)
@@ -579,49 +451,3 @@ class AnomalyEngine:
         return self._finding("text_near_duplicate", fid, cluster.revision, judged,
                              (cluster.first_at, judged.received_at), float(cluster.count),
                              evidence)
-
-
-def _median_of_histogram(bins: list[int]) -> float:
-    total = sum(bins)
-    if not total:
-        return 0.0
-    half, seen = total / 2, 0
-    for i, c in enumerate(bins):
-        seen += c
-        if seen >= half:
-            return math.exp((i + 0.5) * _DURATION_BIN)
-    return math.exp(len(bins) * _DURATION_BIN)
-
-
-def _jsd(a: list[int], b: list[int]) -> float:
-    """Jensen-Shannon divergence, in bits, between two count vectors taken as distributions."""
-    sa, sb = sum(a), sum(b)
-    if not sa or not sb:
-        return 0.0
-    out = 0.0
-    for x, y in zip(a, b, strict=True):
-        p, q = x / sa, y / sb
-        m = (p + q) / 2
-        if p:
-            out += 0.5 * p * math.log2(p / m)
-        if q:
-            out += 0.5 * q * math.log2(q / m)
-    return out
-
-
-def text_questions_from(registry: Registry) -> TextQuestions:
-    """Which answers are free text, as the registry's questionnaires define them."""
-    cache: dict[tuple[str, str], tuple[object, frozenset[str]]] = {}
-
-    def lookup(campaign: str, version: str) -> frozenset[str] | None:
-        state = registry.get(campaign)
-        questionnaire = state.questionnaires.get(version) if state else None
-        if questionnaire is None:
-            return None
-        hit = cache.get((campaign, version))
-        if hit is None or hit[0] is not questionnaire:
-            ids = frozenset(q.id for q in questionnaire.questions if isinstance(q, TextQuestion))
-            hit = cache[(campaign, version)] = (questionnaire, ids)
-        return hit[1]
-
-    return lookup

@@ -33,12 +33,11 @@ from simulation.generator import (
     FLAW_KINDS,
     FLAW_REASONS,
     GeneratedSheet,
-    RetryPolicy,
     SheetFactory,
     generate_sheet,
     make_sheet,
-    run_generator,
 )
+from simulation.traffic import RetryPolicy, run_generator
 
 # The demo runs on this day; the example campaign must be counting then.
 DEMO_DAY = dt.date(2026, 11, 29)
