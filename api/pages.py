@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.assets import Assets, default_sources
 from api.deps import crowd, public
@@ -130,12 +130,24 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
             if state.link_revoked_at(link_code, now):
                 return notice(410, "链接已停用", "该问卷链接已停止使用，感谢您的关注。",
                               cacheable=True)
-            # Counted, not logged: one in-memory increment (api/opens.py); revoked: not counted.
-            opens.hit(state.definition.campaign, link_code)
+            # Not counted here: the page may come from a cache (nginx, a CDN); its script
+            # reports the load itself (`POST /s/{code}/open`, below).
             return page(answering_html(state, link_code, now), cacheable=True)
         except Exception:  # a stack trace is a bug; the respondent gets a page
             log.exception("answering page for %r failed", link_code)
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")
+
+    @router.post("/s/{link_code}/open", status_code=204, dependencies=[public()])
+    async def page_opened(link_code: str) -> Response:
+        """One load of a live link's answering page, reported by the page's script (a cached
+        page never reaches the handler above). Counted, not logged: one in-memory increment
+        (api/opens.py); an unknown or revoked link counts nothing. Always 204."""
+        if _LINK_CODE.match(link_code):
+            now = dt.datetime.now(dt.UTC)
+            state = find_link(services.registry, link_code, now)
+            if state is not None and not state.link_revoked_at(link_code, now):
+                opens.hit(state.definition.campaign, link_code)
+        return Response(status_code=204, headers={"cache-control": "no-store"})
 
     # Private campaigns: a session (signed in on /portal) or a bearer token; the page's own
     # requests (/live, /pacing) carry the same session cookie.
@@ -285,6 +297,7 @@ def _answering_page(
         "link_code": code,
         "questionnaire_version": questionnaire.version,
         "submit_url": "/v1/submissions",
+        "open_url": f"/s/{code}/open",
         "questions": _questions_json(list(questionnaire.questions)),
     }
     return (

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from commands.common import CliError
-from schemas.campaign import CampaignDefinition
+from schemas.campaign import CampaignDefinition, definition_from_view
 
 # Header spellings accepted per field (English ids, and the Chinese of the campaign's forms).
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -209,8 +209,7 @@ def add_commands(camp: Any, target_flags: Any) -> None:
 def run_plan(args: argparse.Namespace, request: Any) -> int:
     """`request(method, path, body)` talks to the instance (commands/review.py's helper)."""
     table = read_table(args.file)
-    current = CampaignDefinition.model_validate(
-        request("GET", f"/v1/campaigns/{args.campaign}", None))
+    current = definition_from_view(request("GET", f"/v1/campaigns/{args.campaign}", None))
     rows, errors = check_plan(args.file, table, current)
     if errors:
         raise PlanError("\n".join([*errors, f"{args.file}: nothing applied "

@@ -24,6 +24,7 @@ from schemas.campaign import (
     CampaignDefinition,
     Province,
     Unit,
+    definition_from_view,
     load_campaign_file,
 )
 
@@ -226,11 +227,7 @@ def from_url(url: str, campaign: str, token: str = "") -> CampaignLinks:
     if response.status_code != 200:
         raise QrError(f"{target} answered {response.status_code}: {response.text[:300]}")
     try:
-        body = response.json()
-        # The campaign view carries the read side's `as_of` and `totals` beside the definition.
-        if isinstance(body, dict):
-            body = {k: v for k, v in body.items() if k not in ("as_of", "totals")}
-        source = CampaignLinks.from_definition(CampaignDefinition.model_validate(body))
+        source = CampaignLinks.from_definition(definition_from_view(response.json()))
     except (ValueError, ValidationError) as exc:
         raise QrError(f"{target} did not return a campaign definition: {exc}") from exc
     if not token:

@@ -395,3 +395,15 @@ def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
 
 def definition_to_json(defn: CampaignDefinition) -> str:
     return json.dumps(defn.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
+
+
+# What `GET /v1/campaigns/{c}` adds beside a definition (api/read_views.py), not part of it.
+VIEW_ONLY_KEYS = ("as_of", "totals", "view")
+
+
+def definition_from_view(body: object) -> CampaignDefinition:
+    """The definition in the API's full campaign view (an admin's or analyst's), without the
+    read side's own keys. A public view lacks the questionnaire and links: it fails here."""
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in VIEW_ONLY_KEYS}
+    return CampaignDefinition.model_validate(body)

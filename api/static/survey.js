@@ -13,6 +13,11 @@
   var REQUEST_TIMEOUT_MS = 20000;
 
   var data = JSON.parse(document.getElementById("survey-data").textContent);
+  // One open of this link, counted by the server (the page itself may come from a cache).
+  if (data.open_url) {
+    if (navigator.sendBeacon) navigator.sendBeacon(data.open_url);
+    else fetch(data.open_url, { method: "POST", keepalive: true }).catch(function () {});
+  }
   var form = document.getElementById("survey");
   var submitButton = document.getElementById("submit");
   var formError = document.getElementById("form-error");

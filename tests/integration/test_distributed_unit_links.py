@@ -50,6 +50,7 @@ def test_links_issued_revoked_counted_and_folded_again(stack: Stack) -> None:
 
     for _ in range(3):
         assert httpx.get(f"{api}/s/{kept}", timeout=10).status_code == 200
+        assert httpx.post(f"{api}/s/{kept}/open", timeout=10).status_code == 204
     good = sheet(CAMPAIGN, kept)
     stack.post_until_taken(good, 60)
     assert verdict(stack, CAMPAIGN, good["submission_id"])["status"] == "accepted"
@@ -65,7 +66,8 @@ def test_links_issued_revoked_counted_and_folded_again(stack: Stack) -> None:
 
     def flushed() -> bool:  # the API's tally reaches ClickHouse within a flush interval
         counts = httpx.get(f"{api}/v1/campaigns/{CAMPAIGN}/counts",
-                           params={"by": "link", "unit": "gx-net"}, timeout=10).json()
+                           params={"by": "link", "unit": "gx-net"}, headers=AUTH,
+                           timeout=10).json()
         return any(r_["link"] == kept and r_["opens"] == 3 for r_ in counts["rows"])
 
     wait_until("opens in the counts", flushed, 30)

@@ -87,16 +87,17 @@ def _issued(server: EmbeddedServer) -> list[dict[str, Any]]:
 
 def test_opens_counted_per_link(server: EmbeddedServer) -> None:
     link = _issued(server)[0]
-    for _ in range(3):
+    for _ in range(3):  # a load, and its script's report of it (what a browser does)
         assert httpx.get(f"{server.base}/s/{link['code']}").status_code == 200
+        assert httpx.post(f"{server.base}/s/{link['code']}/open").status_code == 204
     mine = next(lk for lk in links_of(server)["links"] if lk["code"] == link["code"])
     assert mine["opens"] == 3
     r = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/counts",
-                  params={"by": "link", "unit": "gd-cyber"})
+                  params={"by": "link", "unit": "gd-cyber"}, headers=AUTH)
     row = next(r_ for r_ in r.json()["rows"] if r_["link"] == link["code"])
     assert row["opens"] == 3
     r = httpx.get(f"{server.base}/v1/campaigns/{CAMPAIGN}/counts",
-                  params={"by": "unit", "work_region": "south"})
+                  params={"by": "unit", "work_region": "south"}, headers=AUTH)
     assert next(r_ for r_ in r.json()["rows"] if r_["unit"] == "gd-cyber")["opens"] >= 3
 
 
@@ -133,6 +134,7 @@ def test_revoked_link_rejects_later_sheets_and_closes_its_page(server: EmbeddedS
     judged = status_of(server, CAMPAIGN, after["submission_id"])
     assert judged["status"] == "rejected" and "revoked_link" in judged["reasons"]
     assert httpx.get(f"{server.base}/s/{link['code']}").status_code == 410
+    assert httpx.post(f"{server.base}/s/{link['code']}/open").status_code == 204
     listed = next(lk for lk in links_of(server)["links"] if lk["code"] == link["code"])
     assert listed["revoked"] is True and listed["valid"] == 1 and listed["rejected"] == 1
     assert listed["opens"] == 0  # a closed page is not an open

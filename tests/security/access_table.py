@@ -60,6 +60,7 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("GET", "/v1/admin/audit"): ADMIN,
     ("GET", "/static/{name}"): PUBLIC,
     ("GET", "/s/{link_code:path}"): PUBLIC,
+    ("POST", "/s/{link_code}/open"): PUBLIC,
     ("GET", "/portal"): PUBLIC,
     ("POST", "/portal/session"): PUBLIC,
     ("POST", "/portal/signout"): PUBLIC,

@@ -165,6 +165,8 @@ def calls_for(key: tuple[str, str], t: Target) -> dict[tuple[str, str], Call]:
         if path == "/v1/submissions":
             # The collector (embedded) or the API's documented stand-in (distributed): both 422.
             call = Call(method, p, json={}, ok=422)
+        elif path.endswith("/open"):
+            call = Call(method, p.replace("{link_code}", "Gd7kQ2xP"), ok=204)
         elif path.endswith("/submissions/{submission_id}"):
             call = Call(method, p, ok=404)
         elif path.endswith("/live"):
