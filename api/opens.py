@@ -2,7 +2,7 @@
 
 A load adds one to an in-memory tally keyed by (campaign, link code): one dict update on the
 event loop, no I/O, no lock, no address kept. A background task moves the tally into the store
-(`link_opens`, migration 0008) every `flush_s` seconds, attributing each link to its unit and
+(`link_opens`, migration 0012) every `flush_s` seconds, attributing each link to its unit and
 channel and the flush to a day in the campaign's timezone then. Reads add what this process
 has not flushed yet, so its own figures are exact at once; another process's loads show up
 after its next flush. A crash loses at most one interval's loads of that process: opens are a

@@ -56,7 +56,7 @@ LOCAL_SUFFIX = "_local"
 # ORDER BY key. Verdicts and review decisions go by submission id (one id's rows together);
 # findings by finding id (its revisions together). Any other ReplacingMergeTree table gets a hash
 # of its whole ORDER BY key. Summing tables are fed by the views on each shard and only read
-# through their Distributed table, so their key is never used (rand()). link_opens (0008) is
+# through their Distributed table, so their key is never used (rand()). link_opens (0012) is
 # written directly, but its rows only add up, so any shard will do (rand() too).
 SHARDING_KEYS = {
     "submissions": "sipHash64(submission_id)",

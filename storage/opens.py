@@ -1,4 +1,4 @@
-"""The link_opens table (migration 0008) over any SqlStore: answering-page loads per link and
+"""The link_opens table (migration 0012) over any SqlStore: answering-page loads per link and
 day, added in batches by the serving processes and summed on read.
 
 Kept apart from the verdicts' store logic like storage/findings.py: opens are not sheets and

@@ -1,6 +1,6 @@
 """Units' own links on the distributed runtime (collector -> Kafka -> worker -> ClickHouse, the
 API publishing link.issued / link.revoked on the registry topic): 409 past the plan, opens
-counted into ClickHouse (the 0008 table on the session's server), a revoked link's later sheets
+counted into ClickHouse (the 0012 table on the session's server), a revoked link's later sheets
 rejected by the worker, and a second API process folding the registry topic from scratch into
 the same links and figures; then a replay of the raw log agrees with the live counts."""
 

@@ -1,4 +1,4 @@
-"""The link_opens table (migration 0008) through storage.opens, on chDB and on the ClickHouse
+"""The link_opens table (migration 0012) through storage.opens, on chDB and on the ClickHouse
 server (18.16 in the test session): tallies from several flushes and processes add up, grouped
 and filtered as /counts asks, and no caller text reaches the SQL but through literal()."""
 
