@@ -99,6 +99,9 @@ class BreakdownRow:
     valid: int
     rejected: int
     test: int
+    # Conflicting resends (same id, other content): listed as evidence, never a sheet, so
+    # never in valid, rejected or test (CONTRACT §6).
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ class Store(Protocol):
         submissions in scope."""
         ...
 
-    # Review decisions (core/review.py): unit_counts and exact_unit_counts already follow them.
+    # Review decisions (core/review.py): every count above already follows them (the standing
+    # status, storage/standing.py).
     def apply_review(self, decision: ReviewDecided) -> int:
         """Apply a decision to the stored verdicts; how many sheets it covers. Idempotent."""
         ...

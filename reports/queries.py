@@ -1,7 +1,10 @@
 """The SQL a report runs, for ClickHouse 18.16 and chDB alike; every value through `literal`.
 
-Reads the submissions table with FINAL, so a verdict stored twice (a part not merged yet after
-something bypassed the store) is read once. Answers are picked out of answers_json with
+Reads sheets, not verdicts: `storage.standing.sheets_sql`, one row per sheet under its standing
+status (first verdict, or the latest review decision covering it; CONTRACT §6), so a report's
+figures are the leaderboard's and /counts' figures. That fragment reads the verdicts with FINAL,
+so a verdict stored twice (a part not merged yet after something bypassed the store) is read
+once. Answers are picked out of answers_json with
 visitParamExtractRaw: JSONExtract does not exist on 18.16, and the typed visitParam functions
 do not read the `"q1": 4` spacing the judge writes, so the raw JSON text of each answer is
 grouped on in SQL and parsed here, over a few hundred distinct values at most.
@@ -14,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from storage.sql import literal
-
-FROM = "submissions FINAL"
+from storage.standing import sheets_sql
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,12 @@ HAS_OPINION = "opinion != ''"
 
 
 def status_counts_sql(scope: Scope) -> str:
-    return f"SELECT status, count() FROM {FROM}{where(scope)} GROUP BY status"
+    return f"SELECT status, count() FROM {sheets_sql(scope.campaign)}{where(scope)} GROUP BY status"
 
 
 def reason_counts_sql(scope: Scope) -> str:
     return (
-        f"SELECT reason, count() FROM {FROM} ARRAY JOIN reasons AS reason"
+        f"SELECT reason, count() FROM {sheets_sql(scope.campaign)} ARRAY JOIN reasons AS reason"
         f"{where(scope, REJECTED)} GROUP BY reason"
     )
 
@@ -67,14 +69,14 @@ def curve_sql(scope: Scope) -> str:
     return (
         "SELECT toString(day) AS d, hour, countIf(status = 'accepted'),"
         " countIf(status = 'rejected'), countIf(status = 'test')"
-        f" FROM {FROM}{where(scope)} GROUP BY d, hour ORDER BY d, hour"
+        f" FROM {sheets_sql(scope.campaign)}{where(scope)} GROUP BY d, hour ORDER BY d, hour"
     )
 
 
 def unit_counts_sql(scope: Scope) -> str:
     return (
         "SELECT unit, countIf(status = 'accepted'), countIf(status = 'rejected'),"
-        f" countIf(status = 'test') FROM {FROM}{where(scope, HAS_UNIT)} GROUP BY unit"
+        f" countIf(status = 'test') FROM {sheets_sql(scope.campaign)}{where(scope, HAS_UNIT)} GROUP BY unit"
     )
 
 
@@ -82,7 +84,7 @@ def answer_values_sql(scope: Scope, question_id: str) -> str:
     """Valid samples per raw answer text of one question ('' where it was not answered)."""
     return (
         f"SELECT visitParamExtractRaw(answers_json, {literal(question_id)}) AS v, count()"
-        f" FROM {FROM}{where(scope, VALID)} GROUP BY v"
+        f" FROM {sheets_sql(scope.campaign)}{where(scope, VALID)} GROUP BY v"
     )
 
 
@@ -92,24 +94,24 @@ def scale_values_by_unit_sql(scope: Scope, question_id: str) -> str:
     return (
         "SELECT work_region, province, unit,"
         f" visitParamExtractRaw(answers_json, {literal(question_id)}) AS v, count()"
-        f" FROM {FROM}{where(scope, VALID)} GROUP BY work_region, province, unit, v"
+        f" FROM {sheets_sql(scope.campaign)}{where(scope, VALID)} GROUP BY work_region, province, unit, v"
     )
 
 
 def demographic_sql(scope: Scope, column: str) -> str:
     if column not in ("age_group", "respondent_province", "respondent_city"):
         raise ValueError(f"not a respondent column: {column!r}")
-    return f"SELECT {column} AS g, count() FROM {FROM}{where(scope, VALID)} GROUP BY g"
+    return f"SELECT {column} AS g, count() FROM {sheets_sql(scope.campaign)}{where(scope, VALID)} GROUP BY g"
 
 
 def opinion_count_sql(scope: Scope) -> str:
-    return f"SELECT count() FROM {FROM}{where(scope, VALID, HAS_OPINION)}"
+    return f"SELECT count() FROM {sheets_sql(scope.campaign)}{where(scope, VALID, HAS_OPINION)}"
 
 
 def opinions_sql(scope: Scope, limit: int) -> str:
     """A fixed pseudo-random sample: ordered by a hash of the id, so the same store gives the
     same sample every time and no region or hour is favoured."""
     return (
-        f"SELECT opinion FROM {FROM}{where(scope, VALID, HAS_OPINION)}"
+        f"SELECT opinion FROM {sheets_sql(scope.campaign)}{where(scope, VALID, HAS_OPINION)}"
         f" ORDER BY cityHash64(submission_id), submission_id LIMIT {literal(int(limit))}"
     )

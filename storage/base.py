@@ -24,7 +24,7 @@ from core.ports import (
 from core.review import DecisionIndex, Override, ReviewTarget, overrides_for, target_of
 from schemas.campaign import Question
 from schemas.events import ReviewDecided, SubmissionJudged
-from storage import migrations, queries, sql
+from storage import migrations, queries, sql, standing, upkeep
 
 # Keys looked up per query. A batch's ids go into one IN list; past this size the list is
 # split so the query text stays well inside max_query_size.
@@ -109,26 +109,21 @@ class SqlStore(ABC):
         return found
 
     def unit_counts(self, campaign: str) -> dict[str, Count]:
-        """Live counts per unit from the summing table the view feeds, after review decisions."""
-        return self._reviewed(campaign, self._counts(sql.unit_counts_sql(campaign)))
+        """Counts per unit: sheets under their standing status, from the summing tables and the
+        review corrections (storage/standing.py); what leaderboards, pacing, /live and the
+        frozen ranking show. The same query as `breakdown(campaign, ["unit"], ...)`."""
+        return _per_unit(self._breakdown(
+            queries.breakdown_query(campaign, ["unit"], RegionFilter(), source="unit_counts")
+        ))
 
     def exact_unit_counts(self, campaign: str) -> dict[str, Count]:
-        """Counts per unit recomputed from the verdicts themselves, each counted once (after
-        review decisions, the same correction as unit_counts)."""
-        return self._reviewed(campaign, self._counts(sql.exact_unit_counts_sql(campaign)))
+        """The same counts recomputed from the verdicts themselves (storage/standing.sheets_sql),
+        each sheet once, for reconcile."""
+        return _per_unit(self._breakdown(
+            queries.breakdown_query(campaign, ["unit"], RegionFilter(), source="submissions")
+        ))
 
     # -- review decisions (core/review.py), the final ranking, the relative speed floor --------
-
-    def review_corrections(self, campaign: str) -> dict[str, Count]:
-        """What review decisions change in each unit's counts."""
-        with self._lock:
-            rows = self._execute(sql.review_corrections_sql(campaign))
-        return {str(u): Count(valid=int(dv), rejected=-int(dv)) for u, dv in rows}
-
-    def _reviewed(self, campaign: str, counts: dict[str, Count]) -> dict[str, Count]:
-        for unit, change in self.review_corrections(campaign).items():
-            counts.setdefault(unit, Count()).add(change)
-        return counts
 
     def insert_overrides(self, overrides: Sequence[Override]) -> int:
         """Store the override rows not stored yet; returns how many were new."""
@@ -146,9 +141,10 @@ class SqlStore(ABC):
                     for row in self._execute(sql.existing_overrides_sql(campaign, chunk)):
                         fresh.pop((str(row[0]), str(row[1]), str(row[2])), None)
             if fresh:
-                self._insert("review_overrides", sql.OVERRIDE_COLUMNS, [
+                self._insert("review_sheets", standing.REVIEW_SHEET_COLUMNS, [
                     (o.campaign, o.submission_id, o.decision_id, o.order_key, o.status,
-                     o.judged_status, o.unit, o.province, o.work_region)
+                     o.judged_status, o.unit, o.province, o.work_region, o.link_code, o.channel,
+                     sql.epoch_seconds(o.received_at), o.answers_json)
                     for o in fresh.values()
                 ])
         return len(fresh)
@@ -181,9 +177,9 @@ class SqlStore(ABC):
                 campaign=str(c), submission_id=str(s), status=str(st), unit=str(u),
                 province=str(p), work_region=str(w), link_code=str(lk),
                 received_at=dt.datetime.fromtimestamp(int(at), dt.UTC),
-                first_of_id=bool(int(first)),
+                first_of_id=bool(int(first)), channel=str(ch), answers_json=str(answers),
             )
-            for c, s, st, u, p, w, lk, at, first in rows
+            for c, s, st, u, p, w, lk, at, first, ch, answers in rows
         ]
 
     def review_target(self, campaign: str, submission_id: str) -> ReviewTarget | None:
@@ -232,10 +228,46 @@ class SqlStore(ABC):
         return (float(rows[0][0]) if samples else 0.0), samples
 
     def repair_counts(self) -> None:
-        """Count what is stored but was never counted (a crash between the base insert and the
-        view's). Run at start-up, before any writer; never lowers a count."""
+        """Count what is stored but was never counted (a crash between the base insert and a
+        view's), in every count table. Run at start-up, before any writer; never lowers a
+        count."""
         with self._lock:
-            self._execute(sql.REPAIR_UNIT_COUNTS_SQL)
+            upkeep.top_up(self._execute)
+
+    def count_differences(self, campaign: str | None = None) -> list[upkeep.CountDifference]:
+        """Every key of every count table whose figures differ from the verdicts' (reconcile)."""
+        with self._lock:
+            return upkeep.differences(self._execute, campaign)
+
+    def rebuild_counts(self, campaign: str | None = None) -> None:
+        """Recompute every count table from the verdicts (reconcile --repair); no writer may
+        run meanwhile."""
+        with self._lock:
+            upkeep.rebuild(self._execute, self.database, campaign)
+
+    def count_hashes(self, campaign: str) -> dict[str, tuple[int, int]]:
+        """Per count table and review_sheets: (hash of its content, rows), to compare stores."""
+        with self._lock:
+            return upkeep.hashes(self._execute, campaign)
+
+    def erase(self, campaign: str, where: str, *, dry_run: bool = False) -> int:
+        """Delete the sheets matching `where` (a condition over the submissions table, from
+        commands/erase.py) with their review rows and finding samples, and move the counts
+        accordingly; returns how many verdicts matched."""
+        with self._lock:
+            ids = [] if dry_run else [str(r[0]) for r in self._execute(
+                f"SELECT DISTINCT submission_id FROM submissions WHERE {where}")]
+            matched = upkeep.erase(self._execute, self.database, campaign, where,
+                                   dry_run=dry_run)
+            if ids:
+                self._forget_samples(campaign, ids)
+        return matched
+
+    def _forget_samples(self, campaign: str, submission_ids: Sequence[str]) -> None:
+        """Remove erased ids from the findings' sample lists (the findings table's module)."""
+        from storage.findings import forget_samples  # it builds on this module
+
+        forget_samples(self, campaign, submission_ids)
 
     def submission_status(self, campaign: str, submission_id: str) -> SubmissionStatus | None:
         with self._lock:
@@ -326,6 +358,7 @@ class SqlStore(ABC):
                 valid=int(row[width]),
                 rejected=int(row[width + 1]),
                 test=int(row[width + 2]),
+                conflicts=int(row[width + 3]),
             )
             for row in rows
         ]
@@ -360,13 +393,6 @@ class SqlStore(ABC):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _counts(self, query: str) -> dict[str, Count]:
-        with self._lock:
-            rows = self._execute(query)
-        return {
-            str(unit): Count(valid=int(v), rejected=int(r), test=int(t)) for unit, v, r, t in rows
-        }
-
     @staticmethod
     def _judged_from_row(row: Sequence[Any]) -> SubmissionJudged:
         fields = dict(zip(sql.SUBMISSION_COLUMNS, row, strict=True))
@@ -377,6 +403,14 @@ class SqlStore(ABC):
         fields["first_of_id"] = bool(int(fields["first_of_id"]))
         fields["duration_seconds"] = float(fields["duration_seconds"])
         return SubmissionJudged.model_validate(fields)
+
+
+def _per_unit(rows: Sequence[BreakdownRow]) -> dict[str, Count]:
+    """Breakdown rows by unit as Count per credited unit (unknown links' sheets have none)."""
+    return {
+        str(r.group[0][1]): Count(valid=r.valid, rejected=r.rejected, test=r.test)
+        for r in rows if r.group[0][1] != ""
+    }
 
 
 def _memory_row(values: Sequence[Any]) -> JudgeMemoryRow:
