@@ -32,6 +32,8 @@ class SubmissionStatus:
     reasons: tuple[str, ...]
     unit: str
     province: str
+    # Conflicting resends of the id (same id, other content): kept as evidence, never counted.
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,11 @@ class Executes(Protocol):
     def __call__(self, query: str) -> Sequence[Sequence[Any]]: ...
 
 
+def _from(scope: Scope) -> str:
+    """Every sheet of the scope's campaign, once, under its standing status."""
+    return sheets_sql(scope.campaign)
+
+
 def where(scope: Scope, *more: str) -> str:
     parts = [f"campaign = {literal(scope.campaign)}"]
     if scope.province is not None:
@@ -55,12 +60,12 @@ HAS_OPINION = "opinion != ''"
 
 
 def status_counts_sql(scope: Scope) -> str:
-    return f"SELECT status, count() FROM {sheets_sql(scope.campaign)}{where(scope)} GROUP BY status"
+    return f"SELECT status, count() FROM {_from(scope)}{where(scope)} GROUP BY status"
 
 
 def reason_counts_sql(scope: Scope) -> str:
     return (
-        f"SELECT reason, count() FROM {sheets_sql(scope.campaign)} ARRAY JOIN reasons AS reason"
+        f"SELECT reason, count() FROM {_from(scope)} ARRAY JOIN reasons AS reason"
         f"{where(scope, REJECTED)} GROUP BY reason"
     )
 
@@ -69,14 +74,14 @@ def curve_sql(scope: Scope) -> str:
     return (
         "SELECT toString(day) AS d, hour, countIf(status = 'accepted'),"
         " countIf(status = 'rejected'), countIf(status = 'test')"
-        f" FROM {sheets_sql(scope.campaign)}{where(scope)} GROUP BY d, hour ORDER BY d, hour"
+        f" FROM {_from(scope)}{where(scope)} GROUP BY d, hour ORDER BY d, hour"
     )
 
 
 def unit_counts_sql(scope: Scope) -> str:
     return (
         "SELECT unit, countIf(status = 'accepted'), countIf(status = 'rejected'),"
-        f" countIf(status = 'test') FROM {sheets_sql(scope.campaign)}{where(scope, HAS_UNIT)} GROUP BY unit"
+        f" countIf(status = 'test') FROM {_from(scope)}{where(scope, HAS_UNIT)} GROUP BY unit"
     )
 
 
@@ -84,7 +89,7 @@ def answer_values_sql(scope: Scope, question_id: str) -> str:
     """Valid samples per raw answer text of one question ('' where it was not answered)."""
     return (
         f"SELECT visitParamExtractRaw(answers_json, {literal(question_id)}) AS v, count()"
-        f" FROM {sheets_sql(scope.campaign)}{where(scope, VALID)} GROUP BY v"
+        f" FROM {_from(scope)}{where(scope, VALID)} GROUP BY v"
     )
 
 
@@ -94,24 +99,24 @@ def scale_values_by_unit_sql(scope: Scope, question_id: str) -> str:
     return (
         "SELECT work_region, province, unit,"
         f" visitParamExtractRaw(answers_json, {literal(question_id)}) AS v, count()"
-        f" FROM {sheets_sql(scope.campaign)}{where(scope, VALID)} GROUP BY work_region, province, unit, v"
+        f" FROM {_from(scope)}{where(scope, VALID)} GROUP BY work_region, province, unit, v"
     )
 
 
 def demographic_sql(scope: Scope, column: str) -> str:
     if column not in ("age_group", "respondent_province", "respondent_city"):
         raise ValueError(f"not a respondent column: {column!r}")
-    return f"SELECT {column} AS g, count() FROM {sheets_sql(scope.campaign)}{where(scope, VALID)} GROUP BY g"
+    return f"SELECT {column} AS g, count() FROM {_from(scope)}{where(scope, VALID)} GROUP BY g"
 
 
 def opinion_count_sql(scope: Scope) -> str:
-    return f"SELECT count() FROM {sheets_sql(scope.campaign)}{where(scope, VALID, HAS_OPINION)}"
+    return f"SELECT count() FROM {_from(scope)}{where(scope, VALID, HAS_OPINION)}"
 
 
 def opinions_sql(scope: Scope, limit: int) -> str:
     """A fixed pseudo-random sample: ordered by a hash of the id, so the same store gives the
     same sample every time and no region or hour is favoured."""
     return (
-        f"SELECT opinion FROM {sheets_sql(scope.campaign)}{where(scope, VALID, HAS_OPINION)}"
+        f"SELECT opinion FROM {_from(scope)}{where(scope, VALID, HAS_OPINION)}"
         f" ORDER BY cityHash64(submission_id), submission_id LIMIT {literal(int(limit))}"
     )

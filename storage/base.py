@@ -202,6 +202,26 @@ class SqlStore(ABC):
             return 0
         return self.insert_overrides(decisions.overrides_for(target_of(r) for r in rows))
 
+    def review_rows(self, campaign: str) -> dict[tuple[str, str], str]:
+        """Every stored review row of a campaign: (submission id, decision id) -> status."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT submission_id, decision_id, any(status) FROM review_sheets"
+                f" WHERE campaign = {sql.literal(campaign)} GROUP BY submission_id, decision_id"
+            )
+        return {(str(s), str(d)): str(st) for s, d, st in rows}
+
+    def delete_review_rows(self, campaign: str, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete these (submission id, decision id) review rows (reconcile --repair)."""
+        with self._lock:
+            for start in range(0, len(keys), LOOKUP_CHUNK):
+                self._execute(
+                    f"ALTER TABLE review_sheets DELETE WHERE campaign = {sql.literal(campaign)}"
+                    f" AND (submission_id, decision_id) IN"
+                    f" {sql.in_list(list(keys[start : start + LOOKUP_CHUNK]))}"
+                )
+            upkeep.wait_for_mutations(self._execute, self.database, "review_sheets")
+
     def review_standing(self, campaign: str) -> dict[str, tuple[int, int]]:
         """Per decision id: (sheets it covers, sheets for which it is the latest decision)."""
         with self._lock:
@@ -274,13 +294,14 @@ class SqlStore(ABC):
             rows = self._execute(sql.submission_status_sql(campaign, submission_id))
         if not rows:
             return None
-        sid, status, reasons, unit, province = rows[0]
+        sid, status, reasons, unit, province, conflicts = rows[0]
         return SubmissionStatus(
             submission_id=str(sid),
             status=str(status),
             reasons=tuple(str(r) for r in reasons),
             unit=str(unit),
             province=str(province),
+            conflicts=int(conflicts),
         )
 
     def iter_judge_memory(self, page_size: int = MEMORY_PAGE) -> Iterator[JudgeMemoryRow]:

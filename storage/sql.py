@@ -331,10 +331,12 @@ def existing_keys_sql(keys: Iterable[Key]) -> str:
 
 
 def submission_status_sql(campaign: str, submission_id: str) -> str:
-    # The first verdict for an id wins; a conflicting resend is stored with first_of_id = 0.
+    # The first verdict for an id wins; a conflicting resend is stored with first_of_id = 0,
+    # and how many there were comes along (the status endpoint's `conflicts`).
+    where = f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
     return (
-        "SELECT submission_id, status, reasons, unit, province FROM submissions"
-        f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
+        "SELECT submission_id, status, reasons, unit, province,"
+        f" (SELECT count() FROM submissions{where} AND first_of_id = 0) FROM submissions{where}"
         " ORDER BY first_of_id DESC, received_at, fingerprint LIMIT 1"
     )
 
