@@ -353,6 +353,38 @@ class SqlStore(ABC):
                 rows = self._execute(query(keys[start : start + LOOKUP_CHUNK]))
             yield from rows
 
+    def iter_recent_verdicts(
+        self, hours: int, page_size: int = 50_000
+    ) -> Iterator[SubmissionJudged]:
+        """The counted first verdicts (no test phase, no conflicting resend) received in the
+        last `hours` hours before the latest stored one, in the order they were read from the
+        raw log (source position): what the anomaly detectors rebuild their open windows from
+        at start (stream_processors/findings.py)."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT toUnixTimestamp(max(received_at)), count() FROM submissions"
+            )
+        if not rows or not int(rows[0][1]):
+            return
+        since = int(rows[0][0]) // 3600 * 3600 - hours * 3600  # whole hours
+        where = (
+            f" WHERE received_at >= {sql.literal(since)} AND first_of_id = 1"
+            " AND status != 'test'"
+        )
+        order = " ORDER BY length(source_position), source_position, campaign, submission_id"
+        offset = 0
+        while True:
+            with self._lock:
+                page = self._execute(
+                    f"SELECT {', '.join(sql.READ_BACK_COLUMNS)} FROM submissions{where}{order}"
+                    f" LIMIT {sql.literal(offset)}, {sql.literal(page_size)}"
+                )
+            for row in page:
+                yield self._judged_from_row(row)
+            if len(page) < page_size:
+                return
+            offset += page_size
+
     def judged_rows(self, campaign: str, submission_id: str) -> list[SubmissionJudged]:
         """Every stored verdict for one id (the first one first), read back in full."""
         with self._lock:

@@ -133,6 +133,7 @@ def test_replay_into_fresh_database_reproduces_counts(
     assert set(by_campaign) == {LIVE, TRIAL, CLOSED}
     for line in by_campaign.values():
         assert line["replay"] == line["live"] and line["units_differing"] == [], line
+        assert line["tables_differing"] == [], line
     assert by_campaign[LIVE]["replay"] == {"valid": 3, "rejected": 9, "test": 0}
     summary = lines[-1]
     assert summary["database"] == fresh and summary["units_differing"] == 0
