@@ -164,6 +164,13 @@ class Store(Protocol):
         submissions in scope."""
         ...
 
+    def iter_sheets(
+        self, campaign: str, filters: RegionFilter, status: str = "all", page_size: int = 20_000
+    ) -> Iterator[SubmissionJudged]:
+        """One row per sheet in scope under its standing status (`status` "accepted": only
+        those standing accepted), by submission id: what exports write (CONTRACT §9)."""
+        ...
+
     # Review decisions (core/review.py): every count above already follows them (the standing
     # status, storage/standing.py).
     def apply_review(self, decision: ReviewDecided) -> int:

@@ -353,6 +353,36 @@ class SqlStore(ABC):
                 rows = self._execute(query(keys[start : start + LOOKUP_CHUNK]))
             yield from rows
 
+    def iter_sheets(
+        self, campaign: str, filters: RegionFilter, status: str = "all",
+        page_size: int = 20_000,
+    ) -> Iterator[SubmissionJudged]:
+        """One verdict per sheet of `campaign` in scope (the /counts filters), `status` set to
+        the sheet's standing status (storage/standing.py), in submission id order; `status`
+        "accepted" keeps only the sheets standing accepted (exports: CONTRACT §9). Conflicting
+        resends are not sheets and never come out. Pages by id, one page in memory."""
+        if status not in ("all", "accepted"):
+            raise ValueError(f"status is 'all' or 'accepted', not {status!r}")
+        where = queries._where(campaign, filters, queries.BASE_FILTERS)
+        if status == "accepted":
+            where += " AND status = 'accepted'"
+        after: str | None = None
+        while True:
+            page_where = where + (
+                f" AND submission_id > {sql.literal(after)}" if after is not None else ""
+            )
+            with self._lock:
+                page = self._execute(
+                    f"SELECT {', '.join(sql.READ_BACK_COLUMNS)}"
+                    f" FROM {standing.sheets_sql(campaign)}{page_where}"
+                    f" ORDER BY submission_id LIMIT {sql.literal(page_size)}"
+                )
+            for row in page:
+                yield self._judged_from_row(row)
+            if len(page) < page_size:
+                return
+            after = str(page[-1][0])
+
     def iter_recent_verdicts(
         self, hours: int, page_size: int = 50_000
     ) -> Iterator[SubmissionJudged]:

@@ -88,7 +88,7 @@ def rows_of(server: EmbeddedServer, **params: str) -> dict[tuple[Any, ...], tupl
     assert body["campaign"] == CAMPAIGN
     out = {}
     for row in body["rows"]:
-        assert set(row) == {*by, "valid", "rejected", "test"}
+        assert set(row) == {*by, "valid", "rejected", "test", "conflicts"}
         out[tuple(row[name] for name in by)] = (row["valid"], row["rejected"], row["test"])
     return out
 

@@ -328,6 +328,14 @@ def check_world(live: SqlStore, again: SqlStore, sheets: list[Sheet],
         report_rows = live._execute(report_queries.unit_counts_sql(report_queries.Scope(campaign)))
     assert {str(u): Count(int(v), int(r), int(t)) for u, v, r, t in report_rows} == per_unit
 
+    # Exports: one row per sheet, its standing status; accepted rows per unit = valid.
+    exported = list(live.iter_sheets(campaign, RegionFilter(), page_size=7))
+    assert {j.submission_id: j.status for j in exported} == status
+    assert len(exported) == len(firsts)
+    accepted = Counter(j.unit for j in live.iter_sheets(campaign, RegionFilter(), "accepted"))
+    assert {u: n for u, n in accepted.items() if u} == {
+        u: c.valid for u, c in per_unit.items() if c.valid}
+
     # Nothing to reconcile; a replay (the same verdicts, another order) is identical.
     assert live.count_differences(campaign) == []
     store_into(again, stored, decisions, random.Random(seed + 1))
