@@ -382,6 +382,36 @@ def chdb(rows: int, repeat: int) -> dict[str, Any]:
             store.close()
 
 
+def regional_only(rows: int, repeat: int) -> dict[str, Any]:
+    """chDB: fill, the review decisions, then only the regional mix and the per-unit counts
+    (no live stream, no status lookups): the standing-status correction's cost, in minutes."""
+    from core.counting import leaderboard
+    from storage import standing
+    from storage.chdb_store import ChdbStore
+
+    definition = s.bench_definition()
+    state = s.registry_for(definition).get(definition.campaign)
+    with tempfile.TemporaryDirectory(prefix="bench-queries-chdb-") as tmp:
+        store = ChdbStore(Path(tmp) / "chdb")
+        try:
+            fill_s = fill(store, store._execute, definition, rows, "chDB")
+            reviewed = store._execute("SELECT uniqExact(submission_id) FROM review_sheets")
+            moved = store._execute(
+                f"SELECT count() FROM ({standing.corrections_sql(definition.campaign, ())})"
+            )
+            out: dict[str, Any] = {
+                "rows": rows, "fill_seconds": round(fill_s, 1),
+                "reviewed_sheets": int(reviewed[0][0]), "corrected_sheets": int(moved[0][0]),
+                "leaderboard_unit": s.summary_ms(_timed(
+                    lambda: leaderboard(state, store.unit_counts(definition.campaign), "unit"),
+                    repeat)),
+            }
+            out["regional"] = measure_regional(store, definition, repeat)
+            return out
+        finally:
+            store.close()
+
+
 def run(quick: bool, rows: int | None = None, only: str | None = None) -> dict[str, Any]:
     rows = rows or (1_000_000 if quick else 10_000_000)
     repeat = 50 if quick else 200
@@ -406,10 +436,16 @@ def main() -> None:
     parser.add_argument("--only", choices=["server", "chdb"])
     parser.add_argument("--reviewed", type=int, default=0,
                         help="sheets covered by review decisions (default: 1%% of the rows)")
+    parser.add_argument("--regional-only", action="store_true",
+                        help="chDB only: the regional mix and unit counts after the fill")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     global REVIEWED
     REVIEWED = args.reviewed
+    if args.regional_only:
+        result = regional_only(args.rows or 1_000_000, 30 if args.quick else 100)
+        s.emit(json.dumps({"chdb_regional": result}, indent=2), args.out)
+        return
     text = json.dumps(run(args.quick, args.rows, args.only), indent=2)
     s.emit(text, args.out)
 
