@@ -49,15 +49,17 @@ def _and(conditions: Sequence[str]) -> str:
     return "".join(f" AND {c}" for c in conditions)
 
 
-def latest_review_sql(campaign: str, conditions: Sequence[str] = ()) -> str:
+def latest_review_sql(
+    campaign: str, conditions: Sequence[str] = (), columns: Sequence[str] = _SHEET_DIMENSIONS
+) -> str:
     """Per reviewed sheet of a campaign: submission_id, `standing` (the latest decision's
     status), `judged` (its first verdict's), and its dimensions prefixed `s_` (an alias named
     like a column would be what WHERE reads). `conditions` are over review_sheets' own columns
     (unit, province, work_region, link_code, channel, day)."""
-    dims = ", ".join(f"any({d}) AS s_{d}" for d in _SHEET_DIMENSIONS)
+    dims = "".join(f", any({d}) AS s_{d}" for d in columns)  # only those asked for: fewer bytes
     return (
         "SELECT submission_id, argMax(status, order_key) AS standing,"
-        f" any(judged_status) AS judged, {dims} FROM review_sheets"
+        f" any(judged_status) AS judged{dims} FROM review_sheets"
         f" WHERE campaign = {literal(campaign)}{_and(conditions)} GROUP BY submission_id"
     )
 
@@ -76,7 +78,7 @@ def corrections_sql(
     return (
         f"SELECT {select}{', ' if select else ''}{moved} AS nv, -({moved}) AS nr,"
         " toInt64(0) AS nt, toInt64(0) AS nc"
-        f" FROM ({latest_review_sql(campaign, conditions)}) WHERE standing != judged"
+        f" FROM ({latest_review_sql(campaign, conditions, columns)}) WHERE standing != judged"
     )
 
 
