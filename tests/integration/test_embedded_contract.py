@@ -109,7 +109,7 @@ def check_everything(server: EmbeddedServer, sent: dict[str, Any]) -> None:
     provinces = board(server, "province")
     assert {
         p: (r["valid"], r["rejected"], r["target"], r["rank"]) for p, r in provinces.items()
-    } == {"45": (1, 1, 400, 1), "44": (2, 7, 1000, 2), "31": (0, 1, 200, 3)}
+    } == {"45": (1, 1, 400, 1), "44": (2, 6, 1000, 2), "31": (0, 1, 200, 3)}
     regions = board(server, "work_region")
     assert {w: (r["valid"], r["rejected"], r["target"]) for w, r in regions.items()} == {
         "south": (3, 8, 1400),
