@@ -112,7 +112,7 @@ def check_everything(server: EmbeddedServer, sent: dict[str, Any]) -> None:
     } == {"45": (1, 1, 400, 1), "44": (2, 6, 1000, 2), "31": (0, 1, 200, 3)}
     regions = board(server, "work_region")
     assert {w: (r["valid"], r["rejected"], r["target"]) for w, r in regions.items()} == {
-        "south": (3, 8, 1400),
+        "south": (3, 7, 1400),
         "east": (0, 1, 200),
     }
     # Test-phase answers are stored and judged but never counted.
