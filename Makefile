@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean bench-export bench-reports
+.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean bench-export bench-reports bench-standing
 
 install: $(VENV)/.installed
 
@@ -81,6 +81,12 @@ bench-export: install services-install
 bench-reports: install
 	bash infra/reports/install.sh
 	$(PY) -m benchmarks.run --only reports
+
+# Regional queries at 10 M sheets with review decisions covering 100,000 of them (issue 18's
+# floor: p95 <= 100 ms), on the ClickHouse server and chDB; ~20 minutes on 2 cores.
+bench-standing: install services-install
+	$(PY) -m benchmarks.bench_queries --rows 10000000 --reviewed 100000 \
+		--out benchmarks/results/queries_standing.json
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

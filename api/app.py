@@ -161,6 +161,8 @@ def build_api(services: Services) -> FastAPI:
                 "submission_id": found.submission_id, "status": found.status,
                 "reasons": list(found.reasons), "unit": found.unit or None,
                 "province": found.province or None,
+                # Resends of this id with other content: kept, never a sheet (CONTRACT §6).
+                "conflicts": found.conflicts,
             }
             if found.status in ("accepted", "rejected"):
                 # An organiser's review decision (api/review.py) stands over the verdict.
@@ -173,7 +175,7 @@ def build_api(services: Services) -> FastAPI:
             return out
         if services.is_pending(campaign, submission_id):
             return {"submission_id": submission_id, "status": "received", "reasons": [],
-                    "unit": None, "province": None}
+                    "unit": None, "province": None, "conflicts": 0}
         raise HTTPException(404, f"no submission {submission_id!r} in campaign {campaign!r}")
 
     @app.get("/v1/campaigns/{campaign}/leaderboard", tags=["reads"], dependencies=[crowd()])

@@ -68,7 +68,9 @@ def parse_by(by: str) -> list[str]:
 def _row(row: BreakdownRow) -> dict[str, Any]:
     # "" in a group means "none" (no unit for an unknown link, no reason for a valid sheet).
     group = {name: (None if value == "" else value) for name, value in row.group}
-    return {**group, "valid": row.valid, "rejected": row.rejected, "test": row.test}
+    # `conflicts`: resends of an id with other content, listed apart; never in valid/rejected.
+    return {**group, "valid": row.valid, "rejected": row.rejected, "test": row.test,
+            "conflicts": row.conflicts}
 
 
 def find_question(state: CampaignState, question_id: str) -> Question | None:

@@ -20,7 +20,15 @@ so far, ids that a client can recompute (md5 of the row number). Then, through t
 
 on the ClickHouse server (clickhouse-driver) and on chDB (the embedded store).
 
-    python -m benchmarks.bench_queries [--quick] [--rows N] [--only server|chdb] [--out FILE]
+Review decisions (issue 18): after the fill, `--reviewed N` sheets (default: 1% of the rows,
+100,000 at 10M) are covered by a decision marking them invalid, and a fifth of those by a later
+one making them valid again (rows written straight into review_sheets, as Store.apply_review
+writes them). Every figure above then includes the standing-status correction
+(storage/standing.py), and `same_rows_as_baseline` compares it with the sheets recomputed one
+by one under their standing status.
+
+    python -m benchmarks.bench_queries [--quick] [--rows N] [--reviewed N] [--only server|chdb]
+        [--out FILE]
 """
 
 # ruff: noqa: E501 - the generating SQL reads better unwrapped
@@ -43,6 +51,7 @@ from benchmarks import support as s
 CHUNK = 2_000_000
 LIVE_ROWS = 100_000  # verdicts the live sink adds after the bulk fill
 SETTLE_S = 240.0  # bound on the wait for background merges after the bulk fill
+REVIEWED = 0  # sheets covered by review decisions (0: 1% of the rows); --reviewed
 SLOTS = 4096  # the link lookup table: each link takes slots in proportion to its popularity
 
 
@@ -135,7 +144,34 @@ def fill(
     for start in range(0, rows, CHUNK):
         execute(fill_sql(definition, start, min(CHUNK, rows - start)))
         s.log(f"queries ({label}): {min(rows, start + CHUNK):,} rows")
+    for statement in review_fill_sql(rows, REVIEWED or rows // 100):
+        execute(statement)
+    s.log(f"queries ({label}): review decisions over {REVIEWED or rows // 100:,} sheets")
     return time.perf_counter() - t
+
+
+def review_fill_sql(rows: int, reviewed: int) -> list[str]:
+    """Two decisions as review_sheets rows: `reviewed` sheets marked invalid, then a fifth of
+    them valid again (a later order_key), chosen by a hash of the id."""
+    every = max(1, rows // max(1, reviewed))
+    columns = (
+        "campaign, submission_id, decision_id, order_key, status, judged_status, unit, province,"
+        " work_region, link_code, channel, received_at, answers_json"
+    )
+
+    def decision(name: str, order: str, status: str, modulus: int, limit: int) -> str:
+        return (
+            f"INSERT INTO review_sheets ({columns}) SELECT campaign, submission_id, '{name}',"
+            f" '{order}:{name}', '{status}', status, unit, province, work_region, link_code,"
+            " channel, received_at, answers_json FROM submissions"
+            " WHERE first_of_id = 1 AND status IN ('accepted', 'rejected')"
+            f" AND cityHash64(submission_id) % {modulus} = 0 LIMIT {limit}"
+        )
+
+    return [
+        decision("bench-invalid", "00000000000000000001", "rejected", every, reviewed),
+        decision("bench-valid", "00000000000000000002", "accepted", every * 5, reviewed // 5),
+    ]
 
 
 def submission_id(n: int) -> str:
@@ -173,13 +209,14 @@ def regional_mix(definition: Any) -> dict[str, tuple[list[str] | None, Any]]:
 
 
 def naive_distribution_sql(campaign: str, question: Any, filters: Any) -> str:
-    """The distribution as storage/queries.py first read it: every verdict FINAL, no PREWHERE."""
-    from storage import queries
+    """The distribution from the sheets one by one under their standing status (what
+    storage/queries.py first read, `submissions FINAL`, plus the review decisions)."""
+    from storage import queries, standing
     from storage.sql import literal
 
     value = f"extract(answers_json, {literal(queries.answer_pattern(question.id))})"
     where = queries._where(campaign, filters, queries.BASE_FILTERS) + " AND status = 'accepted'"
-    return f"SELECT {value} AS g0, count() FROM submissions FINAL{where} GROUP BY g0"
+    return f"SELECT {value} AS g0, count() FROM {standing.sheets_sql(campaign)}{where} GROUP BY g0"
 
 
 def measure_regional(store: Any, definition: Any, repeat: int) -> dict[str, Any]:
@@ -345,6 +382,36 @@ def chdb(rows: int, repeat: int) -> dict[str, Any]:
             store.close()
 
 
+def regional_only(rows: int, repeat: int) -> dict[str, Any]:
+    """chDB: fill, the review decisions, then only the regional mix and the per-unit counts
+    (no live stream, no status lookups): the standing-status correction's cost, in minutes."""
+    from core.counting import leaderboard
+    from storage import standing
+    from storage.chdb_store import ChdbStore
+
+    definition = s.bench_definition()
+    state = s.registry_for(definition).get(definition.campaign)
+    with tempfile.TemporaryDirectory(prefix="bench-queries-chdb-") as tmp:
+        store = ChdbStore(Path(tmp) / "chdb")
+        try:
+            fill_s = fill(store, store._execute, definition, rows, "chDB")
+            reviewed = store._execute("SELECT uniqExact(submission_id) FROM review_sheets")
+            moved = store._execute(
+                f"SELECT count() FROM ({standing.corrections_sql(definition.campaign, ())})"
+            )
+            out: dict[str, Any] = {
+                "rows": rows, "fill_seconds": round(fill_s, 1),
+                "reviewed_sheets": int(reviewed[0][0]), "corrected_sheets": int(moved[0][0]),
+                "leaderboard_unit": s.summary_ms(_timed(
+                    lambda: leaderboard(state, store.unit_counts(definition.campaign), "unit"),
+                    repeat)),
+            }
+            out["regional"] = measure_regional(store, definition, repeat)
+            return out
+        finally:
+            store.close()
+
+
 def run(quick: bool, rows: int | None = None, only: str | None = None) -> dict[str, Any]:
     rows = rows or (1_000_000 if quick else 10_000_000)
     repeat = 50 if quick else 200
@@ -367,8 +434,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rows", type=int)
     parser.add_argument("--only", choices=["server", "chdb"])
+    parser.add_argument("--reviewed", type=int, default=0,
+                        help="sheets covered by review decisions (default: 1%% of the rows)")
+    parser.add_argument("--regional-only", action="store_true",
+                        help="chDB only: the regional mix and unit counts after the fill")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    global REVIEWED
+    REVIEWED = args.reviewed
+    if args.regional_only:
+        result = regional_only(args.rows or 1_000_000, 30 if args.quick else 100)
+        s.emit(json.dumps({"chdb_regional": result}, indent=2), args.out)
+        return
     text = json.dumps(run(args.quick, args.rows, args.only), indent=2)
     s.emit(text, args.out)
 

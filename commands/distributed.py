@@ -61,8 +61,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--into-database", dest="into_database",
                    help="database for the fresh projections (default: <live>_replay_<time>)")
 
-    p = sub.add_parser("reconcile", help="compare the counts view with the stored verdicts")
+    p = sub.add_parser(
+        "reconcile",
+        help="check every count table against the verdicts and review decisions (exit 1 on any"
+             " difference); --data-dir for a stopped embedded instance",
+    )
     _connection_flags(p)
+    p.add_argument("--data-dir", dest="reconcile_data_dir",
+                   help="check the embedded instance in this data dir (stopped) instead")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild the count tables and review rows, then check again"
+                        " (no writer may run meanwhile)")
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -108,7 +117,11 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return replay(settings, args.into_database)
     if command == "reconcile":
+        if args.reconcile_data_dir:
+            from runtime.reconcile import reconcile_data_dir
+
+            return reconcile_data_dir(args.reconcile_data_dir, repair=args.repair)
         from runtime.distributed.reconcile import reconcile
 
-        return reconcile(settings)
+        return reconcile(settings, repair=args.repair)
     raise SystemExit(f"survey-ingest {command}: unknown command")

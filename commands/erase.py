@@ -1,13 +1,15 @@
 """`survey-ingest erase`: delete stored verdicts of a campaign (erasure requests, retention).
 
-It deletes rows of the `submissions` table (the only table holding per-sheet data) with
-`ALTER TABLE ... DELETE`, a ClickHouse mutation: available on chDB and on ClickHouse since 18.12,
-so on the 18.16 server we support too. Mutations run in the background on a server, so the
-command waits (bounded) until `system.mutations` shows them done.
+An erased sheet leaves nothing behind in the store (Store.erase, storage/upkeep.py): its
+verdicts (`submissions`), its review rows (`review_sheets`, `review_overrides`) and its id in
+any finding's samples are deleted, and every count table (`unit_counts`, `link_hour_counts`,
+`answer_counts`, `device_firsts`) is rebuilt from the remaining verdicts over the days the sheet
+was in, so the counts move accordingly and `reconcile` stays clean. Deletion is
+`ALTER TABLE ... DELETE`, a ClickHouse mutation (chDB, and ClickHouse since 18.12, so the
+18.16 server we support too); mutations run in the background on a server, so the command
+waits (bounded) until `system.mutations` shows them done. No writer may run meanwhile.
 
-What it does not touch, on purpose:
-- the count tables (`unit_counts`, `link_hour_counts`): aggregates with no personal data; erasing
-  a sheet does not change a ranking already published;
+What it does not touch:
 - the raw log: it is erased by its retention (Kafka `retention.ms` on the raw topic). The
   embedded file log has no retention yet: its segments are read by offset from the start, so
   removing old segment files is not supported; retire the whole data dir after the campaign.
@@ -22,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +34,6 @@ from storage import SqlStore, open_store
 from storage.sql import literal
 
 CAMPAIGN_TZ = ZoneInfo("Asia/Shanghai")
-MUTATION_TIMEOUT_S = 300.0
 
 
 def add_command(sub: Any) -> None:
@@ -86,31 +86,10 @@ def where_clause(
     return f"{clause} AND received_at < {literal(midnight)}"
 
 
-def erase(store: SqlStore, where: str, *, dry_run: bool = False) -> int:
-    """Delete the verdicts matching `where`; returns how many there were."""
-    rows = store._execute(f"SELECT count() FROM submissions WHERE {where}")
-    matched = int(rows[0][0]) if rows else 0
-    if matched and not dry_run:
-        store._execute(f"ALTER TABLE submissions DELETE WHERE {where}")
-        _wait_for_mutations(store)
-    return matched
-
-
-def _wait_for_mutations(store: SqlStore) -> None:
-    deadline = time.monotonic() + MUTATION_TIMEOUT_S
-    query = (
-        "SELECT count() FROM system.mutations WHERE is_done = 0"
-        f" AND database = {literal(store.database)} AND table = 'submissions'"
-    )
-    while True:
-        rows = store._execute(query)
-        if not rows or int(rows[0][0]) == 0:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"erase still running after {MUTATION_TIMEOUT_S:.0f}s; see system.mutations"
-            )
-        time.sleep(0.2)
+def erase(store: SqlStore, campaign: str, where: str, *, dry_run: bool = False) -> int:
+    """Delete the sheets matching `where` everywhere they are kept; returns how many verdicts
+    there were (Store.erase: rows, review rows, finding samples; counts rebuilt over their days)."""
+    return store.erase(campaign, where, dry_run=dry_run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,12 +107,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         url = f"chdb://{chdb_dir}"
     store = open_store(url)
     try:
-        deleted = erase(store, where, dry_run=args.dry_run)
+        deleted = erase(store, args.campaign, where, dry_run=args.dry_run)
     finally:
         store.close()
     print(json.dumps({
         "campaign": args.campaign, "matched": deleted, "deleted": 0 if args.dry_run else deleted,
         "store": "clickhouse" if args.clickhouse else "embedded",
-        "note": "the raw log is erased by its retention; counts are aggregates and unchanged",
+        "note": "the raw log is erased by its retention; counts rebuilt without the erased sheets",
     }))
     return 0

@@ -32,6 +32,8 @@ class SubmissionStatus:
     reasons: tuple[str, ...]
     unit: str
     province: str
+    # Conflicting resends of the id (same id, other content): kept as evidence, never counted.
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class BreakdownRow:
     valid: int
     rejected: int
     test: int
+    # Conflicting resends (same id, other content): listed as evidence, never a sheet, so
+    # never in valid, rejected or test (CONTRACT §6).
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,8 @@ class Store(Protocol):
         """Rows of one read-only aggregate SELECT (the reports' figures, reports/queries.py)."""
         ...
 
-    # Review decisions (core/review.py): unit_counts and exact_unit_counts already follow them.
+    # Review decisions (core/review.py): every count above already follows them (the standing
+    # status, storage/standing.py).
     def apply_review(self, decision: ReviewDecided) -> int:
         """Apply a decision to the stored verdicts; how many sheets it covers. Idempotent."""
         ...

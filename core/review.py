@@ -2,10 +2,12 @@
 
 A decision (schemas.events.ReviewDecided, on the registry log) marks sheets invalid or valid
 again, by submission id or by a link over a window of receive times. It never rewrites a
-verdict: the store keeps one override row per (sheet, decision) it covers, and a sheet's
-reviewed status is the one of the latest decision covering it (by `order_key`: decision time,
-then id). Counts are the judged counts plus, per sheet whose reviewed status differs from its
-judged one, +1/-1 moved between valid and rejected.
+verdict: the store keeps one override row per (sheet, decision) it covers (table
+review_sheets), and a sheet's standing status is the one of the latest decision covering it
+(by `order_key`: decision time, then id), else its first verdict's (`standing`, below; the SQL
+form every read path uses is storage/standing.py). Counts are the judged counts plus, per
+sheet whose standing status differs from its judged one, +1/-1 moved between valid and
+rejected.
 
 Why this is exact: an override row is a pure function of (decision, verdict), so applying a
 decision again (a restart, a second worker, a replay) writes rows identical to those already
@@ -46,6 +48,8 @@ class ReviewTarget:
     link_code: str
     received_at: dt.datetime
     first_of_id: bool
+    channel: str = ""
+    answers_json: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,12 @@ class Override:
     unit: str
     province: str
     work_region: str
+    # What the count tables group a sheet by, and its answers: the read paths correct the
+    # judged counts with these rows alone (storage/standing.py).
+    link_code: str = ""
+    channel: str = ""
+    received_at: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    answers_json: str = "{}"
 
 
 def target_of(judged: SubmissionJudged) -> ReviewTarget:
@@ -68,7 +78,7 @@ def target_of(judged: SubmissionJudged) -> ReviewTarget:
         campaign=judged.campaign, submission_id=judged.submission_id, status=judged.status,
         unit=judged.unit, province=judged.province, work_region=judged.work_region,
         link_code=judged.link_code, received_at=judged.received_at,
-        first_of_id=judged.first_of_id,
+        first_of_id=judged.first_of_id, channel=judged.channel, answers_json=judged.answers_json,
     )
 
 
@@ -109,7 +119,8 @@ def override(decision: ReviewDecided, target: ReviewTarget) -> Override:
         campaign=target.campaign, submission_id=target.submission_id,
         decision_id=decision.decision_id, order_key=order_key(decision),
         status=reviewed_status(decision), judged_status=target.status, unit=target.unit,
-        province=target.province, work_region=target.work_region,
+        province=target.province, work_region=target.work_region, link_code=target.link_code,
+        channel=target.channel, received_at=target.received_at, answers_json=target.answers_json,
     )
 
 

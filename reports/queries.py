@@ -1,7 +1,10 @@
 """The SQL a report runs, for ClickHouse 18.16 and chDB alike; every value through `literal`.
 
-Reads the submissions table with FINAL, so a verdict stored twice (a part not merged yet after
-something bypassed the store) is read once. Answers are picked out of answers_json with
+Reads sheets, not verdicts: `storage.standing.sheets_sql`, one row per sheet under its standing
+status (first verdict, or the latest review decision covering it; CONTRACT §6), so a report's
+figures are the leaderboard's and /counts' figures. That fragment reads the verdicts with FINAL,
+so a verdict stored twice (a part not merged yet after something bypassed the store) is read
+once. Answers are picked out of answers_json with
 visitParamExtractRaw: JSONExtract does not exist on 18.16, and the typed visitParam functions
 do not read the `"q1": 4` spacing the judge writes, so the raw JSON text of each answer is
 grouped on in SQL and parsed here, over a few hundred distinct values at most.
@@ -16,8 +19,7 @@ from typing import Any, Protocol
 
 from schemas.campaign import Margin, Question, ScaleQuestion, Topic
 from storage.sql import literal
-
-FROM = "submissions FINAL"
+from storage.standing import sheets_sql
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class Aggregates(Protocol):
 
 class Executes(Protocol):
     def __call__(self, query: str) -> Sequence[Sequence[Any]]: ...
+
+
+def _from(scope: Scope) -> str:
+    """Every sheet of the scope's campaign, once, under its standing status."""
+    return sheets_sql(scope.campaign)
 
 
 def where(scope: Scope, *more: str) -> str:
@@ -106,22 +113,22 @@ def topic_conditions(topic: Topic) -> list[str]:
 
 
 VALID = "status = 'accepted'"
-# What VALID means, as the report states it: change both together (the standing status, with
-# review decisions applied, is to replace the verdict's own status here).
-VALID_BASIS = ("样本口径：每份答卷计一次，按其判定结果（verdict）的状态；本报告只用状态为“有效”"
-               "（accepted）的答卷，复核决定尚未计入。")
+# What VALID means, as the report states it: `status` is the standing status (storage/standing.py:
+# the first verdict's, or the latest review decision's); change both together.
+VALID_BASIS = ("样本口径：每份答卷计一次（同一答卷编号的冲突重复提交不计），按其现行状态——判定结果，"
+               "或覆盖它的最新复核决定；本报告只用现行状态为“有效”（accepted）的答卷。")
 REJECTED = "status = 'rejected'"
 HAS_UNIT = "unit != ''"
 HAS_OPINION = "opinion != ''"
 
 
 def status_counts_sql(scope: Scope) -> str:
-    return f"SELECT status, count() FROM {FROM}{where(scope)} GROUP BY status"
+    return f"SELECT status, count() FROM {_from(scope)}{where(scope)} GROUP BY status"
 
 
 def reason_counts_sql(scope: Scope) -> str:
     return (
-        f"SELECT reason, count() FROM {FROM} ARRAY JOIN reasons AS reason"
+        f"SELECT reason, count() FROM {_from(scope)} ARRAY JOIN reasons AS reason"
         f"{where(scope, REJECTED)} GROUP BY reason"
     )
 
@@ -130,14 +137,14 @@ def curve_sql(scope: Scope) -> str:
     return (
         "SELECT toString(day) AS d, hour, countIf(status = 'accepted'),"
         " countIf(status = 'rejected'), countIf(status = 'test')"
-        f" FROM {FROM}{where(scope)} GROUP BY d, hour ORDER BY d, hour"
+        f" FROM {_from(scope)}{where(scope)} GROUP BY d, hour ORDER BY d, hour"
     )
 
 
 def unit_counts_sql(scope: Scope) -> str:
     return (
         "SELECT unit, countIf(status = 'accepted'), countIf(status = 'rejected'),"
-        f" countIf(status = 'test') FROM {FROM}{where(scope, HAS_UNIT)} GROUP BY unit"
+        f" countIf(status = 'test') FROM {_from(scope)}{where(scope, HAS_UNIT)} GROUP BY unit"
     )
 
 
@@ -145,7 +152,7 @@ def answer_values_sql(scope: Scope, question_id: str) -> str:
     """Valid samples per raw answer text of one question ('' where it was not answered)."""
     return (
         f"SELECT visitParamExtractRaw(answers_json, {literal(question_id)}) AS v, count()"
-        f" FROM {FROM}{where(scope, VALID)} GROUP BY v"
+        f" FROM {_from(scope)}{where(scope, VALID)} GROUP BY v"
     )
 
 
@@ -155,25 +162,25 @@ def scale_values_by_unit_sql(scope: Scope, question_id: str) -> str:
     return (
         "SELECT work_region, province, unit,"
         f" visitParamExtractRaw(answers_json, {literal(question_id)}) AS v, count()"
-        f" FROM {FROM}{where(scope, VALID)} GROUP BY work_region, province, unit, v"
+        f" FROM {_from(scope)}{where(scope, VALID)} GROUP BY work_region, province, unit, v"
     )
 
 
 def demographic_sql(scope: Scope, column: str) -> str:
     if column not in ("age_group", "respondent_province", "respondent_city"):
         raise ValueError(f"not a respondent column: {column!r}")
-    return f"SELECT {column} AS g, count() FROM {FROM}{where(scope, VALID)} GROUP BY g"
+    return f"SELECT {column} AS g, count() FROM {_from(scope)}{where(scope, VALID)} GROUP BY g"
 
 
 def opinion_count_sql(scope: Scope) -> str:
-    return f"SELECT count() FROM {FROM}{where(scope, VALID, HAS_OPINION)}"
+    return f"SELECT count() FROM {_from(scope)}{where(scope, VALID, HAS_OPINION)}"
 
 
 def opinions_sql(scope: Scope, limit: int) -> str:
     """A fixed pseudo-random sample: ordered by a hash of the id, so the same store gives the
     same sample every time and no region or hour is favoured."""
     return (
-        f"SELECT opinion FROM {FROM}{where(scope, VALID, HAS_OPINION)}"
+        f"SELECT opinion FROM {_from(scope)}{where(scope, VALID, HAS_OPINION)}"
         f" ORDER BY cityHash64(submission_id), submission_id LIMIT {literal(int(limit))}"
     )
 
@@ -191,7 +198,7 @@ def cell_columns(margins: Sequence[Margin]) -> list[str]:
 def cells_sql(scope: Scope, margins: Sequence[Margin]) -> str:
     cols = ", ".join(f"{c} AS c{i}" for i, c in enumerate(cell_columns(margins)))
     keys = ", ".join(f"c{i}" for i in range(len(margins) + 1))
-    return f"SELECT {cols}, count() FROM {FROM}{where(scope, VALID)} GROUP BY {keys}"
+    return f"SELECT {cols}, count() FROM {_from(scope)}{where(scope, VALID)} GROUP BY {keys}"
 
 
 def answer_cells_sql(scope: Scope, margins: Sequence[Margin], question_id: str) -> str:
@@ -199,7 +206,7 @@ def answer_cells_sql(scope: Scope, margins: Sequence[Margin], question_id: str) 
     cols = ", ".join(f"{c} AS c{i}" for i, c in enumerate(cell_columns(margins)))
     keys = ", ".join(f"c{i}" for i in range(len(margins) + 1))
     return (f"SELECT {cols}, {answer_raw(question_id)} AS v, count()"
-            f" FROM {FROM}{where(scope, VALID)} GROUP BY {keys}, v")
+            f" FROM {_from(scope)}{where(scope, VALID)} GROUP BY {keys}, v")
 
 
 GROUPINGS = {"work_region": "work_region", "province": "province", "unit": "unit",
@@ -226,15 +233,15 @@ def index_cells_sql(scope: Scope, margins: Sequence[Margin], scales: Sequence[Qu
             *(f"{c} AS c{i}" for i, c in enumerate(cell_columns(margins)))]
     keys = [*(["g"] if group else []), *(f"c{i}" for i in range(len(margins) + 1))]
     return (f"SELECT {', '.join(cols)}, sum(y), sum(x), sum(y * y), sum(x * x), sum(x * y),"
-            f" count() FROM (SELECT *, {y} AS y, {x} AS x FROM {FROM}{where(scope, VALID)})"
+            f" count() FROM (SELECT *, {y} AS y, {x} AS x FROM {_from(scope)}{where(scope, VALID)})"
             f" GROUP BY {', '.join(keys)}")
 
 
 def valid_count_sql(scope: Scope) -> str:
-    return f"SELECT count() FROM {FROM}{where(scope, VALID)}"
+    return f"SELECT count() FROM {_from(scope)}{where(scope, VALID)}"
 
 
 def duration_sql(scope: Scope) -> str:
     """Median and mean completion time of the valid sheets (response quality)."""
     return (f"SELECT quantile(0.5)(duration_seconds), avg(duration_seconds)"
-            f" FROM {FROM}{where(scope, VALID)}")
+            f" FROM {_from(scope)}{where(scope, VALID)}")

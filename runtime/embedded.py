@@ -52,15 +52,21 @@ class EmbeddedRuntime:
         self.registry = Registry()
         fold_log(self.registry_log, self.registry)
         self.pending = PendingSubmissions()
-        # Detector state is in memory: after a restart it starts afresh (a replay reproduces it).
         self.findings = SqlFindings(self.store)
+        engine = AnomalyEngine(text_questions=text_questions_from(self.registry))
+        findings_step = FindingsStep(self.findings, engine)
+        # Detector state is in memory: rebuilt from the stored verdicts of the hours a burst
+        # baseline looks back over (and the open hour), so a restart mid-window raises the same
+        # findings as no restart. Every verdict stored was observed before (the findings step
+        # runs on each batch after its insert), and none stored is observed again after.
+        rebuilt = findings_step.rebuild(self.store.iter_recent_verdicts(
+            engine.config.burst.history_hours + 1))
+        log.info("anomaly detectors rebuilt from %d stored verdicts", rebuilt)
         self.processor = EmbeddedProcessor(
             self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
             hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
             on_judged=self._judged, memory_capacity=settings.judge_memory_capacity,
-            findings=FindingsStep(
-                self.findings, AnomalyEngine(text_questions=text_questions_from(self.registry))
-            ),
+            findings=findings_step,
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -24,7 +24,7 @@ from core.ports import (
 from core.review import DecisionIndex, Override, ReviewTarget, overrides_for, target_of
 from schemas.campaign import Question
 from schemas.events import ReviewDecided, SubmissionJudged
-from storage import migrations, queries, sheets, sql
+from storage import migrations, queries, sheets, sql, standing, upkeep
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -119,26 +119,21 @@ class SqlStore(ABC):
         return found
 
     def unit_counts(self, campaign: str) -> dict[str, Count]:
-        """Live counts per unit from the summing table the view feeds, after review decisions."""
-        return self._reviewed(campaign, self._counts(sql.unit_counts_sql(campaign)))
+        """Counts per unit: sheets under their standing status, from the summing tables and the
+        review corrections (storage/standing.py); what leaderboards, pacing, /live and the
+        frozen ranking show. The same query as `breakdown(campaign, ["unit"], ...)`."""
+        return _per_unit(self._breakdown(
+            queries.breakdown_query(campaign, ["unit"], RegionFilter(), source="unit_counts")
+        ))
 
     def exact_unit_counts(self, campaign: str) -> dict[str, Count]:
-        """Counts per unit recomputed from the verdicts themselves, each counted once (after
-        review decisions, the same correction as unit_counts)."""
-        return self._reviewed(campaign, self._counts(sql.exact_unit_counts_sql(campaign)))
+        """The same counts recomputed from the verdicts themselves (storage/standing.sheets_sql),
+        each sheet once, for reconcile."""
+        return _per_unit(self._breakdown(
+            queries.breakdown_query(campaign, ["unit"], RegionFilter(), source="submissions")
+        ))
 
     # -- review decisions (core/review.py), the final ranking, the relative speed floor --------
-
-    def review_corrections(self, campaign: str) -> dict[str, Count]:
-        """What review decisions change in each unit's counts."""
-        with self._lock:
-            rows = self._execute(sql.review_corrections_sql(campaign))
-        return {str(u): Count(valid=int(dv), rejected=-int(dv)) for u, dv in rows}
-
-    def _reviewed(self, campaign: str, counts: dict[str, Count]) -> dict[str, Count]:
-        for unit, change in self.review_corrections(campaign).items():
-            counts.setdefault(unit, Count()).add(change)
-        return counts
 
     def insert_overrides(self, overrides: Sequence[Override]) -> int:
         """Store the override rows not stored yet; returns how many were new."""
@@ -156,9 +151,10 @@ class SqlStore(ABC):
                     for row in self._execute(sql.existing_overrides_sql(campaign, chunk)):
                         fresh.pop((str(row[0]), str(row[1]), str(row[2])), None)
             if fresh:
-                self._insert("review_overrides", sql.OVERRIDE_COLUMNS, [
+                self._insert("review_sheets", standing.REVIEW_SHEET_COLUMNS, [
                     (o.campaign, o.submission_id, o.decision_id, o.order_key, o.status,
-                     o.judged_status, o.unit, o.province, o.work_region)
+                     o.judged_status, o.unit, o.province, o.work_region, o.link_code, o.channel,
+                     sql.epoch_seconds(o.received_at), o.answers_json)
                     for o in fresh.values()
                 ])
         return len(fresh)
@@ -191,9 +187,9 @@ class SqlStore(ABC):
                 campaign=str(c), submission_id=str(s), status=str(st), unit=str(u),
                 province=str(p), work_region=str(w), link_code=str(lk),
                 received_at=dt.datetime.fromtimestamp(int(at), dt.UTC),
-                first_of_id=bool(int(first)),
+                first_of_id=bool(int(first)), channel=str(ch), answers_json=str(answers),
             )
-            for c, s, st, u, p, w, lk, at, first in rows
+            for c, s, st, u, p, w, lk, at, first, ch, answers in rows
         ]
 
     def review_target(self, campaign: str, submission_id: str) -> ReviewTarget | None:
@@ -215,6 +211,26 @@ class SqlStore(ABC):
         if not decisions or not rows:
             return 0
         return self.insert_overrides(decisions.overrides_for(target_of(r) for r in rows))
+
+    def review_rows(self, campaign: str) -> dict[tuple[str, str], str]:
+        """Every stored review row of a campaign: (submission id, decision id) -> status."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT submission_id, decision_id, any(status) FROM review_sheets"
+                f" WHERE campaign = {sql.literal(campaign)} GROUP BY submission_id, decision_id"
+            )
+        return {(str(s), str(d)): str(st) for s, d, st in rows}
+
+    def delete_review_rows(self, campaign: str, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete these (submission id, decision id) review rows (reconcile --repair)."""
+        with self._lock:
+            for start in range(0, len(keys), LOOKUP_CHUNK):
+                self._execute(
+                    f"ALTER TABLE review_sheets DELETE WHERE campaign = {sql.literal(campaign)}"
+                    f" AND (submission_id, decision_id) IN"
+                    f" {sql.in_list(list(keys[start : start + LOOKUP_CHUNK]))}"
+                )
+            upkeep.wait_for_mutations(self._execute, self.database, "review_sheets")
 
     def review_standing(self, campaign: str) -> dict[str, tuple[int, int]]:
         """Per decision id: (sheets it covers, sheets for which it is the latest decision)."""
@@ -242,23 +258,60 @@ class SqlStore(ABC):
         return (float(rows[0][0]) if samples else 0.0), samples
 
     def repair_counts(self) -> None:
-        """Count what is stored but was never counted (a crash between the base insert and the
-        view's). Run at start-up, before any writer; never lowers a count."""
+        """Count what is stored but was never counted (a crash between the base insert and a
+        view's), in every count table. Run at start-up, before any writer; never lowers a
+        count."""
         with self._lock:
-            self._execute(sql.REPAIR_UNIT_COUNTS_SQL)
+            upkeep.top_up(self._execute)
+
+    def count_differences(self, campaign: str | None = None) -> list[upkeep.CountDifference]:
+        """Every key of every count table whose figures differ from the verdicts' (reconcile)."""
+        with self._lock:
+            return upkeep.differences(self._execute, campaign)
+
+    def rebuild_counts(self, campaign: str | None = None) -> None:
+        """Recompute every count table from the verdicts (reconcile --repair); no writer may
+        run meanwhile."""
+        with self._lock:
+            upkeep.rebuild(self._execute, self.database, campaign)
+
+    def count_hashes(self, campaign: str) -> dict[str, tuple[int, int]]:
+        """Per count table and review_sheets: (hash of its content, rows), to compare stores."""
+        with self._lock:
+            return upkeep.hashes(self._execute, campaign)
+
+    def erase(self, campaign: str, where: str, *, dry_run: bool = False) -> int:
+        """Delete the sheets matching `where` (a condition over the submissions table, from
+        commands/erase.py) with their review rows and finding samples, and move the counts
+        accordingly; returns how many verdicts matched."""
+        with self._lock:
+            ids = [] if dry_run else [str(r[0]) for r in self._execute(
+                f"SELECT DISTINCT submission_id FROM submissions WHERE {where}")]
+            matched = upkeep.erase(self._execute, self.database, campaign, where,
+                                   dry_run=dry_run)
+            if ids:
+                self._forget_samples(campaign, ids)
+        return matched
+
+    def _forget_samples(self, campaign: str, submission_ids: Sequence[str]) -> None:
+        """Remove erased ids from the findings' sample lists (the findings table's module)."""
+        from storage.findings import forget_samples  # it builds on this module
+
+        forget_samples(self, campaign, submission_ids)
 
     def submission_status(self, campaign: str, submission_id: str) -> SubmissionStatus | None:
         with self._lock:
             rows = self._execute(sql.submission_status_sql(campaign, submission_id))
         if not rows:
             return None
-        sid, status, reasons, unit, province = rows[0]
+        sid, status, reasons, unit, province, conflicts = rows[0]
         return SubmissionStatus(
             submission_id=str(sid),
             status=str(status),
             reasons=tuple(str(r) for r in reasons),
             unit=str(unit),
             province=str(province),
+            conflicts=int(conflicts),
         )
 
     def iter_judge_memory(self, page_size: int = MEMORY_PAGE) -> Iterator[JudgeMemoryRow]:
@@ -310,6 +363,38 @@ class SqlStore(ABC):
                 rows = self._execute(query(keys[start : start + LOOKUP_CHUNK]))
             yield from rows
 
+    def iter_recent_verdicts(
+        self, hours: int, page_size: int = 50_000
+    ) -> Iterator[SubmissionJudged]:
+        """The counted first verdicts (no test phase, no conflicting resend) received in the
+        last `hours` hours before the latest stored one, in the order they were read from the
+        raw log (source position): what the anomaly detectors rebuild their open windows from
+        at start (stream_processors/findings.py)."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT toUnixTimestamp(max(received_at)), count() FROM submissions"
+            )
+        if not rows or not int(rows[0][1]):
+            return
+        since = int(rows[0][0]) // 3600 * 3600 - hours * 3600  # whole hours
+        where = (
+            f" WHERE received_at >= {sql.literal(since)} AND first_of_id = 1"
+            " AND status != 'test'"
+        )
+        order = " ORDER BY length(source_position), source_position, campaign, submission_id"
+        offset = 0
+        while True:
+            with self._lock:
+                page = self._execute(
+                    f"SELECT {', '.join(sql.READ_BACK_COLUMNS)} FROM submissions{where}{order}"
+                    f" LIMIT {sql.literal(offset)}, {sql.literal(page_size)}"
+                )
+            for row in page:
+                yield self._judged_from_row(row)
+            if len(page) < page_size:
+                return
+            offset += page_size
+
     def judged_rows(self, campaign: str, submission_id: str) -> list[SubmissionJudged]:
         """Every stored verdict for one id (the first one first), read back in full."""
         with self._lock:
@@ -336,6 +421,7 @@ class SqlStore(ABC):
                 valid=int(row[width]),
                 rejected=int(row[width + 1]),
                 test=int(row[width + 2]),
+                conflicts=int(row[width + 3]),
             )
             for row in rows
         ]
@@ -418,13 +504,6 @@ class SqlStore(ABC):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _counts(self, query: str) -> dict[str, Count]:
-        with self._lock:
-            rows = self._execute(query)
-        return {
-            str(unit): Count(valid=int(v), rejected=int(r), test=int(t)) for unit, v, r, t in rows
-        }
-
     @staticmethod
     def _judged_from_row(row: Sequence[Any]) -> SubmissionJudged:
         fields = dict(zip(sql.SUBMISSION_COLUMNS, row, strict=True))
@@ -435,6 +514,14 @@ class SqlStore(ABC):
         fields["first_of_id"] = bool(int(fields["first_of_id"]))
         fields["duration_seconds"] = float(fields["duration_seconds"])
         return SubmissionJudged.model_validate(fields)
+
+
+def _per_unit(rows: Sequence[BreakdownRow]) -> dict[str, Count]:
+    """Breakdown rows by unit as Count per credited unit (unknown links' sheets have none)."""
+    return {
+        str(r.group[0][1]): Count(valid=r.valid, rejected=r.rejected, test=r.test)
+        for r in rows if r.group[0][1] != ""
+    }
 
 
 def _memory_row(values: Sequence[Any]) -> JudgeMemoryRow:

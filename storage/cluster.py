@@ -61,6 +61,7 @@ LOCAL_SUFFIX = "_local"
 SHARDING_KEYS = {
     "submissions": "sipHash64(submission_id)",
     "review_overrides": "sipHash64(submission_id)",
+    "review_sheets": "sipHash64(submission_id)",
     "findings": "sipHash64(finding_id)",
 }
 READ_ONLY_KEY = "rand()"
@@ -79,6 +80,7 @@ _INSERT_SELECT = re.compile(r"\AINSERT INTO (?P<target>\w+)(?P<select>\s*\([^)]*
 _DROP = re.compile(r"\ADROP (?P<kind>TABLE|VIEW) IF EXISTS (?P<name>\w+)\s*\Z", re.S)
 _ALTER = re.compile(
     r"\AALTER TABLE (?P<name>\w+)(?P<rest>\s+(?:ADD|DROP|MODIFY|COMMENT) COLUMN\b.*)\Z", re.S)
+_TRUNCATE = re.compile(r"\ATRUNCATE TABLE (?P<name>\w+)\s*\Z", re.S)
 _READ = re.compile(r"\b(?P<verb>FROM|JOIN)(?P<space>\s+)(?P<table>\w+)\b")
 
 
@@ -168,6 +170,10 @@ def render(layout: ClusterLayout, statement: str, tables: frozenset[str]) -> lis
         # Columns change on the shard tables and on the Distributed table over them alike.
         name = alter["name"]
         return [f"ALTER TABLE {db}.{n}{on}{alter['rest']}" for n in (name + LOCAL_SUFFIX, name)]
+    truncate = _TRUNCATE.match(statement)
+    if truncate is not None and truncate["name"] in tables:
+        # A rebuild empties each shard's own rows (the backfill after it refills them).
+        return [f"TRUNCATE TABLE {db}.{truncate['name']}{LOCAL_SUFFIX}{on}"]
     backfill = _INSERT_SELECT.match(statement)
     if backfill is not None:
         # A backfill of what was stored before a view existed: each shard fills its own.

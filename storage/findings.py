@@ -100,3 +100,35 @@ class SqlFindings:
                 " GROUP BY campaign, anomaly"
             )
         return {(str(c), str(a)): int(n) for c, a, n in rows}
+
+
+def forget_samples(store: SqlStore, campaign: str, submission_ids: Sequence[str]) -> int:
+    """Take erased sheets out of every revision of every finding that names them as a sample
+    (the findings stay: they are about links and hours, not about a sheet); returns how many
+    finding rows were rewritten. Call with the store's lock held and no writer running."""
+    from storage import upkeep  # upkeep is the store's; imported here to keep findings light
+
+    erased = set(submission_ids)
+    rows = store._execute(
+        f"SELECT {', '.join(_READ)} FROM findings WHERE campaign = {sql.literal(campaign)}"
+    )
+    rewritten: list[sql.Row] = []
+    for row in rows:
+        values = dict(zip(COLUMNS, row, strict=True))
+        evidence = json.loads(str(values["evidence"]))
+        samples = evidence.get("sample_submission_ids") or []
+        if not erased.intersection(samples):
+            continue
+        evidence["sample_submission_ids"] = [s for s in samples if s not in erased]
+        values["evidence"] = json.dumps(evidence, ensure_ascii=False, separators=(",", ":"))
+        rewritten.append(finding_row(_from_row([values[c] for c in COLUMNS])))
+    if not rewritten:
+        return 0
+    keys = sql.in_list([(r[1], r[2]) for r in rewritten])
+    store._execute(
+        f"ALTER TABLE findings DELETE WHERE campaign = {sql.literal(campaign)}"
+        f" AND (finding_id, revision) IN {keys}"
+    )
+    upkeep.wait_for_mutations(store._execute, store.database, "findings")
+    store._insert("findings", COLUMNS, rewritten)
+    return len(rewritten)

@@ -39,6 +39,7 @@ from typing import Any, Final, Literal
 
 from core.ports import BREAKDOWN_DIMENSIONS, RegionFilter
 from schemas.campaign import MultiQuestion, Question, ScaleQuestion, SingleQuestion
+from storage import standing
 from storage.sql import literal
 
 Source = Literal["link_hour_counts", "unit_counts", "submissions"]
@@ -88,13 +89,34 @@ assert set(BASE_DIMENSIONS) == set(BREAKDOWN_DIMENSIONS)
 
 def _unit_counts(campaign: str) -> str:
     """unit_counts plus the verdicts of unknown links (no unit, province or work region), which
-    its view leaves out and link_hour_counts keeps: together, every verdict with a link."""
+    its view leaves out and link_hour_counts keeps: together, every verdict with a link; plus
+    the review corrections (storage/standing.py), so the counts are of standing statuses."""
     c = literal(campaign)
     return (
-        "(SELECT unit, province, work_region, day, valid, rejected, test FROM unit_counts"
+        f"(SELECT unit, province, work_region, day, {_NCOUNTS} FROM unit_counts"
         f" WHERE campaign = {c} UNION ALL"
-        " SELECT unit, '' AS province, '' AS work_region, day, valid, rejected, test"
-        f" FROM link_hour_counts WHERE campaign = {c} AND unit = '')"
+        f" SELECT unit, '' AS province, '' AS work_region, day, {_NCOUNTS}"
+        f" FROM link_hour_counts WHERE campaign = {c} AND unit = '' UNION ALL"
+        f" {standing.corrections_sql(campaign, ('unit', 'province', 'work_region', 'day'))})"
+    )
+
+
+# A summing table's counts as standing.COUNTS (Int64: corrections are negative).
+_NCOUNTS: Final = (
+    "toInt64(valid) AS nv, toInt64(rejected) AS nr, toInt64(test) AS nt,"
+    " toInt64(conflicts) AS nc"
+)
+
+
+def _link_hour_counts(campaign: str, filters: RegionFilter) -> str:
+    """link_hour_counts plus the review corrections, each filtered on its own side (the same
+    column names on both), so neither reads more than its scope."""
+    columns = ("link_code", "channel", "unit", "day", "hour")
+    conditions = _conditions(filters, ROLLUP_FILTERS)
+    return (
+        f"(SELECT {', '.join(columns)}, {_NCOUNTS} FROM link_hour_counts"
+        f"{_where(campaign, filters, ROLLUP_FILTERS)} UNION ALL"
+        f" {standing.corrections_sql(campaign, columns, conditions)})"
     )
 
 
@@ -144,9 +166,10 @@ def breakdown_source(by: Sequence[str], filters: RegionFilter) -> Source:
     return "submissions"
 
 
-def _where(campaign: str | None, filters: RegionFilter, columns: Mapping[str, str]) -> str:
-    """`campaign` None: the source is already one campaign's verdicts with a link."""
-    conditions = [] if campaign is None else [f"campaign = {literal(campaign)}", "link_code != ''"]
+def _conditions(filters: RegionFilter, columns: Mapping[str, str]) -> list[str]:
+    """The filters as SQL conditions over `columns`; a filter the source cannot apply is an
+    error, never dropped silently."""
+    conditions = []
     for name, value in _set_filters(filters).items():
         if name == "date_from":
             conditions.append(f"day >= toDate({literal(value)})")
@@ -154,8 +177,15 @@ def _where(campaign: str | None, filters: RegionFilter, columns: Mapping[str, st
             conditions.append(f"day <= toDate({literal(value)})")
         elif name in columns:
             conditions.append(f"{columns[name]} = {literal(value)}")
-        else:  # a filter the chosen source cannot apply must never be dropped silently
+        else:
             raise ValueError(f"filter {name!r} cannot be applied to this source")
+    return conditions
+
+
+def _where(campaign: str | None, filters: RegionFilter, columns: Mapping[str, str]) -> str:
+    """`campaign` None: the source is already one campaign's verdicts with a link."""
+    conditions = [] if campaign is None else [f"campaign = {literal(campaign)}", "link_code != ''"]
+    conditions += _conditions(filters, columns)
     return " WHERE " + " AND ".join(conditions) if conditions else ""
 
 
@@ -169,7 +199,8 @@ def region_where(campaign: str, filters: RegionFilter, columns: Mapping[str, str
 def breakdown_query(
     campaign: str, by: Sequence[str], filters: RegionFilter, source: Source | None = None
 ) -> BreakdownQuery:
-    """SELECT <group values...>, valid, rejected, test ... ordered by the group values.
+    """SELECT <group values...>, valid, rejected, test, conflicts ... ordered by the group
+    values; every source counts sheets under their standing status (storage/standing.py).
 
     Group columns get neutral aliases (g0, g1, ...): ClickHouse aliases are visible in the whole
     query, so an alias named like a column would change what WHERE filters on.
@@ -177,21 +208,22 @@ def breakdown_query(
     names = check_dimensions(by)
     chosen = source or breakdown_source(names, filters)
     aliases = [f"g{i}" for i in range(len(names))]
-    sums = "sum(valid), sum(rejected), sum(test)"
+    sums = "sum(nv), sum(nr), sum(nt), sum(nc)"
     if chosen == "link_hour_counts":
         exprs = [ROLLUP_DIMENSIONS[n] for n in names]
-        counts, table = sums, "link_hour_counts"
-        where = _where(campaign, filters, ROLLUP_FILTERS)
+        counts, table, where = sums, _link_hour_counts(campaign, filters), ""
     elif chosen == "unit_counts":
         exprs = [UNIT_DIMENSIONS[n] for n in names]
         counts, table = sums, _unit_counts(campaign)
         where = _where(None, filters, UNIT_FILTERS)
     else:
         exprs = [BASE_DIMENSIONS[n] for n in names]
-        counts = (
-            "countIf(status = 'accepted'), countIf(status = 'rejected'), countIf(status = 'test')"
+        counts = ", ".join(
+            f"countIf(status = {literal(s)})"
+            for s in ("accepted", "rejected", "test", standing.CONFLICT)
         )
-        table, where = "submissions FINAL", _where(campaign, filters, BASE_FILTERS)
+        table = standing.sheets_sql(campaign, conflicts=True)
+        where = _where(campaign, filters, BASE_FILTERS)
     select = ", ".join([*(f"{e} AS {a}" for e, a in zip(exprs, aliases, strict=True)), counts])
     query = f"SELECT {select} FROM {table}{where}"
     if aliases:
@@ -244,32 +276,44 @@ def answer_pattern(question_id: str) -> str:
 
 
 def distribution_query(campaign: str, question: Question, filters: RegionFilter) -> str:
-    """Accepted verdicts in scope: per distinct raw answer value, how many (choice and scale
-    questions, whose distinct values are few); for a text question only two numbers:
+    """Sheets standing accepted in scope: per distinct raw answer value, how many (choice and
+    scale questions, whose distinct values are few); for a text question only two numbers:
     accepted, and answered."""
     value = f"extract(answers_json, {literal(answer_pattern(question.id))})"
     where = _where(campaign, filters, BASE_FILTERS) + " AND status = 'accepted'"
+    sheets = standing.sheets_sql(campaign)
     if isinstance(question, ScaleQuestion | SingleQuestion | MultiQuestion):
-        return f"SELECT {value} AS g0, count() FROM submissions FINAL{where} GROUP BY g0"
+        return f"SELECT {value} AS g0, count() FROM {sheets}{where} GROUP BY g0"
     blank = ", ".join(literal(b) for b in _BLANK_RAW)
-    return f"SELECT count(), countIf({value} NOT IN ({blank})) FROM submissions FINAL{where}"
+    return f"SELECT count(), countIf({value} NOT IN ({blank})) FROM {sheets}{where}"
 
 
 def answer_counts_query(campaign: str, question: Question, filters: RegionFilter) -> str | None:
     """From answer_counts, rows (question, raw value, n): question '' is the number of accepted
     sheets in scope, the others how many answered with each value (a text question's values
-    folded into '' for blank and "answered"); None when a filter is not among its columns."""
+    folded into '' for blank and "answered"); None when a filter is not among its columns.
+    answer_counts holds the judged-accepted first verdicts; the review corrections
+    (storage/standing.py) are added with their answers split the way 0004's view splits them,
+    so the figures are of sheets standing accepted."""
     if not _answers((), _set_filters(filters), {}, ANSWER_FILTERS):
         return None
     value = "value"
     if not isinstance(question, ScaleQuestion | SingleQuestion | MultiQuestion):
         blank = ", ".join(literal(b) for b in _BLANK_RAW)
         value = f"if(value IN ({blank}), '', 'answered')"
-    where = _where(None, filters, ANSWER_FILTERS)
-    where = (where + " AND " if where else " WHERE ") + (
-        f"campaign = {literal(campaign)} AND question IN ('', {literal(question.id)})"
+    asked = f"question IN ('', {literal(question.id)})"
+    conditions = _conditions(filters, ANSWER_FILTERS)
+    where = " AND ".join([f"campaign = {literal(campaign)}", asked, *conditions])
+    corrections = standing.corrections_sql(campaign, ("answers_json",), conditions)
+    return (
+        f"SELECT question, {value} AS g0, sum(dn) FROM ("
+        f"SELECT question, value, toInt64(n) AS dn FROM answer_counts WHERE {where}"
+        f" UNION ALL SELECT extract(pair, {literal(ANSWER_KEY)}) AS question,"
+        f" replaceRegexpOne(pair, {literal(ANSWER_PREFIX)}, '') AS value, nv AS dn"
+        f" FROM ({corrections})"
+        f" ARRAY JOIN arrayPushFront(extractAll(answers_json, {literal(ANSWER_PAIR)}), '') AS pair"
+        f" WHERE {asked}) GROUP BY question, g0"
     )
-    return f"SELECT question, {value} AS g0, sum(n) FROM answer_counts{where} GROUP BY question, g0"
 
 
 def tally_answer_counts(

@@ -2,8 +2,8 @@
 
 A sheet (CONTRACT §6) is a submission id's first verdict (`first_of_id = 1`; a conflicting resend
 is evidence, not a sheet). Its standing status is that verdict's status unless a review decision
-covers it, in which case the latest decision's (argMax over `order_key` in review_overrides, the
-same rule as `review_corrections_sql`, which the leaderboard's counts follow).
+covers it, in which case the latest decision's (argMax over `order_key` in review_sheets: the
+rule of storage/standing.py, which every count follows, here with the export's cut).
 
 The cut: only verdicts and override rows stored at or before `cut` (epoch seconds of the store's
 clock, column `inserted_at`) are read, so an export taken while sheets keep coming in is the store
@@ -64,7 +64,7 @@ result's columns SHEET_COLUMNS by position).
         f"SELECT {_OUTER_COLUMNS} FROM ("
         f" SELECT {_VERDICT_COLUMNS} FROM submissions FINAL{where}"
         ") AS v ANY LEFT JOIN ("
-        " SELECT submission_id, argMax(status, order_key) AS reviewed FROM review_overrides"
+        " SELECT submission_id, argMax(status, order_key) AS reviewed FROM review_sheets"
         f" WHERE campaign = {c} AND inserted_at <= {literal(int(cut))} GROUP BY submission_id"
         ") AS r USING submission_id"
     )

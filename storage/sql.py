@@ -170,6 +170,7 @@ SUBMISSION_COLUMNS: Final = (
     "answers_json",
     "opinion",
     "first_of_id",
+    "network",
 )
 
 Row = tuple[Any, ...]
@@ -225,6 +226,7 @@ def submission_row(j: SubmissionJudged) -> Row:
         j.answers_json,
         j.opinion,
         1 if j.first_of_id else 0,
+        j.network,
     )
 
 
@@ -328,29 +330,13 @@ def existing_keys_sql(keys: Iterable[Key]) -> str:
     )
 
 
-def unit_counts_sql(campaign: str) -> str:
-    return (
-        "SELECT unit, sum(valid), sum(rejected), sum(test) FROM unit_counts"
-        f" WHERE campaign = {literal(campaign)} GROUP BY unit"
-    )
-
-
-def exact_unit_counts_sql(campaign: str) -> str:
-    # Straight from the base table, each verdict once even before ReplacingMergeTree merges.
-    return (
-        "SELECT unit, countIf(status = 'accepted'), countIf(status = 'rejected'),"
-        " countIf(status = 'test') FROM ("
-        " SELECT any(unit) AS unit, any(status) AS status FROM submissions"
-        f" WHERE campaign = {literal(campaign)} GROUP BY submission_id, fingerprint"
-        ") WHERE unit != '' GROUP BY unit"
-    )
-
-
 def submission_status_sql(campaign: str, submission_id: str) -> str:
-    # The first verdict for an id wins; a conflicting resend is stored with first_of_id = 0.
+    # The first verdict for an id wins; a conflicting resend is stored with first_of_id = 0,
+    # and how many there were comes along (the status endpoint's `conflicts`).
+    where = f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
     return (
-        "SELECT submission_id, status, reasons, unit, province FROM submissions"
-        f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
+        "SELECT submission_id, status, reasons, unit, province,"
+        f" (SELECT count() FROM submissions{where} AND first_of_id = 0) FROM submissions{where}"
         " ORDER BY first_of_id DESC, received_at, fingerprint LIMIT 1"
     )
 
@@ -417,31 +403,8 @@ def judged_rows_sql(campaign: str, submission_id: str) -> str:
     )
 
 
-# Puts back into unit_counts what the base table has and the view missed. A crash between the
-# base insert and the view's insert (they are separate parts, not one transaction) would
-# otherwise leave a verdict stored but uncounted, and never counted, since it is not re-inserted.
-REPAIR_UNIT_COUNTS_SQL = """
-INSERT INTO unit_counts (campaign, unit, province, work_region, day, valid, rejected, test)
-SELECT campaign, unit, province, work_region, day,
-       greatest(ev, vv) - vv, greatest(er, vr) - vr, greatest(et, vt) - vt
-FROM (
-    SELECT campaign, unit, province, work_region, day,
-           countIf(status = 'accepted') AS ev, countIf(status = 'rejected') AS er,
-           countIf(status = 'test') AS et
-    FROM submissions FINAL WHERE unit != ''
-    GROUP BY campaign, unit, province, work_region, day
-) AS e ANY LEFT JOIN (
-    SELECT campaign, unit, province, work_region, day,
-           sum(valid) AS vv, sum(rejected) AS vr, sum(test) AS vt
-    FROM unit_counts
-    GROUP BY campaign, unit, province, work_region, day
-) AS v USING (campaign, unit, province, work_region, day)
-WHERE ev > vv OR er > vr OR et > vt
-"""
-
-
 # ---------------------------------------------------------------------------------------------
-# Review decisions (0006) and what the final ranking and the relative speed floor read.
+# Review decisions (0006, 0010) and what the final ranking and the relative speed floor read.
 
 OVERRIDE_COLUMNS: Final = (
     "campaign", "submission_id", "decision_id", "order_key", "status", "judged_status", "unit",
@@ -451,14 +414,14 @@ OVERRIDE_COLUMNS: Final = (
 
 def existing_overrides_sql(campaign: str, submission_ids: Iterable[str]) -> str:
     return (
-        "SELECT campaign, submission_id, decision_id FROM review_overrides"
+        "SELECT campaign, submission_id, decision_id FROM review_sheets"
         f" WHERE campaign = {literal(campaign)} AND submission_id IN {in_list(submission_ids)}"
     )
 
 
 REVIEW_TARGET_COLUMNS: Final = (
     "campaign", "submission_id", "status", "unit", "province", "work_region", "link_code",
-    "toUnixTimestamp(received_at)", "first_of_id",
+    "toUnixTimestamp(received_at)", "first_of_id", "channel", "answers_json",
 )
 
 
@@ -484,35 +447,23 @@ def review_targets_by_link_sql(
     )
 
 
-def review_corrections_sql(campaign: str) -> str:
-    """Per unit, valid samples gained (negative: lost) through review; rejected moves opposite."""
-    return (
-        "SELECT unit, sum(dv) FROM ("
-        " SELECT any(unit) AS unit,"
-        " toInt64(argMax(status, order_key) = 'accepted')"
-        " - toInt64(any(judged_status) = 'accepted') AS dv"
-        f" FROM review_overrides WHERE campaign = {literal(campaign)} GROUP BY submission_id"
-        ") WHERE dv != 0 GROUP BY unit"
-    )
-
-
 def review_standing_sql(campaign: str) -> str:
     """Per decision: sheets it covers, and sheets for which it is the latest word."""
     c = literal(campaign)
     return (
         "SELECT decision_id, uniqExact(submission_id), sum(latest) FROM ("
-        " SELECT decision_id, submission_id, 0 AS latest FROM review_overrides"
+        " SELECT decision_id, submission_id, 0 AS latest FROM review_sheets"
         f" WHERE campaign = {c}"
         " UNION ALL"
         " SELECT argMax(decision_id, order_key) AS decision_id, submission_id, 1 AS latest"
-        f" FROM review_overrides WHERE campaign = {c} GROUP BY submission_id"
+        f" FROM review_sheets WHERE campaign = {c} GROUP BY submission_id"
         ") GROUP BY decision_id"
     )
 
 
 def submission_review_sql(campaign: str, submission_id: str) -> str:
     return (
-        "SELECT argMax(status, order_key), argMax(decision_id, order_key) FROM review_overrides"
+        "SELECT argMax(status, order_key), argMax(decision_id, order_key) FROM review_sheets"
         f" WHERE campaign = {literal(campaign)} AND submission_id = {literal(submission_id)}"
         " GROUP BY submission_id"
     )

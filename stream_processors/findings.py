@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import get_args
 
 from prometheus_client import Counter, Histogram
@@ -57,6 +57,28 @@ class FindingsStep:
             return []
         count_findings(found, time.perf_counter() - started)
         return found
+
+
+    def rebuild(self, verdicts: Iterable[SubmissionJudged], chunk: int = 5000) -> int:
+        """Fold verdicts already stored (in the order they were first observed) into a fresh
+        engine, so a restart mid-window sees the window whole; returns how many. The findings
+        they raise are stored too: those already stored are skipped by the store (one row per
+        (finding_id, revision)), and one lost to a crash before its batch's findings were
+        stored is stored now."""
+        n = 0
+        batch: list[SubmissionJudged] = []
+        for row in verdicts:
+            batch.append(row)
+            if len(batch) >= chunk:
+                n += self._fold(batch)
+                batch = []
+        return n + self._fold(batch)
+
+    def _fold(self, rows: list[SubmissionJudged]) -> int:
+        found = self.engine.observe_many(rows)
+        if found:
+            self.store.insert_findings(found)
+        return len(rows)
 
 
 def count_findings(found: Sequence[FindingRaised], seconds: float) -> None:

@@ -1,37 +1,18 @@
-"""`survey-ingest reconcile`: the live counts against the stored verdicts, per campaign and unit.
-
-The live counts are ClickHouse's counting view (what leaderboards show, kept up by materialized
-views on insert); the reference is the same figures recomputed from the deduplicated verdicts.
-They agree as long as every insert was idempotent; a difference is printed as one JSON line.
-"""
+"""`survey-ingest reconcile` on the distributed stack: the registry from its topic, the store on
+the ClickHouse server (runtime/reconcile.py does the checking)."""
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import asdict
-
-from core.counting import Count
+from runtime.reconcile import reconcile as check
 from runtime.registry import from_topic
 from schemas.settings import Settings
 from storage import open_store
 
 
-def reconcile(settings: Settings) -> int:
+def reconcile(settings: Settings, *, repair: bool = False) -> int:
     registry = from_topic(settings)
     store = open_store(settings.clickhouse_url)
-    differences = 0
     try:
-        for campaign in sorted(registry.campaigns):
-            view, exact = store.unit_counts(campaign), store.exact_unit_counts(campaign)
-            for unit in sorted(set(view) | set(exact)):
-                live, stored = view.get(unit, Count()), exact.get(unit, Count())
-                if live != stored:
-                    differences += 1
-                    print(json.dumps({"campaign": campaign, "unit": unit, "view": asdict(live),
-                                      "exact": asdict(stored)}), flush=True)
+        return check(store, registry, repair_them=repair)
     finally:
         store.close()
-    print(f"reconcile: {len(registry.campaigns)} campaigns, {differences} differences",
-          file=sys.stderr)
-    return 1 if differences else 0

@@ -139,8 +139,13 @@ def replay(settings: Settings, into_database: str | None) -> int:
             units = sorted(u for u in set(now) | set(before)
                            if now.get(u, Count()) != before.get(u, Count()))
             differing += len(units)
+            # Every count table (and the review rows) by content hash: a replay of an unchanged
+            # log under unchanged rules rebuilds them identically.
+            fresh_hashes, live_hashes = fresh.count_hashes(campaign), live.count_hashes(campaign)
+            tables = sorted(t for t in fresh_hashes if fresh_hashes[t] != live_hashes.get(t))
             print(json.dumps({"campaign": campaign, "live": _totals(before),
-                              "replay": _totals(now), "units_differing": units}), flush=True)
+                              "replay": _totals(now), "units_differing": units,
+                              "tables_differing": tables}), flush=True)
         print(json.dumps({"database": target, "raw_records": records, "verdicts_stored": stored,
                           "units_differing": differing,
                           "seconds": round(time.monotonic() - started, 1)}), flush=True)

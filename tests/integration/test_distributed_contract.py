@@ -19,9 +19,10 @@ pytestmark = pytest.mark.integration
 
 # Per unit (valid, rejected), per province (valid, rejected, target, rank), per work region
 # (valid, rejected, target): the same figures the embedded runtime must give for this scenario.
-UNITS = {"gd-cyber": (2, 7), "gx-net": (1, 1), "sh-uni": (0, 1)}
-PROVINCES = {"45": (1, 1, 400, 1), "44": (2, 7, 1000, 2), "31": (0, 1, 200, 3)}
-REGIONS = {"south": (3, 8, 1400), "east": (0, 1, 200)}
+# Sheets, not attempts (CONTRACT §6): the conflicting resend adds to no count.
+UNITS = {"gd-cyber": (2, 6), "gx-net": (1, 1), "sh-uni": (0, 1)}
+PROVINCES = {"45": (1, 1, 400, 1), "44": (2, 6, 1000, 2), "31": (0, 1, 200, 3)}
+REGIONS = {"south": (3, 7, 1400), "east": (0, 1, 200)}
 
 
 def verdict(stack: Stack, campaign: str, sid: str, timeout_s: float = 90) -> dict[str, Any]:
@@ -95,15 +96,19 @@ def test_contract_statuses_and_leaderboards(stack: Stack, scenario: dict[str, An
     assert a1["unit"] == "gd-cyber" and a1["province"] == "44"
     assert verdict(stack, LIVE, scenario["unknown_link"]["submission_id"])["unit"] is None
 
-    # The conflicting resend is judged after the rest: wait (bounded) for the exact figures.
+    # The conflicting resend is judged after the rest: wait (bounded) until it is stored, and
+    # for the exact figures.
     expected = ({u: UNITS[u] for u in UNITS}, PROVINCES, REGIONS)
+    sid = scenario["a1"]["submission_id"]
     try:
-        wait_until("exact leaderboards", lambda: boards(stack) == expected, 90, every_s=0.25)
+        wait_until("the conflict stored, exact leaderboards",
+                   lambda: verdict(stack, LIVE, sid)["conflicts"] == 1
+                   and boards(stack) == expected, 90, every_s=0.25)
     except TimeoutError:
         assert boards(stack) == expected  # shows the difference
     time.sleep(1.0)  # nothing more may arrive: the identical resend stays absorbed
     assert boards(stack) == expected
-    # The first verdict of an id stands; the conflicting resend is counted as its own rejection.
+    # The first verdict of an id stands; the conflicting resend is kept, never counted.
     assert verdict(stack, LIVE, scenario["conflict"]["submission_id"])["status"] == "accepted"
     units = stack.board(LIVE, "unit")
     assert units["gd-cyber"]["rank"] == 1 and units["gd-cyber"]["target"] == 500
@@ -134,7 +139,8 @@ def test_replay_into_fresh_database_reproduces_counts(
     assert set(by_campaign) == {LIVE, TRIAL, CLOSED}
     for line in by_campaign.values():
         assert line["replay"] == line["live"] and line["units_differing"] == [], line
-    assert by_campaign[LIVE]["replay"] == {"valid": 3, "rejected": 9, "test": 0}
+        assert line["tables_differing"] == [], line
+    assert by_campaign[LIVE]["replay"] == {"valid": 3, "rejected": 8, "test": 0}
     summary = lines[-1]
     assert summary["database"] == fresh and summary["units_differing"] == 0
     # 16 sheets sent (with the identical resend); that resend is absorbed.

@@ -105,16 +105,17 @@ def check_everything(server: EmbeddedServer, sent: dict[str, Any]) -> None:
     units = board(server, "unit")
     assert [
         (u, units[u]["valid"], units[u]["rejected"]) for u in ("gd-cyber", "gx-net", "sh-uni")
-    ] == [("gd-cyber", 2, 7), ("gx-net", 1, 1), ("sh-uni", 0, 1)]
+    ] == [("gd-cyber", 2, 6), ("gx-net", 1, 1), ("sh-uni", 0, 1)]  # the conflict is no sheet
+    assert status_of(server, LIVE, sent["a1"]["submission_id"])["conflicts"] == 1
     assert units["gd-cyber"]["rank"] == 1 and units["gd-cyber"]["target"] == 500
     assert units["gd-cyber"]["progress"] == pytest.approx(2 / 500)
     provinces = board(server, "province")
     assert {
         p: (r["valid"], r["rejected"], r["target"], r["rank"]) for p, r in provinces.items()
-    } == {"45": (1, 1, 400, 1), "44": (2, 7, 1000, 2), "31": (0, 1, 200, 3)}
+    } == {"45": (1, 1, 400, 1), "44": (2, 6, 1000, 2), "31": (0, 1, 200, 3)}
     regions = board(server, "work_region")
     assert {w: (r["valid"], r["rejected"], r["target"]) for w, r in regions.items()} == {
-        "south": (3, 8, 1400),
+        "south": (3, 7, 1400),
         "east": (0, 1, 200),
     }
     # Test-phase answers are stored and judged but never counted.
@@ -199,7 +200,7 @@ def test_counts_survive_clean_restart_and_sigkill(
             server.kill()
         server.start()
         units = board(server, "unit")
-        assert units["gd-cyber"]["valid"] == 2 and units["gd-cyber"]["rejected"] == 7
+        assert units["gd-cyber"]["valid"] == 2 and units["gd-cyber"]["rejected"] == 6
         assert units["sh-uni"]["valid"] == check_after["sh-uni"]
         # An identical resend after the restart is still absorbed.
         assert post(server, scenario["a1"]).status_code == 202

@@ -95,7 +95,8 @@ def rows_of(server: EmbeddedServer, **params: str) -> dict[tuple[Any, ...], tupl
         # Answering-page loads (opens) come with groupings and filters they have a meaning for.
         opens = set(by) <= {"unit", "link", "channel", "day"} and set(body["filters"]) <= {
             "unit", "link", "channel", "province", "work_region", "date_from", "date_to"}
-        assert set(row) == {*by, "valid", "rejected", "test", *(["opens"] if opens else [])}
+        assert set(row) == {*by, "valid", "rejected", "test", "conflicts",
+                            *(["opens"] if opens else [])}
         out[tuple(row[name] for name in by)] = (row["valid"], row["rejected"], row["test"])
     return out
 

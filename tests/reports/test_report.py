@@ -42,12 +42,14 @@ def test_report_is_built_from_over_50000_sheets(built: Built) -> None:
 
 
 def test_sample_size_and_validity_match_an_independent_count(built: Built) -> None:
-    statuses = Counter(r.status for r in built.rows)
+    # Sheets, not attempts (CONTRACT §6): a conflicting resend (first_of_id False) is no sheet.
+    sheets = [r for r in built.rows if r.first_of_id]
+    statuses = Counter(r.status for r in sheets)
     data = built.data
-    assert data.total == len(built.rows)
+    assert data.total == len(sheets) < len(built.rows)
     assert (data.valid, data.rejected, data.test) == (
         statuses["accepted"], statuses["rejected"], statuses["test"])
-    reasons = Counter(code for r in built.rows if r.status == "rejected" for code in r.reasons)
+    reasons = Counter(code for r in sheets if r.status == "rejected" for code in r.reasons)
     assert dict(data.reasons) == dict(reasons)
     assert {"too_fast", "straight_lining", "duplicate_respondent"} <= set(reasons)
     assert sum(p.valid for p in data.curve) == data.valid
@@ -167,7 +169,7 @@ def test_cli_writes_a_province_report_from_the_embedded_store(built: Built) -> N
     valid = sum(1 for r in _valid(built) if r.province == "44")
     assert summary["valid"] == valid
     assert summary["rejected"] == sum(
-        1 for r in built.rows if r.province == "44" and r.status == "rejected")
+        1 for r in built.rows if r.province == "44" and r.status == "rejected" and r.first_of_id)
     for name in ("report.html", "report.pdf", "report.docx"):
         assert (out / name).stat().st_size > 0, name
 

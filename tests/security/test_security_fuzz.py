@@ -242,7 +242,7 @@ def test_injection_strings_are_stored_and_read_back_literally(
     assert rows.status_code == 200, rows.text
     assert rows.json()["rows"] == [
         {"link": text, "respondent_province": text, "city": text,
-         "valid": 0, "rejected": 1, "test": 0}
+         "valid": 0, "rejected": 1, "test": 0, "conflicts": 0}
     ], rows.text
 
 

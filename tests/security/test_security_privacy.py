@@ -142,7 +142,7 @@ def test_masked_free_text_and_erase_by_device_submission_and_date(
 def _erase_result(n: int) -> dict[str, Any]:
     return {
         "campaign": CAMPAIGN, "matched": n, "deleted": n, "store": "embedded",
-        "note": "the raw log is erased by its retention; counts are aggregates and unchanged",
+        "note": "the raw log is erased by its retention; counts rebuilt without the erased sheets",
     }
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.counting import Count, tally
-from core.ports import JudgeMemoryRow, Store
+from core.ports import JudgeMemoryRow, RegionFilter, Store
 from schemas.events import SubmissionJudged
 from storage import SqlStore, migrations, open_store, sql
 from tests.storage.support import drop
@@ -116,8 +116,12 @@ def test_a_conflicting_resend_leaves_the_first_verdict_as_the_status(
     assert status is not None
     assert (status.status, status.reasons, status.unit, status.province) == (
         "accepted", (), "gd-cyber", "44")
-    # Both verdicts are stored and counted, as the live tally counts them.
-    assert store.unit_counts("2023") == {"gd-cyber": Count(valid=1, rejected=1)}
+    # Both verdicts are stored; one sheet is counted, the resend listed apart (CONTRACT §6).
+    assert store.unit_counts("2023") == {"gd-cyber": Count(valid=1)}
+    (total,) = store.breakdown("2023", [], RegionFilter())
+    assert (total.valid, total.rejected, total.conflicts) == (1, 0, 1)
+    (exact,) = store.breakdown("2023", ["phase"], RegionFilter())
+    assert (exact.valid, exact.rejected, exact.conflicts) == (1, 0, 1)
     assert [r.fingerprint for r in store.judged_rows("2023", first.submission_id)] == [
         first.fingerprint, "other"]
 
