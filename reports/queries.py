@@ -115,8 +115,9 @@ def topic_conditions(topic: Topic) -> list[str]:
 VALID = "status = 'accepted'"
 # What VALID means, as the report states it: `status` is the standing status (storage/standing.py:
 # the first verdict's, or the latest review decision's); change both together.
-VALID_BASIS = ("样本口径：每份答卷计一次（同一答卷编号的冲突重复提交不计），按其现行状态——判定结果，"
-               "或覆盖它的最新复核决定；本报告只用现行状态为“有效”（accepted）的答卷。")
+VALID_BASIS = ("样本口径：每份答卷计一次（同一答卷编号的冲突重复提交不计），"
+               "按其现行状态——判定结果，或覆盖它的最新复核决定；"
+               "本报告只用现行状态为“有效”（accepted）的答卷。")
 REJECTED = "status = 'rejected'"
 HAS_UNIT = "unit != ''"
 HAS_OPINION = "opinion != ''"
