@@ -405,5 +405,8 @@ def definition_from_view(body: object) -> CampaignDefinition:
     """The definition in the API's full campaign view (an admin's or analyst's), without the
     read side's own keys. A public view lacks the questionnaire and links: it fails here."""
     if isinstance(body, dict):
+        if body.get("view") == "public":
+            raise ValueError("the public view of the campaign has no links or questionnaire: "
+                             "pass an admin or analyst token (--token)")
         body = {k: v for k, v in body.items() if k not in VIEW_ONLY_KEYS}
     return CampaignDefinition.model_validate(body)

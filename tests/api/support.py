@@ -72,13 +72,18 @@ def verdict(campaign: str = CAMPAIGN, unit: str = "gd-cyber", link: str = "Gd7kQ
     )
 
 
+ADMIN_TOKEN = "read-side-admin"
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 def build(store: CountingStore, registry: Registry, interval_s: float = 1.0) -> FastAPI:
     async def define(definition: CampaignDefinition) -> None:
         return None
 
     services = Services(
         registry=registry, store=store,  # type: ignore[arg-type]  # the Store's other methods
-        admin_token="", define_campaign=define, ready=lambda: True, live_interval_s=interval_s,
+        admin_token=ADMIN_TOKEN, define_campaign=define, ready=lambda: True,
+        live_interval_s=interval_s,
     )
     return build_api(services)
 

@@ -14,6 +14,7 @@ import pytest
 
 from storage import open_store
 from tests.api.support import (
+    ADMIN,
     CAMPAIGN,
     CountingStore,
     build,
@@ -188,14 +189,14 @@ def test_metrics_show_snapshot_age_store_queries_cache_hits_and_screens(
             assert found, name
             return max(found)
 
-        start = httpx.get(f"{base}/metrics").text
+        start = httpx.get(f"{base}/metrics", headers=ADMIN).text
         get_many(base, PUBLIC_VIEWS * 2)
         r = httpx.get(f"{base}{PUBLIC_VIEWS[0]}")
         httpx.get(f"{base}{PUBLIC_VIEWS[0]}", headers={"if-none-match": r.headers["etag"]})
         with httpx.stream("GET", f"{base}/v1/campaigns/{CAMPAIGN}/live", timeout=30) as live:
             lines = live.iter_lines()  # kept: a dropped iterator closes the stream
             assert next(lines) == ": connected"
-            during = httpx.get(f"{base}/metrics").text
+            during = httpx.get(f"{base}/metrics", headers=ADMIN).text
         assert metric(during, "survey_read_sse_clients") >= 1
         assert 0 <= metric(during, 'survey_read_snapshot_age_seconds{campaign="rs"}') < 60
         for name in ("survey_read_store_queries_total", "survey_read_view_cache_hits_total",

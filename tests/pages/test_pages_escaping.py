@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.helpers import sheet, status_of
-from tests.integration.embedded_server import EmbeddedServer
+from tests.integration.embedded_server import ADMIN_TOKEN, EmbeddedServer
 from tests.pages.pages_kit import (
     HOSTILE,
     HOSTILE_LABEL,
@@ -85,7 +85,7 @@ def test_hostile_qr_sheet_is_escaped(
 
     out = tmp_path / "qr"
     assert main(["links", "qr", "--campaign", HOSTILE, "--url", page_server.base,
-                 "--unit", "gd-cyber", "--out", str(out),
+                 "--token", ADMIN_TOKEN, "--unit", "gd-cyber", "--out", str(out),
                  "--base-url", page_server.base]) == 0
     page = new_page(browser, {"width": 1240, "height": 1754})
     fired = watch_for_script(page)
