@@ -189,6 +189,12 @@ class ReadModels:
 
         return unwatch
 
+    def invalidate(self, campaign: str) -> None:
+        """Forget the campaign's snapshot: the next read takes a fresh one (one store query).
+        For a change this process made itself and its caller sees at once, e.g. a review
+        decision moving counts; others' changes show within a tick as always."""
+        self._snapshots.pop(campaign, None)
+
     def close(self) -> None:
         """Stop the poller (before the store is closed)."""
         self._stop.set()

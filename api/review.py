@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from api.access_admin import record_audit
 from api.deps import REVIEW_READ, Access, CampaignId, admin_only, allow
+from api.readmodel import ReadModels
 from api.services import Services
 from core import freeze
 from core.ports import Store
@@ -105,6 +106,9 @@ async def record_decision(
         )
     # Applied even when it already was: harmless, and it completes one cut short by a crash.
     covered = await asyncio.to_thread(services.store.apply_review, decision)
+    reads = services.extra.get("reads")
+    if isinstance(reads, ReadModels):
+        reads.invalidate(campaign)  # the reviewer's next look at the leaderboard shows it
     return decision, new, covered
 
 
