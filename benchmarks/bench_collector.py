@@ -1,5 +1,8 @@
 """Collector requests/s and latency under wrk, against the HTTP limit and the obvious endpoint.
 
+(One file past 500 lines: one benchmark whose targets share its wrk run, its checks that every
+2xx is in the log, and its report; the servers it starts live in their own modules.)
+
 Targets, all under the same server stack (uvicorn + uvloop + httptools, lifespan off, no access
 log) and the same wrk settings (threads, connections, duration, the same answer-sheet bodies with
 a unique submission_id and device_id per request):
