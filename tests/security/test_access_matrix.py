@@ -20,6 +20,9 @@ from tests.integration.distributed_stack import Stack, wait_until
 from tests.integration.embedded_server import ADMIN, ADMIN_TOKEN, EmbeddedServer
 from tests.security.access_table import TABLE, Expect
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 PRIVATE, PUBLIC_C = "acl-priv", "acl-pub"
 # Everything else than the rate limit itself: the matrix must not trip it.
 ENV = {"SURVEY_AUTH_FAILURES_PER_MINUTE": "100000"}

@@ -12,6 +12,9 @@ import pytest
 from tests.helpers import campaign_definition
 from tests.integration.embedded_server import ADMIN, EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "acl-limit"
 LIMIT = 5
 

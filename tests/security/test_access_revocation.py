@@ -8,11 +8,15 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from core.access import token_sha256
 from tests.helpers import campaign_definition
 from tests.integration.distributed_stack import Stack, wait_until
 from tests.integration.embedded_server import ADMIN, ADMIN_TOKEN, free_port
+
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
 
 CAMPAIGN = "acl-revoke"
 REVOKED_WITHIN_S = 5.0

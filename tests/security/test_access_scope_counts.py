@@ -14,6 +14,9 @@ from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Stack, wait_until
 from tests.integration.embedded_server import ADMIN, EmbeddedServer
 
+# Real servers on loopback: sockets allowed (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 CAMPAIGN = "acl-sums"
 LINKS = ("Gd7kQ2xP", "Gd7kQ2xQ", "Gx1aB2cD", "Sh9zY8xW")
 UNITS = {"gd-cyber": "south", "gx-net": "south", "sh-uni": "east"}
