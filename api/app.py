@@ -191,7 +191,7 @@ def build_api(services: Services) -> FastAPI:
         if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
         view = snap.view(("leaderboard", level, limit), leaderboard_content(level, limit),
-                         scope=audience(snap))
+                         scope=audience(services.registry, campaign))
         return respond(request, view)
 
     @app.get("/v1/campaigns/{campaign}/live", tags=["reads"],

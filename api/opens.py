@@ -170,6 +170,6 @@ async def with_opens(
         out.append({**row, "opens": opened.pop(key, 0)})
     for key, n in opened.items():
         group = {name: (value or None) for name, value in zip(by, key, strict=True)}
-        out.append({**group, "valid": 0, "rejected": 0, "test": 0, "opens": n})
+        out.append({**group, "valid": 0, "rejected": 0, "test": 0, "conflicts": 0, "opens": n})
     out.sort(key=lambda r: tuple("" if r[n] is None else str(r[n]) for n in by))
     return out

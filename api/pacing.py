@@ -13,9 +13,8 @@ from api.readmodel import ReadModels, audience
 from api.services import Services
 
 
-def build_pacing_router(services: Services, reads: ReadModels | None = None) -> APIRouter:
+def build_pacing_router(services: Services, models: ReadModels) -> APIRouter:
     router = APIRouter(tags=["reads"])
-    models = reads or ReadModels(services.store, services.registry, services.live_interval_s)
 
     @router.get("/v1/campaigns/{campaign}/pacing", dependencies=[crowd()])
     async def get_pacing(
@@ -32,6 +31,6 @@ def build_pacing_router(services: Services, reads: ReadModels | None = None) -> 
         if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
         return respond(request, snap.view(("pacing", level, limit), pacing_content(level, limit),
-                                          scope=audience(snap)))
+                                          scope=audience(services.registry, campaign)))
 
     return router

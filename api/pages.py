@@ -158,7 +158,9 @@ def build_pages_router(services: Services, assets: Assets | None = None) -> APIR
             state = services.registry.get(campaign) if _CAMPAIGN_ID.match(campaign) else None
             if state is None:
                 return notice(404, "活动不存在", "未找到该调查活动，请核对地址。")
-            return page(_display_page(asset_url, state), cacheable=True)
+            # A private campaign's page is for signed-in screens: never in a shared cache.
+            public = state.definition.visibility.leaderboard == "public"
+            return page(_display_page(asset_url, state), cacheable=public)
         except Exception:
             log.exception("display page for %r failed", campaign)
             return notice(500, "服务暂时不可用", "请稍后刷新页面重试。")

@@ -189,11 +189,11 @@ class ReadModels:
 
         return unwatch
 
-    def invalidate(self, campaign: str) -> None:
-        """Forget the campaign's snapshot: the next read takes a fresh one (one store query).
-        For a change this process made itself and its caller sees at once, e.g. a review
-        decision moving counts; others' changes show within a tick as always."""
-        self._snapshots.pop(campaign, None)
+    async def refresh_now(self, campaign: str) -> None:
+        """A new snapshot of the campaign now (one store query), sent to its live screens too:
+        for a change this process made and its caller expects to see at once (a review
+        decision moving counts). Others' changes show within a tick as always."""
+        await asyncio.to_thread(self._refresh, campaign)
 
     def close(self) -> None:
         """Stop the poller (before the store is closed)."""
@@ -250,6 +250,9 @@ class ReadModels:
         read_metrics.STORE_QUERIES.inc()
         counts = self.store.unit_counts(campaign)
         with self._lock:
+            current = self._snapshots.get(campaign)
+            if current is not None and current.as_of > as_of:
+                return current  # a query started later already stands: never go back in time
             self._seq += 1
             made = Snapshot(campaign, state, dict(counts), as_of, self._seq)
             self._snapshots[campaign] = made
@@ -272,7 +275,10 @@ _LIVE: weakref.WeakSet[ReadModels] = weakref.WeakSet()
 read_metrics.register_ages(lambda: [rm.ages() for rm in list(_LIVE)])
 
 
-def audience(snap: Snapshot) -> str | None:
+def audience(registry: Registry, campaign: str) -> str | None:
     """The cache scope of a crowd view: None (public, cacheable by anyone) unless the campaign
-    keeps its leaderboard private, when every reader holds a token and the view is `private`."""
-    return "private" if snap.state.definition.visibility.leaderboard == "private" else None
+    keeps its leaderboard private, when every reader holds a token and the view is `private`.
+    Decided on the registry as it is now (as access is), not on the snapshot's copy."""
+    state = registry.get(campaign)
+    private = state is None or state.definition.visibility.leaderboard == "private"
+    return "private" if private else None

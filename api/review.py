@@ -108,7 +108,7 @@ async def record_decision(
     covered = await asyncio.to_thread(services.store.apply_review, decision)
     reads = services.extra.get("reads")
     if isinstance(reads, ReadModels):
-        reads.invalidate(campaign)  # the reviewer's next look at the leaderboard shows it
+        await reads.refresh_now(campaign)  # the reviewer sees the counts move at once
     return decision, new, covered
 
 

@@ -12,7 +12,8 @@ import zoneinfo
 
 from core.access import new_token, new_token_id, token_sha256
 from runtime.embedded import EmbeddedRuntime
-from runtime.serve import graceful_signals, uvicorn_server
+from runtime.serve import uvicorn_server
+from runtime.signals import graceful_signals
 from schemas.access import Role
 from schemas.campaign import CampaignDefinition, load_campaign_file
 from schemas.events import Actor, TokenIssued

@@ -146,11 +146,16 @@ class EmbeddedRuntime:
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
-            await self._task
-            if self._memory_whole:
-                # At the committed offset: the next start reads this instead of the store.
-                memory_checkpoint.save(self.memory_checkpoint, self.processor.memory,
-                                       self.processor.position)
+            try:
+                await self._task
+            except Exception:
+                # Judging had failed: no checkpoint of its memory, but everything below closes.
+                log.exception("judging ended with an error; closing without a checkpoint")
+            else:
+                if self._memory_whole:
+                    # At the committed offset: the next start reads this, not the store.
+                    memory_checkpoint.save(self.memory_checkpoint, self.processor.memory,
+                                           self.processor.position)
         if self._median_task is not None:
             await self._median_task
         if self._opens_task is not None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import threading
-from collections.abc import Iterator
 
 import uvicorn
 
 from runtime.embedded import EmbeddedRuntime
+from runtime.signals import graceful_signals
 from schemas.campaign import CampaignDefinition
 from schemas.settings import Settings
 
@@ -29,27 +26,6 @@ def uvicorn_server(app: object, settings: Settings) -> uvicorn.Server:
         proxy_headers=False,
     )
     return uvicorn.Server(config)
-
-
-@contextlib.contextmanager
-def graceful_signals() -> Iterator[None]:
-    """SIGTERM and SIGINT stop the server, then the runtime closes cleanly.
-
-    uvicorn handles both while it serves, and once down re-raises the signal into the handler
-    it found: with Python's defaults that ends the process before the runtime closes its logs
-    and writes its judging-memory checkpoint. The handler found is this one, which lets the
-    re-raise pass.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach the main thread only
-        return
-    handled = (signal.SIGTERM, signal.SIGINT)
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in handled}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> None:

@@ -104,7 +104,7 @@
   }
 
   function fail(err) {
-    if (err instanceof Unauthorized) return signIn(err.message);
+    if (err instanceof Unauthorized) return signIn(token() ? err.message : "");
     main.replaceChildren(h("section", { class: "card" },
       h("h1", { text: "加载失败" }), h("p", { class: "error", role: "alert", text: err.message })));
   }
@@ -365,8 +365,9 @@
   }
 
   function load() {
-    if (!token()) return signIn();
-    document.getElementById("signout").hidden = false;
+    // Without a typed token the session cookie of /portal's sign-in may still let us in: ask,
+    // and show the sign-in form only when the API says 401.
+    document.getElementById("signout").hidden = !token();
     api("/v1/campaigns/" + C).then(function (def) {
       state.def = def;
       return refresh();

@@ -29,6 +29,7 @@ from typing import Any
 
 import uvicorn
 
+from runtime.signals import graceful_signals
 from schemas.settings import Settings
 from telemetry.metrics_server import MULTIPROC_ENV
 
@@ -76,8 +77,11 @@ class DrainingServer(uvicorn.Server):
 
 
 async def serve_http(app: Any, host: str, port: int, drain_s: float = 0.0) -> None:
-    """Serve `app` in this process until SIGINT/SIGTERM (after a drain, see DrainingServer)."""
-    await DrainingServer(uvicorn_config(app, host, port), drain_s).serve()
+    """Serve `app` in this process until SIGINT/SIGTERM (after a drain, see DrainingServer);
+    returns then, so the caller's cleanup runs (graceful_signals: uvicorn would otherwise
+    re-raise the signal into Python's default handler and end the process first)."""
+    with graceful_signals():
+        await DrainingServer(uvicorn_config(app, host, port), drain_s).serve()
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -177,7 +181,8 @@ def _worker_main() -> None:
     app = load_factory(args.factory)()
     sock = reuseport_socket(args.host, args.port)
     server = DrainingServer(uvicorn_config(app, args.host, args.port), Settings().drain_seconds)
-    server.run(sockets=[sock])
+    with graceful_signals():
+        server.run(sockets=[sock])
 
 
 def _exit_with_parent() -> None:
