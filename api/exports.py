@@ -2,8 +2,8 @@
 `GET /v1/campaigns/{c}/export/codebook` (what that file would hold, as JSON).
 
 Who may call: analysts and admins for the whole campaign, coordinators for their own work region
-(CONTRACT §7). Until role tokens exist, `_caller` admits the admin token only; it is the one
-place to change.
+(CONTRACT §7): each route declares `scoped_read(ANALYSIS)`, and a coordinator's filters are
+AND-ed with its work region (a filter outside it is 403).
 
 A slow client cannot turn an export into server memory: csv and parquet are written by a thread
 into a bounded pipe (`BoundedPipe`: at most PIPE_CHUNKS chunks of PIPE_CHUNK_BYTES) whose `write`

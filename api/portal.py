@@ -1,7 +1,7 @@
 """The portal pages (CONTRACT §8): a unit's own view and a coordinator's view of its work
 region, phone-first, in Chinese. The HTML here is a shell that holds no data: api/static/
-portal.js fetches everything from the API with the token the user signs in with (kept in
-sessionStorage for now; MERGE (#15): the session cookie of the /portal sign-in replaces it).
+portal.js fetches everything from the API with the session cookie of the /portal sign-in (or
+a token typed on the page, kept in sessionStorage), so it shows what that token may read.
 """
 
 from __future__ import annotations

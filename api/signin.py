@@ -1,7 +1,7 @@
 """The sign-in page (`/portal`): a token exchanged for a session cookie, and sign-out.
 
-A placeholder for the portal itself (units' and coordinators' own pages come with issue "Units
-and coordinators serve themselves"); what it owns is the session: the cookie is HttpOnly,
+The portal's own pages (api/portal.py) use the session it makes; what this module owns is the
+session itself: the cookie is HttpOnly,
 SameSite=Strict and Secure when the public URL is https, and both forms carry a CSRF token
 (double submit: a random cookie, echoed in a hidden field).
 """
