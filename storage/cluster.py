@@ -80,6 +80,7 @@ _INSERT_SELECT = re.compile(r"\AINSERT INTO (?P<target>\w+)(?P<select>\s*\([^)]*
 _DROP = re.compile(r"\ADROP (?P<kind>TABLE|VIEW) IF EXISTS (?P<name>\w+)\s*\Z", re.S)
 _ALTER = re.compile(
     r"\AALTER TABLE (?P<name>\w+)(?P<rest>\s+(?:ADD|DROP|MODIFY|COMMENT) COLUMN\b.*)\Z", re.S)
+_ADD_COLUMN = re.compile(r"\AALTER TABLE \S+ (ON CLUSTER \S+ )?ADD COLUMN ", re.S)
 _TRUNCATE = re.compile(r"\ATRUNCATE TABLE (?P<name>\w+)\s*\Z", re.S)
 _READ = re.compile(r"\b(?P<verb>FROM|JOIN)(?P<space>\s+)(?P<table>\w+)\b")
 
@@ -204,31 +205,41 @@ def apply(layout: ClusterLayout, node_urls: Sequence[str]) -> dict[str, list[str
 
     layout = replace(layout, on_cluster=False)
     done: dict[str, list[str]] = {}
-    for url in node_urls:
-        parts = urlsplit(url)
-        if parts.scheme != "clickhouse":
-            raise ValueError(f"not a clickhouse:// URL: {url!r}")
-        common: dict[str, Any] = {
-            "host": parts.hostname or "127.0.0.1", "port": parts.port or 9000,
-            "user": unquote(parts.username) if parts.username else "default",
-            "password": unquote(parts.password) if parts.password else "",
-        }
-        bootstrap = Client(database="default", **common)
-        try:
-            bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {layout.database}")
-        finally:
-            bootstrap.disconnect()
-        client = Client(database=layout.database, **common)
+    nodes: list[tuple[str, Any, Any]] = []  # (url, execute, insert), one client per node
+    clients: list[Client] = []
+    try:
+        for url in node_urls:
+            parts = urlsplit(url)
+            if parts.scheme != "clickhouse":
+                raise ValueError(f"not a clickhouse:// URL: {url!r}")
+            common: dict[str, Any] = {
+                "host": parts.hostname or "127.0.0.1", "port": parts.port or 9000,
+                "user": unquote(parts.username) if parts.username else "default",
+                "password": unquote(parts.password) if parts.password else "",
+            }
+            bootstrap = Client(database="default", **common)
+            try:
+                bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {layout.database}")
+            finally:
+                bootstrap.disconnect()
+            client = Client(database=layout.database, **common)
+            clients.append(client)
 
-        def execute(query: str, client: Client = client) -> Sequence[Sequence[Any]]:
-            result: Sequence[Sequence[Any]] = client.execute(query)
-            return result
+            def execute(query: str, client: Client = client) -> Sequence[Sequence[Any]]:
+                try:
+                    result: Sequence[Sequence[Any]] = client.execute(query)
+                except Exception as exc:
+                    # A replicated ALTER reaches every replica of the shard through the keeper:
+                    # the peer that runs the same migration next finds the column already there.
+                    if _ADD_COLUMN.match(query) and "already exists" in str(exc):
+                        return []
+                    raise
+                return result
 
-        def insert(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
-                   client: Client = client) -> None:
-            client.execute(sql.insert_sql(table, columns), list(rows))
+            def insert(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+                       client: Client = client) -> None:
+                client.execute(sql.insert_sql(table, columns), list(rows))
 
-        try:
             # A database migrated for one server already has plain tables under these names
             # and its migrations recorded: applying would silently change nothing.
             plain = execute(
@@ -238,8 +249,16 @@ def apply(layout: ClusterLayout, node_urls: Sequence[str]) -> dict[str, list[str
                 raise ClusterDdlError(
                     f"{url}: {layout.database} has single-server tables "
                     f"({', '.join(f'{n} {e}' for n, e in plain)}); use a fresh database")
-            done[url] = migrations.apply(execute, insert, migrations_for(layout))
-        finally:
+            nodes.append((url, execute, insert))
+            done[url] = []
+        # In step: each migration on every node before the next one anywhere. A replicated
+        # table's structure lives in the keeper, so a replica created from an early migration
+        # after its peer ran a later ALTER would be refused ("too different").
+        for migration in migrations_for(layout):
+            for url, execute, insert in nodes:
+                done[url].extend(migrations.apply(execute, insert, [migration]))
+    finally:
+        for client in clients:
             client.disconnect()
     return done
 
