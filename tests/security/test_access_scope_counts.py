@@ -85,6 +85,11 @@ def test_scoped_counts_equal_their_leaderboard_rows(urls: tuple[str, str], seed:
         assert httpx.post(f"{collector}/v1/submissions", json=body, timeout=10).status_code == 202
     wait_until("every sheet judged and counted",
                lambda: sum(totals(api, ADMIN).values()) == before + len(bodies), 90, 0.3)
+    # The leaderboard is a snapshot taken once a tick: wait until it has them too.
+    counted = totals(api, ADMIN)
+    wait_until("the leaderboard's snapshot has them",
+               lambda: sum(u["valid"] for u in board(api, "unit").values()) == counted["valid"],
+               30, 0.3)
     units, regions = board(api, "unit"), board(api, "work_region")
     for unit in UNITS:
         assert totals(api, bearer(api, role="unit", unit=unit)) == units[unit], unit
