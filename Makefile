@@ -32,7 +32,7 @@ services-install:
 	bash infra/nginx/install.sh
 
 test: install services-install
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=30
 
 test-unit: install
 	$(PY) -m pytest -q -m "not integration and not browser"
