@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
-
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from eventlog.file_log import FileLog, Record
 from eventlog.offsets import OffsetStore
 from stream_processors.commit_loop import Commit, Message, Partition
+
+if TYPE_CHECKING:  # kafka is imported where used: `serve` (embedded) never needs it at start-up
+    from kafka import KafkaConsumer
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,8 @@ class KafkaSource(Generic[T]):
 
 def kafka_commit(consumer: KafkaConsumer, what: str = "offsets") -> Commit:
     """Commits to the consumer's group; a refused commit is logged, not raised."""
+    from kafka.errors import KafkaError
+    from kafka.structs import OffsetAndMetadata
 
     def commit(offsets: Mapping[Partition, int]) -> None:
         try:

@@ -79,6 +79,21 @@ def test_counts_follow_inserted_verdicts(store: SqlStore, judged: Judged) -> Non
     assert store.unit_counts("another campaign") == {}
 
 
+def test_an_insert_writes_one_count_row_per_key_it_touches(
+    store: SqlStore, judged: Judged
+) -> None:
+    """The count views group each inserted block (0013): a batch of many verdicts of one unit
+    and hour adds one row to unit_counts and link_hour_counts, not one per verdict. Catches a
+    view without GROUP BY, which leaves the tables one row per sheet until parts merge (at
+    10 M sheets, 1.6 M rows that every regional read sums)."""
+    rows = mixed_batch(judged)  # 46 verdicts; every one within the same Shanghai hour
+    assert store.insert_judged(rows) == len(rows)
+    units = store._execute("SELECT count() FROM unit_counts")[0][0]
+    links = store._execute("SELECT count() FROM link_hour_counts")[0][0]
+    assert (int(units), int(links)) == (2, 2)  # (gd-cyber, 44) and (gx-net, 45); the unknown
+    # link's verdict has no unit or link and is read from submissions instead
+
+
 def test_the_same_batch_twice_leaves_counts_unchanged(store: SqlStore, judged: Judged) -> None:
     rows = mixed_batch(judged)
     assert store.insert_judged(rows) == len(rows)
