@@ -74,7 +74,7 @@ def build_api(services: Services) -> FastAPI:
     app.state.gate = Gate(
         services.registry, services.admin_token, services.session_key,
         failures_per_minute=services.auth_failures_per_minute,
-        secure_cookies=services.secure_cookies,
+        secure_cookies=services.secure_cookies, admin_label=services.admin_label,
     )
     reads = ReadModels(services.store, services.registry, services.live_interval_s)
     app.state.reads = reads
