@@ -163,7 +163,8 @@ def build_access_router(services: Services) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     ) -> dict[str, Any]:
         """Every admin write (token issued or revoked, campaign defined, review, median,
-        freeze): who (token id and label), what, when; newest first."""
+        freeze, export, links issued or revoked): who (token id and label), what, when; newest
+        first."""
         caller = access.caller
         rows = [
             e for e in reversed(services.registry.audit)

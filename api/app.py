@@ -40,7 +40,7 @@ from api.reports import build_reports_router
 from api.review import build_review_router
 from api.services import Services
 from api.signin import build_signin_router
-from core.access import Denied
+from core.access import Denied, authorize
 from schemas.access import Role
 from schemas.campaign import CampaignFileError, parse_campaign_text
 from schemas.envelope import SubmissionEnvelope
@@ -74,7 +74,7 @@ def build_api(services: Services) -> FastAPI:
     app.state.gate = Gate(
         services.registry, services.admin_token, services.session_key,
         failures_per_minute=services.auth_failures_per_minute,
-        secure_cookies=services.secure_cookies,
+        secure_cookies=services.secure_cookies, admin_label=services.admin_label,
     )
     reads = ReadModels(services.store, services.registry, services.live_interval_s)
     app.state.reads = reads
@@ -202,11 +202,9 @@ def build_api(services: Services) -> FastAPI:
         snap = await reads.snapshot(campaign)
         if snap is None:
             raise HTTPException(404, f"unknown campaign {campaign!r}")
-        stream = live.stream(campaign, snap)
-        if access.caller is not None and not access.rule.public:
-            # An open stream outlives its check: it ends at the next event (or keep-alive,
-            # 15 s at most) once the token is revoked or expired, or the campaign goes private.
-            stream = _while_allowed(stream, app.state.gate, access, campaign)
+        # An open stream outlives its check: every stream is checked again at each event (or
+        # keep-alive, 15 s at most) and ends once its caller is refused.
+        stream = _while_allowed(live.stream(campaign, snap), app.state.gate, access, campaign)
         return StreamingResponse(
             stream, media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
@@ -267,14 +265,25 @@ def build_api(services: Services) -> FastAPI:
 async def _while_allowed(
     stream: AsyncIterator[str], gate: Gate, access: Access, campaign: str
 ) -> AsyncIterator[str]:
-    caller = access.caller
-    assert caller is not None
+    """`stream` for as long as its caller may still open it: the route's own rule (CROWD)
+    against the campaign as the registry holds it now (an anonymous screen's stream ends when
+    the campaign turns private), and a stream opened with a token ends once that token is
+    revoked or expired."""
     try:
         async for chunk in stream:
-            try:
-                gate.authenticator.caller_by_id(caller.token_id, dt.datetime.now(dt.UTC))
-            except Denied:
+            if not _still_allowed(gate, access, campaign):
                 return
             yield chunk
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+def _still_allowed(gate: Gate, access: Access, campaign: str) -> bool:
+    caller = access.caller
+    try:
+        if caller is not None:
+            caller = gate.authenticator.caller_by_id(caller.token_id, dt.datetime.now(dt.UTC))
+        authorize(access.rule, caller, campaign, gate.registry.get(campaign))
+    except Denied:
+        return False
+    return True

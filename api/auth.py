@@ -25,6 +25,7 @@ from fastapi import HTTPException, Request
 
 from api.deps import Access, rule_of
 from core.access import (
+    ENV_ADMIN_LABEL,
     UNDECLARED,
     Authenticator,
     Caller,
@@ -56,9 +57,10 @@ class Gate:
         *,
         failures_per_minute: int = 30,
         secure_cookies: bool = False,
+        admin_label: str = ENV_ADMIN_LABEL,
     ) -> None:
         self.registry = registry
-        self.authenticator = Authenticator(registry, admin_token)
+        self.authenticator = Authenticator(registry, admin_token, admin_label)
         self.limiter = FailedAuthLimiter(limit=failures_per_minute)
         self._key = hmac.new(session_key.encode(), b"survey-ingest session v1",
                              hashlib.sha256).digest()

@@ -52,22 +52,15 @@ def build_findings_router(services: Services) -> APIRouter:
         store = services.extra.get("findings")
         if not isinstance(store, FindingStore):
             raise HTTPException(503, "findings are not available on this process")
+        # The scope is a filter of the query itself, before its limit: a region's findings
+        # are never crowded out by other regions'.
         rows = await asyncio.to_thread(
-            store.findings, campaign, anomaly=kind, unit=unit, link=link,
-            limit=limit if units is None else 5000,
+            store.findings, campaign, anomaly=kind, unit=unit, link=link, limit=limit,
+            within_units=units,
         )
-        if units is not None:
-            rows = [f for f in rows if _within(f, units)][:limit]
         given = {k: v for k, v in (("kind", kind), ("unit", unit), ("link", link)) if v}
         return {"campaign": campaign, "filters": given, "scope": access.scope,
                 "findings": [finding_json(f) for f in rows]}
 
     return router
 
-
-def _within(finding: FindingRaised, units: set[str]) -> bool:
-    """Every unit the finding involves is in scope (a campaign-wide text cluster that spans
-    regions stays with the analysts: its sample ids belong to other regions too)."""
-    involved = {finding.unit} if finding.unit else set()
-    involved |= set(finding.evidence.units)
-    return bool(involved) and involved <= units

@@ -1,7 +1,8 @@
 """Links that units issue themselves (CONTRACT §8): list with opens and counts, issue within
 the unit's planned_links, revoke; each link's QR code (PNG, SVG) and the unit's printable
 A4 sheet (PDF). Issuing and revoking are registry events (link.issued, link.revoked), so both
-runtimes and a replay agree on which links exist and since when they are dead.
+runtimes and a replay agree on which links exist and since when they are dead; each is on the
+audit trail (`GET /v1/admin/audit`) with who asked, as every admin write is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.access_admin import actor, record_audit
 from api.deps import (
     LINKS_LIST,
     LINKS_WRITE,
@@ -86,11 +88,18 @@ def _too_many(state: CampaignState, unit: str, asked: int) -> HTTPException:
     ))
 
 
+def issuer(access: Access) -> str:
+    """Who asked, as a link.issued event names them: the token's label and id."""
+    by = actor(access)
+    return f"{by.label[:130]} [{by.token_id}]"
+
+
 async def issue_links(
-    services: Services, campaign: str, unit: str, count: int, channel: str, issued_by: str = ""
+    services: Services, access: Access, campaign: str, unit: str, count: int, channel: str
 ) -> list[str]:
     """Publish `count` new links for the unit; the codes, once all are in force. 409 when the
-    plan leaves fewer, or when another process took the room first (the fold decides)."""
+    plan leaves fewer, or when another process took the room first (the fold decides). Those
+    in force are on the audit trail, the 409 case too."""
     state = _unit_state(services, campaign, unit)
     if count > state.links_left(unit):
         raise _too_many(state, unit, count)
@@ -99,10 +108,13 @@ async def issue_links(
         code = new_code(services.registry)
         await services.publish_registry(LinkIssued(
             campaign=campaign, link_code=code, unit=unit, channel=channel,
-            issued_at=dt.datetime.now(dt.UTC), issued_by=issued_by))
+            issued_at=dt.datetime.now(dt.UTC), issued_by=issuer(access)))
         codes.append(code)
     state = _state(services, campaign)
     kept = [c for c in codes if c in state.links and state.links[c].unit == unit]
+    if kept:
+        await record_audit(services, access, "link.issued", campaign, {
+            "unit": unit, "channel": channel, "count": str(len(kept)), "codes": ",".join(kept)})
     if len(kept) < len(codes):
         raise HTTPException(409, (
             f"only {len(kept)} of {count} links were issued ({', '.join(kept) or 'none'}): "
@@ -110,17 +122,22 @@ async def issue_links(
     return codes
 
 
-async def revoke_link(services: Services, campaign: str, code: str) -> dt.datetime:
+async def revoke_link(
+    services: Services, access: Access, campaign: str, code: str
+) -> dt.datetime:
+    """Revoke a link, on the audit trail; revoking again changes nothing (and is not audited)."""
     state = _state(services, campaign)
     link = state.links.get(code)
     if link is None:
         raise HTTPException(404, f"no link {code!r} in campaign {campaign!r}")
     if link.revoked_at is not None:
-        return link.revoked_at  # revoking again changes nothing
+        return link.revoked_at
     await services.publish_registry(
         LinkRevoked(campaign=campaign, link_code=code, revoked_at=dt.datetime.now(dt.UTC)))
     revoked = _state(services, campaign).links[code].revoked_at
     assert revoked is not None
+    await record_audit(services, access, "link.revoked", campaign, {
+        "code": code, "unit": link.unit, "revoked_at": revoked.isoformat()})
     return revoked
 
 
@@ -172,7 +189,7 @@ def build_links_router(services: Services) -> APIRouter:
         """Issue `count` new links (random codes) on `channel`; 409 past planned_links, with
         how many are left. Who: unit (own), admin."""
         access.require_unit(unit)
-        codes = await issue_links(services, campaign, unit, body.count, body.channel)
+        codes = await issue_links(services, access, campaign, unit, body.count, body.channel)
         base = _base_url(services, request)
         return {"links": [
             {"code": c, "channel": body.channel, "url": link_url(base, c)} for c in codes]}
@@ -187,7 +204,7 @@ def build_links_router(services: Services) -> APIRouter:
         state = _state(services, campaign)
         access.require_link(code)
         link = state.links.get(code)
-        revoked_at = await revoke_link(services, campaign, code)
+        revoked_at = await revoke_link(services, access, campaign, code)
         return {"campaign": campaign, "code": code, "unit": link.unit if link else None,
                 "revoked": True, "revoked_at": revoked_at.isoformat()}
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.opens import OpenCounter
+from core.access import ENV_ADMIN_LABEL
 from core.ports import Store
 from core.registry import Registry, RegistryEvent
 from schemas.campaign import CampaignDefinition
@@ -44,6 +45,8 @@ class Services:
     opens: OpenCounter | None = None
     # Public address of the answering pages, for link URLs and QR codes ("" = the request's).
     public_base_url: str = ""
+    # Whom SURVEY_ADMIN_TOKEN stands for on the audit trail (the CLI in process: its operator).
+    admin_label: str = ENV_ADMIN_LABEL
 
     def __post_init__(self) -> None:
         if self.opens is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,15 @@ from schemas.settings import Settings
 
 class CliError(Exception):
     """A message for the user; printed without a traceback, exit status 2."""
+
+
+def local_operator() -> str:
+    """Who runs this command, as the audit trail names a command-line write."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        user = "unknown user"
+    return f"{user} (command line)"
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from commands.common import CliError
+from commands.common import CliError, local_operator
 from core.ports import RegionFilter
 from exports.formats import FORMATS, STATUSES
 from schemas.settings import Settings
@@ -149,7 +148,7 @@ def _local(
 
     request = ExportRequest(
         campaign=args.campaign, format=args.format, status=args.status, filters=filters_of(args),
-        as_of=args.as_of, who=f"{getpass.getuser()} (command line)", via=via,
+        as_of=args.as_of, who=local_operator(), via=via,
     )
     try:
         if args.campaign_file is not None:

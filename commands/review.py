@@ -109,10 +109,13 @@ async def _in_process(
     settings: Settings, method: str, path: str, body: dict[str, Any] | None,
     params: dict[str, str] | None,
 ) -> httpx.Response:
+    from commands.common import local_operator
     from runtime.embedded import EmbeddedRuntime
 
     token = secrets.token_hex(16)
-    runtime = EmbeddedRuntime(settings.model_copy(update={"admin_token": token}))
+    # A one-off admin token, named on the audit trail as whoever runs the command.
+    runtime = EmbeddedRuntime(settings.model_copy(update={"admin_token": token}),
+                              admin_label=local_operator())
     try:
         transport = httpx.ASGITransport(app=runtime.api)
         async with httpx.AsyncClient(transport=transport, base_url="http://embedded") as client:

@@ -117,10 +117,14 @@ class Authenticator:
     """Turns a presented credential into a Caller, against the registry's tokens (read on every
     call, so an issue or revocation folded a moment ago applies at once)."""
 
-    def __init__(self, registry: Registry, admin_token: str) -> None:
+    def __init__(
+        self, registry: Registry, admin_token: str, admin_label: str = ENV_ADMIN_LABEL
+    ) -> None:
         self.registry = registry
         # Only the hash is kept; an empty setting means no global admin token at all.
         self._admin_sha256 = token_sha256(admin_token) if admin_token else ""
+        # Whom the global admin token stands for on the audit trail.
+        self.admin_label = admin_label
 
     def bearer(self, authorization: str | None) -> str | None:
         """The token in an Authorization header; None when there is none; Denied(401) when the
@@ -141,7 +145,7 @@ class Authenticator:
             raise unauthenticated("unknown token")
         digest = token_sha256(token)
         if self._admin_sha256 and hmac.compare_digest(digest, self._admin_sha256):
-            return Caller(ENV_ADMIN_ID, ENV_ADMIN_LABEL, Role.admin, ALL_CAMPAIGNS)
+            return Caller(ENV_ADMIN_ID, self.admin_label, Role.admin, ALL_CAMPAIGNS)
         token_id = self.registry.token_by_sha256.get(digest)
         record = self.registry.tokens.get(token_id) if token_id else None
         if record is None:
@@ -151,7 +155,7 @@ class Authenticator:
     def caller_by_id(self, token_id: str, now: dt.datetime) -> Caller:
         """The caller of a session (which names its token by id), checked as the token is."""
         if token_id == ENV_ADMIN_ID and self._admin_sha256:
-            return Caller(ENV_ADMIN_ID, ENV_ADMIN_LABEL, Role.admin, ALL_CAMPAIGNS)
+            return Caller(ENV_ADMIN_ID, self.admin_label, Role.admin, ALL_CAMPAIGNS)
         record = self.registry.tokens.get(token_id)
         if record is None:
             raise unauthenticated("session ended: sign in again")

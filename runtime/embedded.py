@@ -13,6 +13,7 @@ from api.app import build_api
 from api.opens import OpenCounter
 from api.review import refresh_medians
 from api.services import Services, access_settings
+from core.access import ENV_ADMIN_LABEL
 from core.anomaly import AnomalyEngine, text_questions_from
 from core.registry import Registry, RegistryEvent
 from eventlog.file_log import FileLog
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, admin_label: str = ENV_ADMIN_LABEL) -> None:
+        """`admin_label`: whom SURVEY_ADMIN_TOKEN stands for on the audit trail (the CLI,
+        running this in process, names its operator)."""
         self.settings = settings
         data = Path(settings.data_dir).resolve()
         data.mkdir(parents=True, exist_ok=True)
@@ -79,7 +82,7 @@ class EmbeddedRuntime:
             define_campaign=self.define_campaign, ready=self.ready,
             is_pending=lambda c, s: (c, s) in self.pending,
             publish_registry=self.publish_registry, opens=self.opens,
-            public_base_url=settings.public_base_url,
+            public_base_url=settings.public_base_url, admin_label=admin_label,
         )
         services.extra["findings"] = self.findings
         self.api = build_api(services)

@@ -48,7 +48,7 @@ class LinkIssued(_Event):
     unit: str
     channel: str = Field(default="", max_length=64)
     issued_at: AwareDatetime
-    issued_by: str = Field(default="", max_length=200)  # who asked (a token's label), for audit
+    issued_by: str = Field(default="", max_length=200)  # who asked: "<token label> [<token id>]"
 
 
 class LinkRevoked(_Event):
@@ -143,7 +143,8 @@ class TokenRevoked(_Event):
 
 class AdminAudited(_Event):
     """An admin write other than a token's issue or revocation (those are their own audit
-    record): a campaign definition, a review decision, a median, a freeze."""
+    record): a campaign definition, a review decision, a median, a freeze, an export, links
+    issued or revoked."""
 
     kind: Literal["admin.audited"] = "admin.audited"
     audit_id: str = Field(min_length=1, max_length=64)

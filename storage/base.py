@@ -475,8 +475,9 @@ class SqlStore(ABC):
         before `cut` (see `clock`), as Arrow batches with columns sheets.SHEET_COLUMNS.
         `status="accepted"`: only sheets standing accepted. Rows come in no particular order.
 
-        The one definition of "an export row": swap its body for the store's shared standing-
-        status source when there is one; its callers rely only on the columns above.
+        The sheets and their standing status are storage/standing.py's, as every count's
+        (storage/sheets.py adds the cut, the scope and the columns); callers rely only on the
+        columns above.
         """
         import pyarrow as pa
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 from schemas.events import AnomalyKind, FindingEvidence, FindingRaised
@@ -73,9 +73,13 @@ class SqlFindings:
 
     def findings(
         self, campaign: str, *, anomaly: AnomalyKind | None = None, unit: str | None = None,
-        link: str | None = None, limit: int = 500,
+        link: str | None = None, limit: int = 500, within_units: Collection[str] | None = None,
     ) -> list[FindingRaised]:
         where = []
+        if within_units is not None:
+            if not within_units:
+                return []
+            where.append(_within_sql(within_units))
         if anomaly is not None:
             where.append(f"anomaly = {sql.literal(anomaly)}")
         if unit is not None:
@@ -100,6 +104,17 @@ class SqlFindings:
                 " GROUP BY campaign, anomaly"
             )
         return {(str(c), str(a)): int(n) for c, a, n in rows}
+
+
+def _within_sql(units: Collection[str]) -> str:
+    """Every unit a finding involves (its own, and those of its evidence) is one of `units`,
+    and it involves at least one: a campaign-wide text cluster that spans regions stays with
+    the analysts, its sample ids belong to other regions too."""
+    scope = sql.literal(sorted(units))
+    return (
+        "(unit != '' OR notEmpty(units))"
+        f" AND (unit = '' OR has({scope}, unit)) AND arrayAll(u -> has({scope}, u), units)"
+    )
 
 
 def forget_samples(store: SqlStore, campaign: str, submission_ids: Sequence[str]) -> int:

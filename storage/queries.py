@@ -189,11 +189,11 @@ def _where(campaign: str | None, filters: RegionFilter, columns: Mapping[str, st
     return " WHERE " + " AND ".join(conditions) if conditions else ""
 
 
-def region_where(campaign: str, filters: RegionFilter, columns: Mapping[str, str]) -> str:
-    """` WHERE campaign = ... AND link_code != '' AND <filters>` over the verdicts: what every
-    base-table read applies (the export's row source too); ValueError for a filter not in
-    `columns`."""
-    return _where(campaign, filters, columns)
+def region_conditions(filters: RegionFilter, columns: Mapping[str, str]) -> list[str]:
+    """`link_code != ''` and the filters, as conditions over the verdicts: what every base-table
+    read applies besides its campaign (the export's row source too); ValueError for a filter not
+    in `columns`."""
+    return ["link_code != ''", *_conditions(filters, columns)]
 
 
 def breakdown_query(

@@ -1,11 +1,10 @@
 """The SQL of the export's row source: one row per answer sheet, under its standing status.
 
-A sheet (CONTRACT §6) is a submission id's first verdict (`first_of_id = 1`; a conflicting resend
-is evidence, not a sheet). Its standing status is that verdict's status unless a review decision
-covers it, in which case the latest decision's (argMax over `order_key` in review_sheets: the
-rule of storage/standing.py, which every count follows, here with the export's cut).
+The sheets and their standing status are storage/standing.py's `sheets_sql`, the one rule every
+count follows (a sheet is a submission id's first verdict; its standing status that of the
+latest review decision covering it, else its verdict's), here with the export's cut and scope.
 
-The cut: only verdicts and override rows stored at or before `cut` (epoch seconds of the store's
+The cut: only verdicts and review rows stored at or before `cut` (epoch seconds of the store's
 clock, column `inserted_at`) are read, so an export taken while sheets keep coming in is the store
 as it stood at one instant, whatever the order the rows are streamed in. The filters are the
 /counts filters, applied by `storage.queries` (the same whitelist and the same `literal`).
@@ -16,8 +15,8 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from core.ports import RegionFilter
-from storage.queries import BASE_FILTERS, region_where
-from storage.sql import literal
+from storage import standing
+from storage.queries import BASE_FILTERS, region_conditions
 
 StatusFilter = Literal["accepted", "all"]
 
@@ -28,12 +27,8 @@ SHEET_COLUMNS: Final = (
     "respondent_city", "age_group", "answers_json", "opinion",
 )
 
-_VERDICT_COLUMNS: Final = ", ".join(
+_COLUMNS: Final = ", ".join(
     "toUnixTimestamp(received_at) AS received_at" if c == "received_at" else c
-    for c in SHEET_COLUMNS
-)
-_OUTER_COLUMNS: Final = ", ".join(
-    "if(reviewed = '', status, reviewed) AS standing" if c == "status" else c
     for c in SHEET_COLUMNS
 )
 
@@ -44,41 +39,24 @@ def clock_sql() -> str:
 
 
 def sheets_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: int) -> str:
-    """Every sheet of `campaign` in scope stored by `cut`, under its standing status (the column
-named `standing`: an alias cannot reuse a column's name in ClickHouse; the caller names the
-result's columns SHEET_COLUMNS by position).
-
-    The verdicts go through FINAL like the other base-table reads (storage/queries.py): a verdict
-    stored twice by something that bypassed the store is still one sheet. The decisions' side is
-    one row per reviewed sheet, joined by id; a sheet no decision covers gets '' and keeps its
-    judged status.
-    """
-    c = literal(campaign)
-    where = region_where(campaign, filters, BASE_FILTERS)
-    where += f" AND first_of_id = 1 AND inserted_at <= {literal(int(cut))}"
+    """Every sheet of `campaign` in scope stored by `cut`, under its standing status, in
+    SHEET_COLUMNS order (the caller names the result's columns by position)."""
+    conditions = region_conditions(filters, BASE_FILTERS)
     if status == "accepted":
-        # Test-phase sheets never count and no decision makes them count: only these two can
-        # stand accepted after review.
-        where += " AND status IN ('accepted', 'rejected')"
-    query = (
-        f"SELECT {_OUTER_COLUMNS} FROM ("
-        f" SELECT {_VERDICT_COLUMNS} FROM submissions FINAL{where}"
-        ") AS v ANY LEFT JOIN ("
-        " SELECT submission_id, argMax(status, order_key) AS reviewed FROM review_sheets"
-        f" WHERE campaign = {c} AND inserted_at <= {literal(int(cut))} GROUP BY submission_id"
-        ") AS r USING submission_id"
-    )
-    if status == "accepted":
-        query = f"SELECT * FROM ({query}) AS s WHERE standing = 'accepted'"
+        # Test-phase sheets never count and no decision covers them: only these two can stand
+        # accepted after review (a condition on the judged status, read before the join).
+        conditions.append("status IN ('accepted', 'rejected')")
     elif status != "all":
         raise ValueError(f"status must be 'accepted' or 'all', not {status!r}")
-    return query
+    source = standing.sheets_sql(campaign, cut=cut, conditions=conditions)
+    where = " WHERE status = 'accepted'" if status == "accepted" else ""
+    return f"SELECT {_COLUMNS} FROM {source} AS s{where}"
 
 
 def counts_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: int) -> str:
     """How many rows `sheets_sql` yields, per (unit, standing status): an export's row count and
     its per-unit figures, known before it starts."""
     return (
-        "SELECT unit, standing, count()"
-        f" FROM ({sheets_sql(campaign, filters, status, cut)}) AS c GROUP BY unit, standing"
+        "SELECT unit, status, count()"
+        f" FROM ({sheets_sql(campaign, filters, status, cut)}) AS c GROUP BY unit, status"
     )

@@ -8,8 +8,9 @@ property tests check one against the other).
 
 Two forms, for two kinds of reader:
 - `sheets_sql`: a FROM fragment with one row per sheet, every column of the submissions table,
-  and `status` the standing status. What reads verdicts one by one uses it: the regional
-  queries that need respondent fields, reports, exports, reconcile's reference counts.
+  and `status` the standing status, optionally as the store stood at a cut. What reads verdicts
+  one by one uses it: the regional queries that need respondent fields, reports, exports (the
+  row source in storage/sheets.py, with its cut), reconcile's reference counts.
 - `corrections_sql`: per reviewed sheet whose standing status differs from its judged one,
   the signed move between valid and rejected (nv = +1/-1, nr = -nv), with the columns the
   count tables group by. The count tables (unit_counts, link_hour_counts, answer_counts) hold
@@ -82,14 +83,23 @@ def corrections_sql(
     )
 
 
-def sheets_sql(campaign: str, *, conflicts: bool = False) -> str:
+def sheets_sql(
+    campaign: str, *, conflicts: bool = False, cut: int | None = None,
+    conditions: Sequence[str] = (),
+) -> str:
     """A FROM fragment: one row per sheet of `campaign`, SHEET_COLUMNS, `status` standing.
 
     With `conflicts`, the conflicting resends follow as rows of their own with status
     'conflict' (listed, never a sheet). Reads the verdicts with FINAL, so a verdict stored
     twice by something bypassing the store still counts once.
+
+    `cut` (epoch seconds of the store's clock, what `inserted_at` holds): only verdicts and
+    review rows stored at or before it, i.e. the sheets as they stood then (the export's as-of).
+    `conditions` are over the submissions table's own columns (the judged `status` among them),
+    applied to the verdicts before the join, so it reads only the sheets in scope.
     """
     c = literal(campaign)
+    stored = "" if cut is None else f" AND inserted_at <= {literal(int(cut))}"
     plain = [col for col in SHEET_COLUMNS if col != "status"]
     inner = ", ".join(plain)
     outer = ", ".join(
@@ -99,10 +109,10 @@ def sheets_sql(campaign: str, *, conflicts: bool = False) -> str:
     sheets = (
         f"SELECT {outer} FROM ("
         f"SELECT {inner}, status AS judged_status FROM submissions FINAL"
-        f" WHERE campaign = {c} AND first_of_id = 1"
+        f" WHERE campaign = {c} AND first_of_id = 1{stored}{_and(conditions)}"
         ") AS sheet ANY LEFT JOIN ("
         "SELECT submission_id, argMax(status, order_key) AS review_status FROM review_sheets"
-        f" WHERE campaign = {c} GROUP BY submission_id"
+        f" WHERE campaign = {c}{stored} GROUP BY submission_id"
         ") AS review USING (submission_id)"
     )
     if not conflicts:
@@ -111,7 +121,7 @@ def sheets_sql(campaign: str, *, conflicts: bool = False) -> str:
                        for col in SHEET_COLUMNS)
     return (
         f"({sheets} UNION ALL SELECT {listed} FROM submissions FINAL"
-        f" WHERE campaign = {c} AND first_of_id = 0)"
+        f" WHERE campaign = {c} AND first_of_id = 0{stored}{_and(conditions)})"
     )
 
 

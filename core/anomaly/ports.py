@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from schemas.events import AnomalyKind, FindingRaised
@@ -16,9 +16,11 @@ class FindingStore(Protocol):
 
     def findings(
         self, campaign: str, *, anomaly: AnomalyKind | None = None, unit: str | None = None,
-        link: str | None = None, limit: int = 500,
+        link: str | None = None, limit: int = 500, within_units: Collection[str] | None = None,
     ) -> list[FindingRaised]:
-        """The latest revision of each finding of a campaign, newest first, filtered."""
+        """The latest revision of each finding of a campaign, newest first, filtered, at most
+        `limit`. `within_units`: only findings every unit of which is one of these (a scoped
+        caller's), filtered before the limit."""
         ...
 
     def finding_totals(self) -> dict[tuple[str, str], int]:

@@ -53,7 +53,9 @@ class DrainingServer(uvicorn.Server):
     """uvicorn, with a drain before the stop: on the first SIGTERM an app that can drain (the
     collector: a `draining` attribute) answers /readyz 503 for `drain_s` seconds while it goes
     on serving, so a load balancer or Kubernetes takes it out of rotation first; then uvicorn's
-    own shutdown lets the requests in flight finish. SIGINT, or a second SIGTERM, stops now."""
+    own shutdown lets the requests in flight finish. SIGINT stops now; a repeated SIGTERM does
+    not: under systemd's default KillMode (control-group) each worker gets one from systemd and
+    one forwarded by its parent (`serve_workers`)."""
 
     def __init__(self, config: uvicorn.Config, drain_s: float) -> None:
         super().__init__(config)
@@ -62,8 +64,10 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         app = self.config.app
-        if (sig == signal.SIGTERM and self._stop_at is None and self.drain_s > 0
-                and hasattr(app, "draining")):
+        if sig == signal.SIGTERM and self._stop_at is not None:
+            log.info("SIGTERM again while draining: the drain goes on (SIGINT stops now)")
+            return
+        if sig == signal.SIGTERM and self.drain_s > 0 and hasattr(app, "draining"):
             app.draining = True
             self._stop_at = time.monotonic() + self.drain_s
             log.info("draining for %.1f s before stopping", self.drain_s)

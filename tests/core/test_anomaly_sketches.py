@@ -119,7 +119,7 @@ def test_engine_state_is_bounded_and_test_sheets_and_conflicting_resends_are_ski
 
 
 def test_a_failing_findings_store_costs_the_findings_never_the_verdicts() -> None:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from schemas.events import AnomalyKind, FindingRaised
     from stream_processors.findings import FINDINGS_FAILURES, FindingsStep
@@ -131,6 +131,7 @@ def test_a_failing_findings_store_costs_the_findings_never_the_verdicts() -> Non
         def findings(
             self, campaign: str, *, anomaly: AnomalyKind | None = None, unit: str | None = None,
             link: str | None = None, limit: int = 500,
+            within_units: Collection[str] | None = None,
         ) -> list[FindingRaised]:
             return []
 

@@ -1,6 +1,7 @@
 """Failed authentication is rate limited per client: past the limit, 429 with Retry-After; and
-a revoked token's open event stream ends. (In this order: the limit, once hit, holds for every
-credential from this client, the admin's too.)"""
+an open event stream ends once its caller is refused (its token revoked, or its campaign turned
+private). (In this order: the limit, once hit, holds for every credential from this client, the
+admin's too.)"""
 
 from __future__ import annotations
 
@@ -48,6 +49,31 @@ def test_an_open_live_stream_ends_once_its_token_is_revoked(server: EmbeddedServ
         started = time.monotonic()
         for _ in lines:  # the snapshot may already be on its way; then the stream ends
             assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 20
+
+
+def test_an_open_anonymous_live_stream_ends_once_its_campaign_turns_private(
+    server: EmbeddedServer,
+) -> None:
+    """Catches a check made only at connect for screens without a token (before the fix only
+    streams opened with a token were checked again): a public campaign's SSE stream stops at
+    the next event or keep-alive (15 s at most) after `visibility: {leaderboard: private}` is
+    put in force, as a new connection is refused at once."""
+    import time
+
+    definition = campaign_definition(f"{CAMPAIGN}-turns-private")
+    assert server.define(definition).status_code == 200
+    url = f"{server.base}/v1/campaigns/{definition['campaign']}/live"
+    with httpx.stream("GET", url, timeout=httpx.Timeout(30, read=25)) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines) == ": connected"
+        definition["visibility"] = {"leaderboard": "private"}
+        assert server.define(definition).status_code == 200
+        assert httpx.get(url, timeout=10).status_code == 401  # a new screen: refused
+        started = time.monotonic()
+        for _ in lines:  # the snapshot may already be on its way; then the stream ends
+            assert time.monotonic() - started < 20, "the stream went on after going private"
     assert time.monotonic() - started < 20
 
 

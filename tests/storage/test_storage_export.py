@@ -24,7 +24,7 @@ from exports.columns import FIXED
 from exports.run import Export, ExportError, ExportRequest, StoreChanged
 from schemas.campaign import CampaignDefinition
 from schemas.events import CampaignDefined, ReviewDecided, SubmissionJudged
-from storage import SqlStore
+from storage import SqlStore, standing
 from tests.helpers import campaign_definition
 
 Judged = Callable[..., SubmissionJudged]
@@ -229,6 +229,53 @@ def test_an_export_as_of_an_earlier_time_leaves_out_what_came_later(
     assert codebook["as_of"] == first.as_of.isoformat()
     now, _ = export(store, "csv", tmp_path / "now.csv", status="all")
     assert now.total == 21
+
+
+def test_the_export_reads_the_one_standing_rule_with_its_cut(
+    store: SqlStore, judged: Judged, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catches a second copy of the standing rule (before the fix storage/sheets.py repeated
+    storage/standing.py's with its own cut, and standing's had none): the sheets as of a cut
+    leave out a verdict and a review decision stored after it, the sheet that decision covers
+    keeps its earlier status, and the export's rows are exactly those, read through
+    standing.sheets_sql."""
+    rows = load(store, judged)
+    first, _ = export(store, "csv", tmp_path / "first.csv", status="all")
+    deadline = time.monotonic() + 5
+    while store.clock() < first.cut + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    later = judged(50, answers_json=answers(50))
+    store.insert_judged([later])
+    covered = rows["g2"].submission_id  # accepted when judged
+    store.apply_review(ReviewDecided(
+        decision_id="after-cut", campaign="2023", action="invalid", reason="padding",
+        reviewer="r", decided_at=dt.datetime.now(dt.UTC), submission_ids=(covered,)))
+
+    def statuses(cut: int | None) -> dict[str, str]:
+        with store._lock:
+            found = store._execute(
+                f"SELECT submission_id, status FROM {standing.sheets_sql('2023', cut=cut)}")
+        return {str(sid): str(status) for sid, status in found}
+
+    then, now = statuses(first.cut), statuses(None)
+    assert later.submission_id not in then and now[later.submission_id] == "accepted"
+    assert then[covered] == "accepted" and now[covered] == "rejected"
+    assert {k: v for k, v in now.items() if k not in (covered, later.submission_id)} == {
+        k: v for k, v in then.items() if k != covered}
+
+    calls: list[int | None] = []
+    rule = standing.sheets_sql
+
+    def spy(campaign: str, **kw: Any) -> str:
+        calls.append(kw.get("cut"))
+        return rule(campaign, **kw)
+
+    monkeypatch.setattr(standing, "sheets_sql", spy)
+    again, _ = export(store, "csv", tmp_path / "again.csv", status="all", as_of=first.as_of)
+    assert calls and set(calls) == {first.cut}
+    frame = read("csv", tmp_path / "again.csv")
+    assert dict(zip(frame["submission_id"], frame["status"], strict=True)) == then
+    assert again.total == len(then) == 20
 
 
 def test_xlsx_past_the_row_limit_is_refused_with_a_way_out(
