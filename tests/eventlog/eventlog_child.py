@@ -5,7 +5,8 @@
 
 Each stdout line is `<offset> <run> <n>`, written only after `append` returned. With
 --fsize-limit the process may not grow files past BYTES (RLIMIT_FSIZE): writes then fail with
-EFBIG like on a full disk; the child then reports `unavailable <refused> <healthy>`.
+EFBIG like on a full disk; the child then reports `unavailable <refused> <healthy>` and, on
+the next line, the reason the first refused append gave.
 --segment-bytes 1 rolls a new segment for every batch; --value-bytes makes every value that long.
 """
 
@@ -52,13 +53,15 @@ async def main(
     log = FileLog(directory, segment_bytes=segment_bytes, fsync=fsync)
     counter = itertools.count()
     failed = asyncio.Event()
+    reasons: list[str] = []  # what the client would be told, per refused append
 
     async def appender() -> None:
         while not failed.is_set():
             n = next(counter)
             try:
                 offset = await log.append(key_for(run, n), value_for(run, n, value_bytes))
-            except LogUnavailableError:
+            except LogUnavailableError as exc:
+                reasons.append(exc.reason)
                 failed.set()
                 return
             sys.stdout.write(f"{offset} {run} {n}\n")
@@ -72,7 +75,7 @@ async def main(
         refused = False
     except LogUnavailableError:
         refused = True
-    sys.stdout.write(f"unavailable {refused} {log.healthy()}\n")
+    sys.stdout.write(f"unavailable {refused} {log.healthy()}\n{reasons[0]}\n")
     sys.stdout.flush()
     log.close()
 

@@ -93,8 +93,8 @@ def test_failed_writes_are_refused_and_cut_when_the_file_cannot_grow(tmp_path: P
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     lines = out.splitlines()
-    assert lines[-1] == "unavailable True False", lines[-1]
-    acks = [tuple(int(x) for x in line.split()) for line in lines[:-1]]
+    assert lines[-2:] == ["unavailable True False", "log unavailable: its disk is full"], lines[-2:]
+    acks = [tuple(int(x) for x in line.split()) for line in lines[:-2]]
     assert acks, "some appends should succeed before the limit"
     with FileLog(directory) as log:
         # The part of the failed batch that reached the file was cut: nothing unacknowledged
