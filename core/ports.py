@@ -14,7 +14,14 @@ from schemas.events import ReviewDecided, SubmissionJudged
 
 
 class LogUnavailableError(Exception):
-    """The log could not durably take a write; nothing was stored and the client may retry."""
+    """The log could not durably take a write; nothing was stored and the client may retry.
+
+    `reason` is what a client may be told (the collector's 503 `detail` starts with it); the
+    message, which may name paths and hosts, is for the operator's log only."""
+
+    def __init__(self, message: str = "", *, reason: str = "log unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RawLog(Protocol):

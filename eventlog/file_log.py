@@ -68,6 +68,8 @@ _MANY_CHUNK_BYTES = 1 * MiB
 # readiness recovers even when the load balancer has stopped sending traffic.
 _PROBE_INTERVAL_S = 1.0
 _PROBE_BYTES = 64 * 1024
+# A write refused for want of room (the filesystem, a quota, a file size limit).
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # fdatasync is enough (the file size is data for it); macOS has only fsync.
 _datasync = getattr(os, "fdatasync", os.fsync)
@@ -417,9 +419,12 @@ class FileLog:
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         results: _Outcomes = {}
+        full = isinstance(exc, OSError) and exc.errno in _DISK_FULL
+        reason = "log unavailable: its disk is full" if full else "log unavailable: write failed"
         for pending in batch:
             # One exception object per caller: a shared one would collect every task's traceback.
-            error = LogUnavailableError(f"log {self.directory}: write failed, not stored: {exc}")
+            error = LogUnavailableError(
+                f"log {self.directory}: write failed, not stored: {exc}", reason=reason)
             _deliver(pending, error, results)
         for loop, items in results.items():
             _call_soon(loop, items)

@@ -108,9 +108,10 @@ class KafkaRawLog:
         try:
             await done
         except LogUnavailableError:
-            if not sent.is_done:
-                # Failed by the backstop, not by the producer's own delivery timeout: the
-                # producer has stopped settling writes (see _retire_wedged_producer).
+            if not sent.is_done or producer_failed(producer):
+                # Failed by the backstop, not by the producer's own delivery timeout, or by a
+                # producer in an error state: it will not take writes again
+                # (see _retire_wedged_producer).
                 self._producer_wedged = True
             raise
 
@@ -133,6 +134,8 @@ class KafkaRawLog:
         probe: KafkaConsumer | None = None
         while not self._stop.is_set():
             try:
+                if self._producer is not None and producer_failed(self._producer):
+                    self._producer_wedged = True
                 if self._producer_wedged:
                     self._retire_wedged_producer()
                 if self._producer is None:
@@ -168,13 +171,15 @@ class KafkaRawLog:
             probe.close()
 
     def _retire_wedged_producer(self) -> None:
-        """Drops a producer that stopped settling writes; the probe loop then makes a new one.
+        """Drops a producer that will not take writes again; the probe loop makes a new one.
 
         kafka-python's idempotent producer can wedge for good after a broker restart under load
         (tests/reliability/test_broker_restart.py): no acknowledgement and no error any more,
-        for any partition, even once the broker is back. Every write it still holds was already
-        answered 503, so the clients resend them; a copy that reached the log anyway is an
-        identical resend, absorbed downstream."""
+        for any partition, even once the broker is back. And a produce error it cannot retry
+        (a record over the topic's max.message.bytes, say) puts it in a fatal state: its sender
+        fails every batch from then on (tests/reliability/test_ambiguous_produce.py). Every write
+        it still holds was already answered 503, so the clients resend them; a copy that reached
+        the log anyway is an identical resend, absorbed downstream."""
         producer, self._producer = self._producer, None
         self._producer_wedged = False
         log.warning("raw log %s: the producer stopped acknowledging writes; replacing it",
@@ -182,6 +187,15 @@ class KafkaRawLog:
         if producer is not None:
             with contextlib.suppress(Exception):
                 producer.close(timeout=0)
+
+
+def producer_failed(producer: KafkaProducer) -> bool:
+    """The idempotent producer's state machine is in an error state: nothing it is handed will
+    be written. (On Kafka >= 2.5 a sequence error is not one: kafka-python bumps the producer
+    epoch and carries on; a non-retriable produce error is.)"""
+    manager = getattr(producer, "_transaction_manager", None)
+    has_error = getattr(manager, "has_error", None)
+    return bool(has_error()) if callable(has_error) else False
 
 
 class _AckRelay:

@@ -274,11 +274,11 @@ class Collector:
         appended = time.perf_counter()
         try:
             await self.log.append(envelope.submission_id.encode(), record)
-        except LogUnavailableError:
+        except LogUnavailableError as exc:
             await send_json(
                 send,
                 503,
-                {"detail": "log unavailable, nothing stored; retry with the same submission_id"},
+                {"detail": f"{exc.reason}, nothing stored; retry with the same submission_id"},
                 [(b"retry-after", b"1")],
             )
             return 503

@@ -1,9 +1,11 @@
-"""The durability promise against real crashes: SIGKILL mid-stream, and a file size limit."""
+"""The durability promise against real crashes: SIGKILL mid-stream and during a segment roll,
+and a file size limit."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from eventlog.file_log import FileLog
+from eventlog.segments import frames
 
 CHILD = Path(__file__).with_name("eventlog_child.py")
 
@@ -34,8 +37,11 @@ def _spawn(directory: Path, run: int, concurrency: int, *extra: str) -> subproce
     )
 
 
-def _acks_until_killed(proc: subprocess.Popen[str], wanted: int) -> list[tuple[int, int, int]]:
-    """Read acknowledgements until `wanted`, SIGKILL the child mid-stream, keep reading the pipe."""
+def _acks_until_killed(
+    proc: subprocess.Popen[str], wanted: int, delay_s: float = 0.0
+) -> list[tuple[int, int, int]]:
+    """Read acknowledgements until `wanted`, SIGKILL the child mid-stream (`delay_s` later),
+    keep reading the pipe."""
     assert proc.stdout is not None
     acks: list[tuple[int, int, int]] = []
     deadline = time.monotonic() + 60
@@ -44,6 +50,7 @@ def _acks_until_killed(proc: subprocess.Popen[str], wanted: int) -> list[tuple[i
         assert line, f"child ended early: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}"
         acks.append(tuple(int(x) for x in line.split()))  # type: ignore[arg-type]
         assert time.monotonic() < deadline, "child too slow"
+    time.sleep(delay_s)
     os.kill(proc.pid, signal.SIGKILL)
     # Lines already in the pipe were acknowledged before the kill; a cut last line is dropped.
     for line in proc.stdout:
@@ -53,14 +60,16 @@ def _acks_until_killed(proc: subprocess.Popen[str], wanted: int) -> list[tuple[i
     return acks
 
 
-def _assert_acknowledged_present(log: FileLog, acks: list[tuple[int, int, int]]) -> None:
+def _assert_acknowledged_present(
+    log: FileLog, acks: list[tuple[int, int, int]], value_bytes: int | None = None
+) -> None:
     records = {r.offset: r for r in log.read(0, 10**9)}
     assert sorted(records) == list(range(log.end_offset)), "offsets are not dense"
     for offset, run, n in acks:
         record = records.get(offset)
         assert record is not None, f"acknowledged offset {offset} lost"
         assert record.key == child.key_for(run, n)
-        assert record.value == child.value_for(run, n)
+        assert record.value == child.value_for(run, n, value_bytes)
 
 
 def test_every_acknowledged_append_survives_sigkill_mid_stream(tmp_path: Path) -> None:
@@ -84,8 +93,8 @@ def test_failed_writes_are_refused_and_cut_when_the_file_cannot_grow(tmp_path: P
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     lines = out.splitlines()
-    assert lines[-1] == "unavailable True False", lines[-1]
-    acks = [tuple(int(x) for x in line.split()) for line in lines[:-1]]
+    assert lines[-2:] == ["unavailable True False", "log unavailable: its disk is full"], lines[-2:]
+    acks = [tuple(int(x) for x in line.split()) for line in lines[:-2]]
     assert acks, "some appends should succeed before the limit"
     with FileLog(directory) as log:
         # The part of the failed batch that reached the file was cut: nothing unacknowledged
@@ -94,3 +103,64 @@ def test_failed_writes_are_refused_and_cut_when_the_file_cannot_grow(tmp_path: P
         assert log.end_offset == len(acks)
         _assert_acknowledged_present(log, acks)  # type: ignore[arg-type]
         assert log.append_sync(b"k", b"v") == len(acks)
+
+
+# Every batch rolls (segment_bytes=1), so a kill lands in a roll: after the new segment's file
+# is created and before its batch is wholly written. Large values make that write long enough
+# to be cut part-way; no fsync (a SIGKILL spares the page cache) keeps the write the bulk of it.
+ROLL_VALUE_BYTES = 4 * 1024 * 1024
+ROLL_MIN_RUNS = 6
+ROLL_MAX_RUNS = 40
+
+
+def _newest_segment(directory: Path) -> str:
+    """How the kill left the newest segment: 'empty' (created, nothing written yet), 'torn'
+    (its first record written part-way) or 'whole' (a whole record in it)."""
+    newest = sorted(directory.glob("*.log"))[-1]
+    size = newest.stat().st_size
+    if size == 0:
+        return "empty"
+    fd = os.open(newest, os.O_RDONLY)
+    try:
+        whole = next(frames(fd, 0, size), None) is not None
+    finally:
+        os.close(fd)
+    return "whole" if whole else "torn"
+
+
+def test_every_acknowledged_append_survives_sigkill_during_a_segment_roll(tmp_path: Path) -> None:
+    """A child that rolls a new segment for each batch is killed again and again until the kills
+    have left the newest segment both empty and torn; after each, the reopened log holds every
+    acknowledged record, dense, and takes appends again.
+
+    Deliberate break it catches: `segments.recover` cutting a torn tail only after a whole record
+    (`if 0 < valid_end < file_size`): a fresh segment whose first batch was cut part-way keeps
+    its torn bytes, the next run appends after them, and its acknowledged records no longer read
+    back (a segment sealed with a torn start fails its index check)."""
+    directory = tmp_path / "raw"
+    rng = random.Random(23)
+    all_acks: list[tuple[int, int, int]] = []
+    seen: dict[str, int] = {"empty": 0, "torn": 0, "whole": 0}
+    run = 0
+    while run < ROLL_MIN_RUNS or (run < ROLL_MAX_RUNS and not (seen["empty"] and seen["torn"])):
+        proc = _spawn(directory, run, 1, "--segment-bytes", "1",
+                      "--value-bytes", str(ROLL_VALUE_BYTES), "--no-fsync")
+        all_acks += _acks_until_killed(proc, wanted=1 + rng.randrange(4),
+                                       delay_s=rng.uniform(0, 0.02))
+        state = _newest_segment(directory)
+        seen[state] += 1
+        with FileLog(directory) as log:
+            if state == "torn":
+                assert log.stats.truncated_bytes_on_open > 0
+            _assert_acknowledged_present(log, all_acks, ROLL_VALUE_BYTES)
+        run += 1
+    assert seen["empty"] and seen["torn"], f"the kills never landed inside a roll: {seen}"
+    offsets = [a[0] for a in all_acks]
+    assert len(set(offsets)) == len(offsets), "an offset was acknowledged twice"
+    with FileLog(directory) as log:
+        end = log.end_offset
+        assert log.append_sync(b"after", b"x") == end
+    with FileLog(directory) as log:
+        _assert_acknowledged_present(log, all_acks, ROLL_VALUE_BYTES)
+        assert [r.key for r in log.read(end)] == [b"after"]
+    print(f"{run} kills: {seen}")

@@ -85,6 +85,17 @@ class DedicatedService:
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             unavailable(str(exc))
 
+    def pid(self) -> int:
+        """The running server's process id, from the pid file its start script wrote."""
+        variable = {"kafka": "KAFKA_PIDFILE", "clickhouse": "CH_PIDFILE"}[self.service]
+        done = subprocess.run(
+            ["bash", "-c", f'. "{ROOT}/infra/{self.service}/env.sh" && cat "${variable}"'],
+            env={**os.environ, **self.env}, capture_output=True, text=True, timeout=30,
+        )
+        if done.returncode != 0 or not done.stdout.strip().isdigit():
+            raise RuntimeError(f"no pid for {self.service} on :{self.port}: {done.stderr}")
+        return int(done.stdout.strip())
+
     def stop(self, *, wipe: bool = False) -> None:
         """SIGTERM and wait until it has exited (SIGKILL after SURVEY_INFRA_TIMEOUT)."""
         done = self._script("stop", *(["--wipe"] if wipe else []), timeout_s=STOP_TIMEOUT_S)
