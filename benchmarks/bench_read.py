@@ -207,6 +207,7 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc, hold_s: float = 
     async def burst() -> None:
         made = [Screen() for _ in range(screens)]
         cpu_before, rss_before = s.cpu_seconds(pid), s.rss_bytes(pid)
+        overflows = listen_overflows()
         started = time.perf_counter()
         tasks = [asyncio.ensure_future(_screen(host, port, path, started, hold_s > 0, m))
                  for m in made]
@@ -230,6 +231,9 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc, hold_s: float = 
             "server_cpu_s": round(s.cpu_seconds(pid) - cpu_before, 2),
             "server_rss_mb_before": round(rss_before / 2**20, 1),
             "server_rss_mb_after": round(s.rss_bytes(pid) / 2**20, 1),
+            # Connections the kernel turned away with the listen queue full (the whole host's
+            # count): each comes back only after the client's SYN retry, a second or more.
+            "listen_overflows": listen_overflows() - overflows,
         })
         if hold_s:
             s.log(f"live: holding {len(times)} screens for {hold_s:g} s")
@@ -259,6 +263,19 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc, hold_s: float = 
 
     _uvloop_run()(burst())
     return out
+
+
+def listen_overflows() -> int:
+    """TcpExt ListenOverflows of this host (0 where /proc/net/netstat is not there)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table.get("ListenOverflows", 0))
+    return 0
 
 
 def _uvloop_run() -> Any:
