@@ -206,6 +206,11 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc, hold_s: float = 
 
     async def burst() -> None:
         made = [Screen() for _ in range(screens)]
+        # What the process spends with no screen at all (poller, judging loop, ...): part of
+        # every CPU figure below, the burst's and the held minute's.
+        idle0 = s.cpu_seconds(pid)
+        await asyncio.sleep(3.0)
+        out["server_idle_cores"] = round((s.cpu_seconds(pid) - idle0) / 3.0, 3)
         cpu_before, rss_before = s.cpu_seconds(pid), s.rss_bytes(pid)
         overflows = listen_overflows()
         started = time.perf_counter()
