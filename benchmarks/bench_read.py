@@ -6,7 +6,8 @@ Against one `survey-ingest serve` process (embedded runtime: chDB), the store fi
 coming in at `--ingest-rate` per second (wrk, submit.lua, paced) while it reads:
 
   routes      wrk -t2 -c64 on /healthz, the leaderboard (unit, province, work_region), pacing,
-              the campaign view and the answering page; req/s, p99, share of /healthz
+              the campaign view and the answering page, without Accept-Encoding; the unit
+              leaderboard again as a browser asks (compressed); req/s, p99, share of /healthz
   sweep       the unit leaderboard and /healthz at 1, 16, 64 and 256 connections
   live        `--screens` SSE connections opened at once: time until each has its first event;
               the server's RSS and CPU seconds over the burst; then (`--hold`, 60 s unless
@@ -86,9 +87,13 @@ def serving(
         proc.stop(60)
 
 
-def wrk(url: str, connections: int, seconds: float) -> dict[str, Any]:
+# What a browser sends (Chrome): the middleware would pick zstd.
+BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+
+
+def wrk(url: str, connections: int, seconds: float, accept_encoding: str = "") -> dict[str, Any]:
     r = s.run_wrk(url, threads=min(2, connections), connections=connections, seconds=seconds,
-                  script=READ_SCRIPT)
+                  script=READ_SCRIPT, env={"BENCH_ACCEPT_ENCODING": accept_encoding})
     return {"rps": r["ok_rps"], "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
             "non_2xx": r["non_2xx"], "errors": r["connect_errors"] + r["read_errors"]
             + r["write_errors"] + r["timeouts"], "wrk_cpu_s": r["cpu_s"]}
@@ -109,7 +114,8 @@ def routes(definition: Any) -> dict[str, str]:
 
 
 def store_queries(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
+    text = httpx.get(f"{url}/metrics", timeout=30,
+                     headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"}).text
     found = re.search(r"^survey_read_store_queries_total ([0-9.e+]+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else float("nan")
 
@@ -342,6 +348,9 @@ def read_routes(url: str, work: Path, paths: dict[str, str], seconds: float, swe
         if name != "healthz":
             s.log(f"read: {name}")
             measured[name] = wrk(url + path, 64, seconds)
+    s.log("read: leaderboard_unit, as a browser asks (compressed)")
+    measured["leaderboard_unit_browser"] = wrk(url + paths["leaderboard_unit"], 64, seconds,
+                                               BROWSER_ACCEPT_ENCODING)
     health.append(wrk(url + paths["healthz"], 64, seconds))
     base = sum(h["rps"] for h in health) / len(health)
     measured["healthz"] = health[0] | {"rps": round(base, 1),
