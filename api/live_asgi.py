@@ -5,8 +5,9 @@ screen more than its first event does when ten thousand connect at once.
 
 What it keeps: the route's declared rule, checked by the Gate as for any request; the route's
 handler, which decides what the stream is (and what ends it). Whatever is not plainly an
-anonymous GET with a well-formed campaign id, and every refusal or error, goes to the app
-untouched, which answers it as it always has: a request with a credential (bearer header or
+anonymous GET with a well-formed campaign id, and every refusal (an HTTP error from the check
+or the handler: a private campaign, an unknown one), goes to the app untouched, which answers
+it as it always has: a request with a credential (bearer header or
 session cookie) always does, so a bad credential is counted against its client once.
 """
 
