@@ -29,6 +29,7 @@ from api.exports import build_exports_router
 from api.findings import build_findings_router
 from api.links import build_links_router
 from api.live import LiveCounts
+from api.live_asgi import LiveShortcut
 from api.pacing import build_pacing_router
 from api.pages import build_pages_router, denied_page
 from api.portal import build_portal_router
@@ -82,6 +83,7 @@ def build_api(services: Services) -> FastAPI:
     live = LiveCounts(reads)
     assets = Assets(default_sources())
     add_compression(app)
+    app.add_middleware(LiveShortcut)  # outermost: anonymous screens skip the rest
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

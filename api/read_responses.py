@@ -2,8 +2,9 @@
 
 Public views are sent `Cache-Control: public, max-age=1` (a tick): any proxy or CDN may keep
 them that long. A view scoped by a token is `private` (only the reader's own browser may keep
-it) and varies on Authorization. Compression is left to the middleware (api/compression.py);
-`Vary: Accept-Encoding` is set here too so a 304 carries the same Vary as the 200.
+it) and varies on Authorization. A view is compressed here, once per encoding and tick, as the
+middleware (api/compression.py) would have done per request; `Vary: Accept-Encoding` is set
+here too so a 304 carries the same Vary as the 200.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from api import read_metrics
+from api.compression import negotiate
 from api.readmodel import View
 
 PUBLIC_MAX_AGE_S = 1
@@ -32,7 +34,12 @@ def respond(request: Request, view: View) -> Response:
     if _matches(request.headers.get("if-none-match"), view.etag):
         read_metrics.NOT_MODIFIED.inc()
         return Response(status_code=304, headers=headers)
-    return Response(view.body, media_type=JSON, headers=headers)
+    asked = request.headers.getlist("accept-encoding")
+    encoding = negotiate(", ".join(asked), len(view.body)) if asked else None
+    if encoding is None:
+        return Response(view.body, media_type=JSON, headers=headers)
+    headers["content-encoding"] = encoding
+    return Response(view.compressed(encoding), media_type=JSON, headers=headers)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api import read_metrics
+from api.compression import compress
 from core.counting import Count
 from core.ports import Store
 from core.registry import CampaignState, Registry
@@ -53,6 +54,14 @@ class View:
     body: bytes
     etag: str
     private: bool = False
+    # The body compressed per encoding, each made on first use: once per view and tick.
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def compressed(self, encoding: str) -> bytes:
+        found = self.encoded.get(encoding)
+        if found is None:
+            found = self.encoded[encoding] = compress(self.body, encoding)
+        return found
 
 
 @dataclass

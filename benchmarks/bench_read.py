@@ -6,16 +6,19 @@ Against one `survey-ingest serve` process (embedded runtime: chDB), the store fi
 coming in at `--ingest-rate` per second (wrk, submit.lua, paced) while it reads:
 
   routes      wrk -t2 -c64 on /healthz, the leaderboard (unit, province, work_region), pacing,
-              the campaign view and the answering page; req/s, p99, share of /healthz
+              the campaign view and the answering page, without Accept-Encoding; the unit
+              leaderboard again as a browser asks (compressed); req/s, p99, share of /healthz
   sweep       the unit leaderboard and /healthz at 1, 16, 64 and 256 connections
   live        `--screens` SSE connections opened at once: time until each has its first event;
-              the server's RSS and CPU seconds over the burst
+              the server's RSS and CPU seconds over the burst; then (`--hold`, 60 s unless
+              quick) all of them held open with the ingest running: the server's CPU and RSS
+              and the `counts` events each screen read (one a tick when counts move)
   store       read-side store queries during the whole run (survey_read_store_queries_total)
   nginx       the unit leaderboard through infra/nginx (micro-cache 1 s) next to nginx's own
               fixed answer (/nginx-health), 64 connections
 
     python -m benchmarks.bench_read [--quick] [--out FILE] [--sheets N] [--screens N]
-                                    [--ingest-rate R] [--seconds S]
+                                    [--ingest-rate R] [--seconds S] [--live-only] [--hold S]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import resource
@@ -83,9 +87,13 @@ def serving(
         proc.stop(60)
 
 
-def wrk(url: str, connections: int, seconds: float) -> dict[str, Any]:
+# What a browser sends (Chrome): the middleware would pick zstd.
+BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+
+
+def wrk(url: str, connections: int, seconds: float, accept_encoding: str = "") -> dict[str, Any]:
     r = s.run_wrk(url, threads=min(2, connections), connections=connections, seconds=seconds,
-                  script=READ_SCRIPT)
+                  script=READ_SCRIPT, env={"BENCH_ACCEPT_ENCODING": accept_encoding})
     return {"rps": r["ok_rps"], "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
             "non_2xx": r["non_2xx"], "errors": r["connect_errors"] + r["read_errors"]
             + r["write_errors"] + r["timeouts"], "wrk_cpu_s": r["cpu_s"]}
@@ -106,29 +114,59 @@ def routes(definition: Any) -> dict[str, str]:
 
 
 def store_queries(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
+    text = httpx.get(f"{url}/metrics", timeout=30,
+                     headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"}).text
     found = re.search(r"^survey_read_store_queries_total ([0-9.e+]+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else float("nan")
 
 
-async def _screen(host: str, port: int, path: str, sent: list[float]) -> float:
-    started = time.perf_counter()
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
-                 .encode())
-    await writer.drain()
-    sent.append(time.perf_counter() - started)
-    buffer = b""
-    while b"event: snapshot" not in buffer or not buffer.rstrip(b"\r").endswith(b"\n\n"):
-        chunk = await reader.read(65536)
-        if not chunk:
-            raise RuntimeError("stream closed before its first event")
-        buffer += chunk
-        if b"event: snapshot" in buffer and b"\n\n" in buffer.split(b"event: snapshot", 1)[1]:
-            break
-    elapsed = time.perf_counter() - started
-    writer.close()
-    return elapsed
+COUNTS_EVENT = b"event: counts"
+
+
+class Screen:
+    """One display screen: when its request went out, when its first event came, and how many
+    `counts` events it read while held open."""
+
+    def __init__(self) -> None:
+        self.sent_s = math.nan
+        self.first_s = math.nan
+        self.events = 0
+
+    @property
+    def served(self) -> bool:
+        return not math.isnan(self.first_s)
+
+
+async def _screen(host: str, port: int, path: str, started: float, hold: bool,
+                  screen: Screen) -> None:
+    """Connects, reads up to the first event; with `hold`, reads on (counting `counts` events)
+    until cancelled."""
+    reader, writer = await asyncio.open_connection(host, port, limit=2**20)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+                     .encode())
+        screen.sent_s = time.perf_counter() - started
+        buffer = b""
+        while True:
+            chunk = await reader.read(262144)
+            if not chunk:
+                raise RuntimeError("stream closed before its first event")
+            buffer += chunk
+            at = buffer.find(b"event: snapshot")
+            if at >= 0 and buffer.find(b"\n\n", at) >= 0:
+                break
+        screen.first_s = time.perf_counter() - started
+        keep = len(COUNTS_EVENT) - 1  # an event's name split over two reads is still seen once
+        tail = buffer[-keep:]
+        while hold:
+            chunk = await reader.read(262144)
+            if not chunk:
+                raise RuntimeError("stream closed while held open")
+            seen = tail + chunk
+            screen.events += seen.count(COUNTS_EVENT)
+            tail = seen[-keep:]
+    finally:
+        writer.close()
 
 
 @contextmanager
@@ -161,44 +199,111 @@ def through_nginx(url: str, work: Path, paths: dict[str, str], seconds: float) -
                 "share_of_nginx_own": round(lb["rps"] / own["rps"], 3) if own["rps"] else None}
 
 
-def live_burst(url: str, path: str, screens: int, proc: s.Proc) -> dict[str, Any]:
+def live_burst(url: str, path: str, screens: int, proc: s.Proc, hold_s: float = 0.0
+               ) -> dict[str, Any]:
+    """`screens` SSE connections opened at once (one client process, on uvloop), each timed to
+    its first event; then, for `hold_s`, all held open while the server sends its events: the
+    server's CPU and RSS over that time and the `counts` events each screen read."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, screens + 256)), hard))
     host, port = s.HOST, int(url.rsplit(":", 1)[1])
-    cpu_before, rss_before = s.cpu_seconds(proc.pid), s.rss_bytes(proc.pid)
+    pid = proc.pid
+    out: dict[str, Any] = {"screens": screens}
 
-    sent: list[float] = []
+    async def burst() -> None:
+        made = [Screen() for _ in range(screens)]
+        # What the process spends with no screen at all (poller, judging loop, ...): part of
+        # every CPU figure below, the burst's and the held minute's.
+        idle0 = s.cpu_seconds(pid)
+        await asyncio.sleep(3.0)
+        out["server_idle_cores"] = round((s.cpu_seconds(pid) - idle0) / 3.0, 3)
+        cpu_before, rss_before = s.cpu_seconds(pid), s.rss_bytes(pid)
+        overflows = listen_overflows()
+        started = time.perf_counter()
+        tasks = [asyncio.ensure_future(_screen(host, port, path, started, hold_s > 0, m))
+                 for m in made]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and any(
+                not m.served and not t.done() for m, t in zip(made, tasks, strict=True)):
+            await asyncio.sleep(0.02)
+        wall = time.perf_counter() - started
+        times = sorted(m.first_s for m in made if m.served)
+        sent = [m.sent_s for m in made if not math.isnan(m.sent_s)]
+        out.update({
+            "got_first_event": len(times), "failed": screens - len(times),
+            "first_event_p50_s": round(s.percentile(times, 50), 3) if times else None,
+            "first_event_p99_s": round(s.percentile(times, 99), 3) if times else None,
+            "last_first_event_s": round(times[-1], 3) if times else None,
+            "burst_wall_s": round(wall, 3),
+            # When each request was written (connected and sent), from the burst's start: how
+            # much of the wait is the one client opening its connections, not the server.
+            "request_sent_p50_s": round(s.percentile(sent, 50), 3) if sent else None,
+            "request_sent_max_s": round(max(sent), 3) if sent else None,
+            "server_cpu_s": round(s.cpu_seconds(pid) - cpu_before, 2),
+            "server_rss_mb_before": round(rss_before / 2**20, 1),
+            "server_rss_mb_after": round(s.rss_bytes(pid) / 2**20, 1),
+            # Connections the kernel turned away with the listen queue full (the whole host's
+            # count): each comes back only after the client's SYN retry, a second or more.
+            "listen_overflows": listen_overflows() - overflows,
+        })
+        if hold_s:
+            s.log(f"live: holding {len(times)} screens for {hold_s:g} s")
+            cpu0, rss_max, events0 = s.cpu_seconds(pid), s.rss_bytes(pid), [m.events for m in made]
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < hold_s:
+                await asyncio.sleep(1.0)
+                rss_max = max(rss_max, s.rss_bytes(pid))
+            elapsed = time.monotonic() - t0
+            cpu = s.cpu_seconds(pid) - cpu0
+            per_screen = [m.events - e0 for m, e0 in zip(made, events0, strict=True) if m.served]
+            out["held"] = {
+                "seconds": round(elapsed, 1), "server_cpu_s": round(cpu, 2),
+                "server_cores": round(cpu / elapsed, 3),
+                "server_rss_mb_max": round(rss_max / 2**20, 1),
+                "counts_events_read": sum(per_screen),
+                "events_per_screen_min": min(per_screen, default=0),
+                "events_per_screen_p50": s.percentile(per_screen, 50),
+                "screens_still_open": sum(1 for t in tasks if not t.done()),
+            }
+        for t in tasks:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = {f"{type(e).__name__}: {e}" for e in results
+                  if isinstance(e, BaseException) and not isinstance(e, asyncio.CancelledError)}
+        out["errors"] = sorted(errors)[:5]
 
-    async def burst() -> list[float | BaseException]:
-        return list(await asyncio.gather(*(_screen(host, port, path, sent)
-                                           for _ in range(screens)), return_exceptions=True))
+    _uvloop_run()(burst())
+    return out
 
-    started = time.perf_counter()
-    results = asyncio.run(burst())
-    wall = time.perf_counter() - started
-    times = sorted(r for r in results if isinstance(r, float))
-    return {
-        "screens": screens, "got_first_event": len(times),
-        "failed": screens - len(times),
-        "first_event_p50_s": round(s.percentile(times, 50), 3) if times else None,
-        "first_event_p99_s": round(s.percentile(times, 99), 3) if times else None,
-        "last_first_event_s": round(times[-1], 3) if times else None,
-        "burst_wall_s": round(wall, 3),
-        # When each request was written (connected and sent), from the burst's start: how much
-        # of the wait is the one client opening its connections rather than the server.
-        "request_sent_p50_s": round(s.percentile(sent, 50), 3) if sent else None,
-        "request_sent_max_s": round(max(sent), 3) if sent else None,
-        "server_cpu_s": round(s.cpu_seconds(proc.pid) - cpu_before, 2),
-        "server_rss_mb_before": round(rss_before / 2**20, 1),
-        "server_rss_mb_after": round(s.rss_bytes(proc.pid) / 2**20, 1),
-    }
+
+def listen_overflows() -> int:
+    """TcpExt ListenOverflows of this host (0 where /proc/net/netstat is not there)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
+def _uvloop_run() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float,
-        source: Path = s.ROOT, sweep: bool = True, with_nginx: bool = True) -> dict[str, Any]:
+        source: Path = s.ROOT, sweep: bool = True, with_nginx: bool = True,
+        live_only: bool = False, hold_s: float = 0.0) -> dict[str, Any]:
     definition = s.bench_definition()
     out: dict[str, Any] = {"settings": {
         "quick": quick, "sheets_stored": sheets, "screens": screens, "ingest_rate": ingest_rate,
+        "live_hold_s": hold_s, "live_only": live_only,
         "wrk": f"wrk -t2 -c64 -d{seconds:g}s -s benchmarks/wrk/read.lua (no Accept-Encoding)",
         "machine": s.machine(), "server_source": str(source),
     }}
@@ -218,49 +323,73 @@ def run(quick: bool, sheets: int, screens: int, ingest_rate: int, seconds: float
             try:
                 for path in paths.values():  # warm: first snapshot, first render
                     httpx.get(url + path, timeout=60)
-                queries_before, t0 = store_queries(url), time.monotonic()
-                measured: dict[str, Any] = {}
-                health = [wrk(url + paths["healthz"], 64, seconds)]
-                for name, path in paths.items():
-                    if name != "healthz":
-                        s.log(f"read: {name}")
-                        measured[name] = wrk(url + path, 64, seconds)
-                health.append(wrk(url + paths["healthz"], 64, seconds))
-                base = sum(h["rps"] for h in health) / len(health)
-                measured["healthz"] = health[0] | {"rps": round(base, 1),
-                                                   "rounds_rps": [h["rps"] for h in health]}
-                for m in measured.values():
-                    m["share_of_healthz"] = round(m["rps"] / base, 3) if base else None
-                out["routes_c64"] = measured
-                by_connections: dict[str, Any] = {}
-                for c in SWEEP if sweep else ():
-                    s.log(f"sweep: {c} connections")
-                    by_connections[str(c)] = {
-                        "leaderboard_unit": wrk(url + paths["leaderboard_unit"], c, seconds),
-                        "healthz": wrk(url + paths["healthz"], c, seconds),
-                    }
-                out["sweep"] = by_connections
-                elapsed = time.monotonic() - t0
-                queries = store_queries(url) - queries_before
-                out["store"] = {"read_side_queries": queries, "seconds": round(elapsed, 1),
-                                "queries_per_s": round(queries / elapsed, 2)}
-                if with_nginx:
-                    s.log("through nginx")
-                    try:
-                        out["nginx"] = through_nginx(url, work, paths, seconds)
-                    except s.BenchUnavailable as exc:
-                        out["nginx"] = {"unavailable": str(exc)}
+                if not live_only:
+                    out.update(read_routes(url, work, paths, seconds, sweep, with_nginx))
+                if ingest is not None and not hold_s:
+                    ingest.terminate()  # the burst alone, as before; held screens need changes
+                    ingest.wait(30)
+                s.log(f"live: {screens} screens at once")
+                out["live"] = live_burst(url, f"/v1/campaigns/{definition.campaign}/live",
+                                         screens, proc, hold_s)
             finally:
-                if ingest is not None:
+                if ingest is not None and ingest.poll() is None:
                     ingest.terminate()
                     ingest.wait(30)
-            s.log(f"live: {screens} screens at once")
-            out["live"] = live_burst(url, f"/v1/campaigns/{definition.campaign}/live", screens,
-                                     proc)
+    return out
+
+
+def read_routes(url: str, work: Path, paths: dict[str, str], seconds: float, sweep: bool,
+                with_nginx: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    queries_before, t0 = store_queries(url), time.monotonic()
+    measured: dict[str, Any] = {}
+    health = [wrk(url + paths["healthz"], 64, seconds)]
+    for name, path in paths.items():
+        if name != "healthz":
+            s.log(f"read: {name}")
+            measured[name] = wrk(url + path, 64, seconds)
+    s.log("read: leaderboard_unit, as a browser asks (compressed)")
+    measured["leaderboard_unit_browser"] = wrk(url + paths["leaderboard_unit"], 64, seconds,
+                                               BROWSER_ACCEPT_ENCODING)
+    health.append(wrk(url + paths["healthz"], 64, seconds))
+    base = sum(h["rps"] for h in health) / len(health)
+    measured["healthz"] = health[0] | {"rps": round(base, 1),
+                                       "rounds_rps": [h["rps"] for h in health]}
+    for m in measured.values():
+        m["share_of_healthz"] = round(m["rps"] / base, 3) if base else None
+    out["routes_c64"] = measured
+    by_connections: dict[str, Any] = {}
+    for c in SWEEP if sweep else ():
+        s.log(f"sweep: {c} connections")
+        by_connections[str(c)] = {
+            "leaderboard_unit": wrk(url + paths["leaderboard_unit"], c, seconds),
+            "healthz": wrk(url + paths["healthz"], c, seconds),
+        }
+    out["sweep"] = by_connections
+    elapsed = time.monotonic() - t0
+    queries = store_queries(url) - queries_before
+    out["store"] = {"read_side_queries": queries, "seconds": round(elapsed, 1),
+                    "queries_per_s": round(queries / elapsed, 2)}
+    if with_nginx:
+        s.log("through nginx")
+        try:
+            out["nginx"] = through_nginx(url, work, paths, seconds)
+        except s.BenchUnavailable as exc:
+            out["nginx"] = {"unavailable": str(exc)}
     return out
 
 
 def table(result: dict[str, Any]) -> str:
+    live = result["live"]
+    summary = (f"/live: {live['got_first_event']}/{live['screens']} screens had their first "
+               f"event by {live['last_first_event_s']} s, server CPU {live['server_cpu_s']} s")
+    if "held" in live:
+        held = live["held"]
+        summary += (f"; held {held['seconds']} s: {held['server_cores']} cores, RSS max "
+                    f"{held['server_rss_mb_max']} MB, events per screen min "
+                    f"{held['events_per_screen_min']} p50 {held['events_per_screen_p50']}")
+    if "routes_c64" not in result:
+        return summary
     lines = ["| route | req/s | p99 ms | share of /healthz |", "|---|---|---|---|"]
     for name, m in result["routes_c64"].items():
         lines.append(f"| {name} | {m['rps']:,.0f} | {m['p99_ms']:.1f} | {m['share_of_healthz']} |")
@@ -275,7 +404,7 @@ def table(result: dict[str, Any]) -> str:
         lines += ["", f"through nginx: leaderboard {ng['leaderboard_unit']['rps']:,.0f} req/s "
                   f"(p99 {ng['leaderboard_unit']['p99_ms']:.1f} ms), nginx's own answer "
                   f"{ng['nginx_own_answer']['rps']:,.0f} req/s: {ng['share_of_nginx_own']}"]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", summary])
 
 
 def main() -> None:
@@ -291,6 +420,11 @@ def main() -> None:
                         "before a change, for a comparison on the same machine)")
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument("--live-only", action="store_true",
+                        help="only the /live burst (and --hold): no routes, sweep or nginx")
+    parser.add_argument("--hold", type=float,
+                        help="seconds to hold every screen open after the burst, counting its "
+                        "events, with the server's CPU and RSS (the ingest keeps running)")
     args = parser.parse_args()
     quick = args.quick
     result = run(
@@ -300,6 +434,8 @@ def main() -> None:
         ingest_rate=args.ingest_rate if args.ingest_rate is not None else (0 if quick else 2000),
         seconds=args.seconds or (4.0 if quick else 15.0),
         source=args.source, sweep=not args.no_sweep, with_nginx=not args.no_nginx,
+        live_only=args.live_only,
+        hold_s=args.hold if args.hold is not None else (0.0 if quick else 60.0),
     )
     s.log("\n" + table(result))
     s.emit(json.dumps(result, indent=2, ensure_ascii=False), args.out)

@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from runtime.distributed.serving import LISTEN_BACKLOG
 from runtime.embedded import EmbeddedRuntime
 from runtime.signals import graceful_signals
 from schemas.campaign import CampaignDefinition
@@ -19,7 +20,7 @@ def uvicorn_server(app: object, settings: Settings) -> uvicorn.Server:
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host, port=settings.port, lifespan="off", log_level="warning",
-        access_log=False, timeout_keep_alive=30,
+        access_log=False, timeout_keep_alive=30, backlog=LISTEN_BACKLOG,
         # The collector decides itself which peers may name the client (SURVEY_TRUSTED_PROXIES);
         # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
         # local peer choose the address the per-IP rate limit keys on.

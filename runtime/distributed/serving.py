@@ -36,12 +36,16 @@ from telemetry.metrics_server import MULTIPROC_ENV
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 20.0  # after the drain (SURVEY_DRAIN_SECONDS)
+# Thousands of display screens connect at once after a restart or a broadcast: a connection
+# turned away by a full listen queue comes back only after its SYN retry (1 s, then 3 s, ...).
+# The kernel caps this at net.core.somaxconn (4096 on current kernels).
+LISTEN_BACKLOG = 16384
 
 
 def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=host, port=port, lifespan="off", log_level="warning", access_log=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=30, backlog=LISTEN_BACKLOG,
         # The collector decides itself which peers may name the client (SURVEY_TRUSTED_PROXIES);
         # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
         # local peer (a sidecar, another tenant) choose the address the rate limits key on.
@@ -94,7 +98,7 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
