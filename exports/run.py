@@ -31,6 +31,7 @@ from exports.writers import (
     XlsxWriter,
     spss_names,
 )
+from storage.sheets import Projection
 
 BLOCK_ROWS: Final = 16_384  # rows per block: ~300 MB peak on the server path, see analysis.md
 CODEBOOK_FORMAT: Final = 1
@@ -55,7 +56,8 @@ class SheetSource(Protocol):
     ) -> dict[tuple[str, str], int]: ...
 
     def iter_sheets(
-        self, campaign: str, filters: RegionFilter, status: Any, cut: int, batch_rows: int = ...
+        self, campaign: str, filters: RegionFilter, status: Any, cut: int, batch_rows: int = ...,
+        projection: Projection | None = ...,
     ) -> Iterator[pa.RecordBatch]: ...
 
     def rules_versions(self, campaign: str) -> list[str]: ...
@@ -109,9 +111,11 @@ class Export:
         *,
         xlsx_max_rows: int = XLSX_MAX_ROWS,
         block_rows: int = BLOCK_ROWS,
+        all_odd: bool = False,
     ) -> None:
         self.source = source
         self.request = request
+        self.all_odd = all_odd  # every sheet's answers parsed in Python (exports.sql): tests
         self.state = check_request(request, state)
         self.block_rows = block_rows
         self.started = dt.datetime.now(dt.UTC)
@@ -176,7 +180,7 @@ class Export:
     def _write(self, target: IO[bytes] | Path,
                progress: Callable[[int], None] | None) -> dict[str, Any]:
         req = self.request
-        shaper = Shaper(self.state, self.columns)
+        shaper = Shaper(self.state, self.columns, csv=req.format == "csv", all_odd=self.all_odd)
         if isinstance(target, Path) and not self.needs_path:
             with target.open("wb") as sink:
                 return self._stream(self._writer(sink, shaper.schema), shaper, progress)
@@ -202,14 +206,17 @@ class Export:
         req = self.request
         try:
             for raw in self.source.iter_sheets(
-                req.campaign, req.filters, req.status, self.cut, self.block_rows
+                req.campaign, req.filters, req.status, self.cut, self.block_rows,
+                projection=shaper.projection,
             ):
-                batch = shaper.shape(raw)
-                writer.write(batch)
-                self._tally(batch)
-                self.rows += batch.num_rows
+                if isinstance(writer, CsvWriter):
+                    writer.write_text(shaper.text(raw), raw.num_rows)
+                else:
+                    writer.write(shaper.typed(raw))
+                self._tally(raw)
+                self.rows += raw.num_rows
                 if progress is not None:
-                    progress(batch.num_rows)
+                    progress(raw.num_rows)
             if self.by_unit != self.expected:
                 raise StoreChanged(
                     f"the store changed during the export: {self.rows:,} rows streamed,"

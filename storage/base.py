@@ -469,10 +469,12 @@ class SqlStore(ABC):
         status: sheets.StatusFilter,
         cut: int,
         batch_rows: int = 65_536,
+        projection: sheets.Projection | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """One row per sheet in scope (CONTRACT §6: a submission id's first verdict, under its
         standing status after review decisions; conflicting resends left out), stored at or
-        before `cut` (see `clock`), as Arrow batches with columns sheets.SHEET_COLUMNS.
+        before `cut` (see `clock`), as Arrow batches with columns sheets.SHEET_COLUMNS, or the
+        columns of `projection` computed from them by the engine.
         `status="accepted"`: only sheets standing accepted. Rows come in no particular order.
 
         The one definition of "an export row": swap its body for the store's shared standing-
@@ -480,8 +482,11 @@ class SqlStore(ABC):
         """
         import pyarrow as pa
 
-        query = sheets.sheets_sql(campaign, filters, status, cut)
-        names = list(sheets.SHEET_COLUMNS)
+        if projection is None:
+            query = sheets.sheets_sql(campaign, filters, status, cut)
+        else:
+            query = sheets.projected_sql(campaign, filters, status, cut, projection)
+        names = list(sheets.SHEET_COLUMNS) if projection is None else projection.names
         for batch in self._stream_arrow(query, batch_rows):
             if batch.num_rows:
                 yield pa.RecordBatch.from_arrays(batch.columns, names=names)
