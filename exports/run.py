@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.ports import RegionFilter
 from core.reasons import RULES_VERSION
@@ -230,12 +231,13 @@ class Export:
         return codebook
 
     def _tally(self, batch: pa.RecordBatch) -> None:
-        grouped = pa.table({"unit": batch.column("unit"), "status": batch.column("status")}) \
-            .group_by(["unit", "status"]).aggregate([([], "count_all")])
-        for unit, status, n in zip(*(grouped.column(name).to_pylist()
-                                     for name in ("unit", "status", "count_all")), strict=True):
+        # One key per (status, unit): value_counts runs in Arrow's kernels, without the import
+        # of Acero (and pandas) that a group_by costs the first time (~0.3 s).
+        keys = pc.binary_join_element_wise(batch.column("status"), batch.column("unit"), "\x1f")
+        for row in pc.value_counts(keys).to_pylist():
+            status, _, unit = row["values"].partition("\x1f")
             per = self.by_unit.setdefault(unit, {})
-            per[status] = per.get(status, 0) + int(n)
+            per[status] = per.get(status, 0) + int(row["counts"])
 
     def codebook(self) -> dict[str, Any]:
         """What every column means, and what the file holds (CONTRACT §9's codebook)."""

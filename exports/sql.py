@@ -8,14 +8,16 @@ Two renderings of one column plan (exports.columns.plan):
 - `csv`: each record as pyarrow's CSV writer writes it (strings quoted with quotes doubled, an
   empty answer as nothing, numbers bare), one String per sheet ending in a newline.
 
-Answers are found with visitParamExtractRaw (ClickHouse 18.16 has no JSONExtract; chDB has both),
-which takes the first `"id":` anywhere in the document. answers_json is written by json.dumps
-(core/judge.py), so outside a nested object an `"id":` is a top-level key unless some key holds
-an escaped quote; and a number of 19 digits or more may overflow Int64 where Python says "not
-an integer". A sheet whose document has a `{` past its start, an escaped quote, or such a number
-is `odd`: its document is sent along and its answer columns are computed again in Python
-(exports.shape), the definition the SQL follows. Few sheets are: a nested object is never a
-valid answer, and quotes and braces are rare in free text.
+Answers are read with visitParam* (ClickHouse 18.16 has no JSONExtract; chDB has both), which
+take the first `"id":` anywhere in the document and want no space after the colon. answers_json
+is json.dumps(sort_keys=True, ensure_ascii=False) (core/judge.py). In such a document with no
+escaped quote, every `"` bounds a string: `": ` is only ever a key's end (so the spaces can go),
+an `"id":` outside a nested object is a top-level key, and a quoted option is found in a list only
+as one of its elements. A sheet whose document has an escaped quote, a nested object, or a scale
+answer too long for Int64 to read as Python does, is `odd`: its document is sent along and its
+answer columns are computed again in Python (exports.shape), the definition this SQL follows.
+Few sheets are: a nested object or an overlong number is never a valid answer, and ASCII double
+quotes are rare in free text.
 """
 
 from __future__ import annotations
@@ -29,12 +31,10 @@ from exports.columns import Column, questions_of
 from storage.sheets import Projection
 from storage.sql import literal
 
-ODD: Final = r'.\{|\\"|[0-9]{19}'
-# One JSON string as json.dumps writes it; a list of them as json.dumps writes it.
+# A JSON string as json.dumps writes it; a non-empty list of them as json.dumps writes it.
 STRING: Final = r'"(?:[^"\\]|\\.)*"'
 STRINGS: Final = r"^\[" + STRING + "(?:, " + STRING + r")*\]$"
-# Extra columns of both renderings, after the plan's (csv: after its own).
-ODD_COLUMNS: Final = ("_odd", "_odd_answers")
+NESTED: Final = ("':{'", "'[{'", "', {'")  # where an object starts inside another
 
 
 def _quoted(expr: str) -> str:
@@ -54,45 +54,50 @@ class Renderer:
         self.province_names = {p.id: p.name for p in state.provinces.values()}
         asked = {c.question for c in self.columns if c.kind != "fixed"}
         self.index = {q.id: i for i, q in enumerate(questions_of(state)) if q.id in asked}
+        self.kinds = {c.question: c.kind for c in self.columns if c.kind != "fixed"}
 
     # -- shared per-row helpers ------------------------------------------------------------
 
     def helpers(self) -> list[tuple[str, str]]:
-        odd = "toUInt8(1)" if self.all_odd else f"match(answers_json, {literal(ODD)})"
-        out = [("_odd", odd)]
-        multi = {c.question for c in self.columns if c.kind == "multi"}
+        out = [("_j", "replaceAll(answers_json, '\": ', '\":')")]
+        odd = ["position(answers_json, '\\\\\"') > 0",
+               *(f"position(_j, {n}) > 0" for n in NESTED)]
         for qid, i in self.index.items():
-            raw = f"visitParamExtractRaw(answers_json, {literal(qid)})"
-            # json.dumps puts one space after the colon; the value starts after it.
-            out.append((f"_v{i}", f"if(substring({raw}, 1, 1) = ' ', substring({raw}, 2), {raw})"))
-            if qid in multi:
+            out.append((f"_v{i}", f"visitParamExtractRaw(_j, {literal(qid)})"))
+            if self.kinds[qid] == "multi":
                 out.append((f"_ok{i}", f"match(_v{i}, {literal(STRINGS)})"))
-                out.append((f"_t{i}", f"extractAll(_v{i}, {literal(STRING)})"))
+            if self.kinds[qid] == "scale":
+                # 19 characters and more may overflow Int64 where Python says "too large"
+                odd.append(f"length(_v{i}) > 18")
+        out.append(("_odd", "toUInt8(1)" if self.all_odd else f"toUInt8({' OR '.join(odd)})"))
         out.append(("_local", f"toString(toDateTime(received_at), {literal(self.tz)})"))
         out.append(("_off", "toInt32(toDateTime(_local, 'UTC')) - toInt32(received_at)"))
         return out
 
-    def _value(self, c: Column) -> str:
-        """A column's typed value."""
-        if c.kind == "fixed":
-            return {
-                "status": "standing",
-                "reasons": "arrayStringConcat(reasons, ';')",
-                "unit_name": _names("unit", self.unit_names),
-                "province_name": _names("province", self.province_names),
-                "duration_seconds": "toFloat64(duration_seconds)",
-            }.get(c.name, c.name)
+    def _fixed(self, c: Column) -> str:
+        return {
+            "status": "standing",
+            "reasons": "arrayStringConcat(reasons, ';')",
+            "unit_name": _names("unit", self.unit_names),
+            "province_name": _names("province", self.province_names),
+            "duration_seconds": "toFloat64(duration_seconds)",
+        }.get(c.name, c.name)
+
+    def _text(self, c: Column) -> tuple[str, str]:
+        """(whether the answer is empty, its text) of a single, attention or text question: a
+        string's value, the JSON text of anything else (only a rejected sheet has that)."""
+        i = self.index[c.question]
+        blank = f"_v{i} IN ('', 'null')"
+        text = (f"if(substring(_v{i}, 1, 1) = '\"',"
+                f" visitParamExtractString(_j, {literal(c.question)}), _v{i})")
+        return blank, text
+
+    def _chosen(self, c: Column) -> str:
+        option = literal(json.dumps(c.option, ensure_ascii=False))  # as the document has it
         v = f"_v{self.index[c.question]}"
-        if c.kind == "scale":
-            return f"toInt64OrNull({v})"
-        if c.kind == "multi":
-            i = self.index[c.question]
-            option = json.dumps(c.option, ensure_ascii=False)  # as the document spells it
-            return f"if(_ok{i}, toInt8(has(_t{i}, {literal(option)})), NULL)"
-        # single, attention, text: a string's value; JSON text for anything else (only a
-        # rejected sheet has that: judging refuses it).
-        text = f"visitParamExtractString(concat('{{\"v\":', {v}, '}}'), 'v')"
-        return f"multiIf({v} IN ('', 'null'), NULL, substring({v}, 1, 1) = '\"', {text}, {v})"
+        if c.option == ", ":  # the one text found between two elements too
+            return f"has(extractAll({v}, {literal(STRING)}), {option})"
+        return f"position({v}, {option}) > 0"
 
     # -- the two renderings ----------------------------------------------------------------
 
@@ -100,6 +105,17 @@ class Renderer:
         # received_at stays epoch seconds: Arrow makes it a time (exports.shape).
         columns = [(c.name, self._value(c)) for c in self.columns]
         return Projection(tuple(self.helpers()), tuple(columns + self._odd_columns()))
+
+    def _value(self, c: Column) -> str:
+        if c.kind == "fixed":
+            return self._fixed(c)
+        i = self.index[c.question]
+        if c.kind == "scale":
+            return f"toInt64OrNull(_v{i})"
+        if c.kind == "multi":
+            return f"if(_ok{i}, toInt8({self._chosen(c)}), NULL)"
+        blank, text = self._text(c)
+        return f"if({blank}, NULL, {text})"
 
     def csv(self) -> Projection:
         *fixed, opinion = [c for c in self.columns if c.kind == "fixed"]
@@ -127,11 +143,17 @@ class Renderer:
         """A column's CSV field."""
         if c.name == "received_at":
             return "concat('\"', _iso, '\"')"
-        if c.kind == "fixed" and c.type == "number":
-            return f"toString({self._value(c)})"
-        if c.kind in ("scale", "multi"):
-            return f"ifNull(toString({self._value(c)}), '')"
-        return f"ifNull({_quoted(self._value(c))}, '')"
+        if c.kind == "fixed":
+            value = self._fixed(c)
+            return f"toString({value})" if c.type == "number" else _quoted(value)
+        i = self.index[c.question]
+        if c.kind == "scale":
+            # A JSON integer of at most 18 characters reads back as itself.
+            return f"if(isNull(toInt64OrNull(_v{i})), '', _v{i})"
+        if c.kind == "multi":
+            return f"if(_ok{i}, if({self._chosen(c)}, '1', '0'), '')"
+        blank, text = self._text(c)
+        return f"if({blank}, '', {_quoted(text)})"
 
     @staticmethod
     def _odd_columns() -> list[tuple[str, str]]:
