@@ -25,6 +25,7 @@ from core.ports import (
     RegionFilter,
     SubmissionStatus,
 )
+from core.progress import SILENT, Progress
 from core.review import DecisionIndex, Override, ReviewTarget, overrides_for, target_of
 from schemas.campaign import Question
 from schemas.events import ReviewDecided, SubmissionJudged
@@ -284,7 +285,8 @@ class SqlStore(ABC):
         with self._lock:
             return upkeep.hashes(self._execute, campaign)
 
-    def erase(self, campaign: str, where: str, *, dry_run: bool = False) -> int:
+    def erase(self, campaign: str, where: str, *, dry_run: bool = False,
+              progress: Progress = SILENT) -> int:
         """Delete the sheets matching `where` (a condition over the submissions table, from
         commands/erase.py) with their review rows and finding samples, and move the counts
         accordingly; returns how many verdicts matched."""
@@ -292,7 +294,7 @@ class SqlStore(ABC):
             ids = [] if dry_run else [str(r[0]) for r in self._execute(
                 f"SELECT DISTINCT submission_id FROM submissions WHERE {where}")]
             matched = upkeep.erase(self._execute, self.database, campaign, where,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, progress=progress)
             if ids:
                 self._forget_samples(campaign, ids)
         return matched
