@@ -30,6 +30,7 @@ from exports.formats import XLSX_MAX_ROWS
 from exports.shape import csv_header
 
 BOM: Final = "\ufeff".encode()
+TEXT_SLICE: Final = 256 * 1024
 
 
 def iso_text(values: pa.Array) -> pa.Array:
@@ -98,7 +99,9 @@ class CsvWriter(Writer):
 
     def write_text(self, parts: Sequence[pa.Buffer], rows: int) -> None:
         for part in parts:
-            self._sink.write(part)
+            # In slices (no copy): a bounded sink (the HTTP pipe) takes a block bit by bit.
+            for start in range(0, part.size, TEXT_SLICE):
+                self._sink.write(part.slice(start, min(TEXT_SLICE, part.size - start)))
         self.rows += rows
 
     def write(self, batch: pa.RecordBatch) -> None:
