@@ -71,7 +71,8 @@ def progress_bar(settings: Settings, *, quiet: bool = False,
     with Display(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console, transient=False,
+        # stdout is the command's own output (replay prints while it runs): left alone.
+        console=console, transient=False, redirect_stdout=False,
     ) as display:
         bar = _Bar(display)
         try:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from commands.progress import progress_bar
@@ -19,18 +20,23 @@ from simulation import EXAMPLE_CAMPAIGN
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_terminal_shows_the_count_the_rate_and_the_eta() -> None:
+def test_a_terminal_shows_the_count_the_rate_and_the_eta(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Also breaks if what the command prints meanwhile is taken from stdout."""
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120)
     with progress_bar(Settings(), console=console) as progress:
         progress.stage("export", 30, "rows")
         for _ in range(3):
             progress.advance(10)
+            print('{"line": "of output"}')
         progress.stage("compare", None, "campaigns")  # the first line stays, complete
         progress.advance(2)
     text = out.getvalue()
     assert "export" in text and "30/30" in text and "rows/s" in text and "ETA" in text
     assert "compare" in text and "2/2" in text and "campaigns/s" in text
+    assert capsys.readouterr().out == '{"line": "of output"}\n' * 3 and "of output" not in text
 
 
 def test_nothing_is_drawn_when_piped_or_switched_off() -> None:
