@@ -63,6 +63,10 @@ class SheetSource(Protocol):
 
     def rules_versions(self, campaign: str) -> list[str]: ...
 
+    @property
+    def csv_text(self) -> bool:
+        """csv records written as text by the engine, or typed columns made text here."""
+
 
 @dataclass(frozen=True)
 class ExportRequest:
@@ -181,7 +185,8 @@ class Export:
     def _write(self, target: IO[bytes] | Path,
                progress: Callable[[int], None] | None) -> dict[str, Any]:
         req = self.request
-        shaper = Shaper(self.state, self.columns, csv=req.format == "csv", all_odd=self.all_odd)
+        text = req.format == "csv" and self.source.csv_text
+        shaper = Shaper(self.state, self.columns, csv=text, all_odd=self.all_odd)
         if isinstance(target, Path) and not self.needs_path:
             with target.open("wb") as sink:
                 return self._stream(self._writer(sink, shaper.schema), shaper, progress)
@@ -210,7 +215,8 @@ class Export:
                 req.campaign, req.filters, req.status, self.cut, self.block_rows,
                 projection=shaper.projection,
             ):
-                if isinstance(writer, CsvWriter):
+                if shaper.csv:
+                    assert isinstance(writer, CsvWriter)
                     writer.write_text(shaper.text(raw), raw.num_rows)
                 else:
                     writer.write(shaper.typed(raw))

@@ -9,15 +9,15 @@ Two renderings of one column plan (exports.columns.plan):
   empty answer as nothing, numbers bare), one String per sheet ending in a newline.
 
 Answers are read with visitParam* (ClickHouse 18.16 has no JSONExtract; chDB has both), which
-take the first `"id":` anywhere in the document and want no space after the colon. answers_json
-is json.dumps(sort_keys=True, ensure_ascii=False) (core/judge.py). In such a document with no
-escaped quote, every `"` bounds a string: `": ` is only ever a key's end (so the spaces can go),
-an `"id":` outside a nested object is a top-level key, and a quoted option is found in a list only
-as one of its elements. A sheet whose document has an escaped quote, a nested object, or a scale
-answer too long for Int64 to read as Python does, is `odd`: its document is sent along and its
-answer columns are computed again in Python (exports.shape), the definition this SQL follows.
-Few sheets are: a nested object or an overlong number is never a valid answer, and ASCII double
-quotes are rare in free text.
+take the first `"id":` anywhere in the document (the value starts after the one space json.dumps
+puts after a colon). answers_json is json.dumps(sort_keys=True, ensure_ascii=False)
+(core/judge.py). In such a document with no escaped quote, every `"` bounds a string: an `"id":`
+outside a nested object is a top-level key, and a quoted option is found in a list only as one of
+its elements. A sheet whose document has an escaped quote, a nested object, another layout
+(no space after the first colon), or a scale answer too long for Int64 to read as Python does, is
+`odd`: its document is sent along and its answer columns are computed again in Python
+(exports.shape), the definition this SQL follows. Few sheets are: a nested object or an overlong
+number is never a valid answer, and ASCII double quotes are rare in free text.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from storage.sql import literal
 # A JSON string as json.dumps writes it; a non-empty list of them as json.dumps writes it.
 STRING: Final = r'"(?:[^"\\]|\\.)*"'
 STRINGS: Final = r"^\[" + STRING + "(?:, " + STRING + r")*\]$"
-NESTED: Final = ("':{'", "'[{'", "', {'")  # where an object starts inside another
+NESTED: Final = ("': {'", "'[{'", "', {'")  # where an object starts inside another
 
 
 def _quoted(expr: str) -> str:
@@ -59,11 +59,15 @@ class Renderer:
     # -- shared per-row helpers ------------------------------------------------------------
 
     def helpers(self) -> list[tuple[str, str]]:
-        out = [("_j", "replaceAll(answers_json, '\": ', '\":')")]
         odd = ["position(answers_json, '\\\\\"') > 0",
-               *(f"position(_j, {n}) > 0" for n in NESTED)]
+               # json.dumps writes every key the same way: the first says how
+               "position(answers_json, '\":') != position(answers_json, '\": ')",
+               *(f"position(answers_json, {n}) > 0" for n in NESTED)]
+        out = []
         for qid, i in self.index.items():
-            out.append((f"_v{i}", f"visitParamExtractRaw(_j, {literal(qid)})"))
+            # the value, after the space json.dumps puts after the colon
+            raw = f"visitParamExtractRaw(answers_json, {literal(qid)})"
+            out.append((f"_v{i}", f"substring({raw}, 2)"))
             if self.kinds[qid] == "multi":
                 out.append((f"_ok{i}", f"match(_v{i}, {literal(STRINGS)})"))
             if self.kinds[qid] == "scale":
@@ -88,8 +92,12 @@ class Renderer:
         string's value, the JSON text of anything else (only a rejected sheet has that)."""
         i = self.index[c.question]
         blank = f"_v{i} IN ('', 'null')"
-        text = (f"if(substring(_v{i}, 1, 1) = '\"',"
-                f" visitParamExtractString(_j, {literal(c.question)}), _v{i})")
+        # A string without a backslash is its value; else visitParamExtractString reads it,
+        # in a document of its own (it wants no space after the colon).
+        unescaped = f"visitParamExtractString(concat('{{\"v\":', _v{i}, '}}'), 'v')"
+        string = (f"if(position(_v{i}, '\\\\') > 0, {unescaped},"
+                  f" substring(_v{i}, 2, length(_v{i}) - 2))")
+        text = f"if(substring(_v{i}, 1, 1) = '\"', {string}, _v{i})"
         return blank, text
 
     def _chosen(self, c: Column) -> str:

@@ -450,6 +450,11 @@ class SqlStore(ABC):
 
     # -- the export's row source (storage/sheets.py) -------------------------------------------
 
+    # Whether an export's csv records are best written as text by the engine (exports/sql.py):
+    # yes in process (chDB); a server beside us does the typed columns and pyarrow the text here,
+    # so the two processes share the work (ClickHouseStore).
+    csv_text: bool = True
+
     def clock(self) -> int:
         """The store's clock in whole epoch seconds (what `inserted_at` holds)."""
         with self._lock:

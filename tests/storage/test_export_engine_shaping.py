@@ -126,11 +126,14 @@ def test_csv_records_are_what_pyarrows_writer_writes(
         writer.write(batch)
     writer.finish({})
     expected = reference.getvalue()
-    for all_odd in (False, True):
-        got = write(store, "csv", tmp_path / f"{all_odd}.csv", all_odd=all_odd).read_bytes()
-        assert got.split(b"\n", 1)[0] == expected.split(b"\n", 1)[0]  # the header
-        assert len(got) == len(expected)
-        assert csv_rows(got).equals(csv_rows(expected)), all_odd
+    for text in (True, False):  # the engine's text (either store can), or pyarrow's
+        store.csv_text = text
+        for all_odd in (False, True):
+            path = tmp_path / f"{text}-{all_odd}.csv"
+            got = write(store, "csv", path, all_odd=all_odd).read_bytes()
+            assert got.split(b"\n", 1)[0] == expected.split(b"\n", 1)[0]  # the header
+            assert len(got) == len(expected)
+            assert csv_rows(got).equals(csv_rows(expected)), (text, all_odd)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
