@@ -34,7 +34,7 @@ from exports.writers import (
 )
 from storage.sheets import Projection
 
-BLOCK_ROWS: Final = 16_384  # rows per block: ~300 MB peak on the server path, see analysis.md
+BLOCK_ROWS: Final = 16_384  # rows per block: ~190 MB peak on the server path, see analysis.md
 CODEBOOK_FORMAT: Final = 1
 
 
