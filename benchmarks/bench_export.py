@@ -6,14 +6,16 @@ example campaign (135 units, 494 links, 12 questions with Chinese options, 1 in 
 in 20 with free text, 1 in 10 with an opinion). Then, each in a process of its own so its peak
 RSS (ru_maxrss, from wait4) is its own:
 
-  ours      exports.run.Export(...).write(file): the store's Arrow stream, shaping, the writer
+  ours      exports.run.Export(...).write(file): the cut and the counts, the store's Arrow stream
+            of the columns the engine computes (exports/sql.py), the writer
   engine    the same sheets (storage/sheets.py's query) written by the engine itself:
             chDB `INTO OUTFILE ... FORMAT CSVWithNames | Parquet`; on the server
             `clickhouse-client --query "... FORMAT CSVWithNames" > file` (18.16 has no Parquet)
 
 The engine writes the stored columns as they are; ours also turns answers_json into one column
-per question (and per option), names units and provinces, formats times: more work for the same
-rows, which is the point of the comparison (the floor the issue sets is 0.5 of the engine).
+per question (and per option), names units and provinces, formats times (in SQL, by the same
+engine): more work for the same rows, which is the point of the comparison (the floor the issue
+sets is 0.5 of the engine).
 
     python -m benchmarks.bench_export [--sheets N] [--formats csv,parquet]
                                       [--backends chdb,clickhouse] [--out FILE]

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
+from commands.progress import progress_bar
 from schemas.settings import Settings
 
 COLLECTOR_PORT = 8080
@@ -115,13 +116,16 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "replay":
         from runtime.distributed.replay import replay
 
-        return replay(settings, args.into_database)
+        with progress_bar(settings) as progress:
+            return replay(settings, args.into_database, progress)
     if command == "reconcile":
-        if args.reconcile_data_dir:
-            from runtime.reconcile import reconcile_data_dir
+        with progress_bar(settings) as progress:
+            if args.reconcile_data_dir:
+                from runtime.reconcile import reconcile_data_dir
 
-            return reconcile_data_dir(args.reconcile_data_dir, repair=args.repair)
-        from runtime.distributed.reconcile import reconcile
+                return reconcile_data_dir(args.reconcile_data_dir, repair=args.repair,
+                                          progress=progress)
+            from runtime.distributed.reconcile import reconcile
 
-        return reconcile(settings, repair=args.repair)
+            return reconcile(settings, repair=args.repair, progress=progress)
     raise SystemExit(f"survey-ingest {command}: unknown command")

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from commands.progress import progress_bar
 from core.judge import device_hash
+from core.progress import SILENT, Progress
 from schemas.settings import Settings
 from storage import SqlStore, open_store
 from storage.sql import literal
@@ -86,10 +88,11 @@ def where_clause(
     return f"{clause} AND received_at < {literal(midnight)}"
 
 
-def erase(store: SqlStore, campaign: str, where: str, *, dry_run: bool = False) -> int:
+def erase(store: SqlStore, campaign: str, where: str, *, dry_run: bool = False,
+          progress: Progress = SILENT) -> int:
     """Delete the sheets matching `where` everywhere they are kept; returns how many verdicts
     there were (Store.erase: rows, review rows, finding samples; counts rebuilt over their days)."""
-    return store.erase(campaign, where, dry_run=dry_run)
+    return store.erase(campaign, where, dry_run=dry_run, progress=progress)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -107,7 +110,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         url = f"chdb://{chdb_dir}"
     store = open_store(url)
     try:
-        deleted = erase(store, args.campaign, where, dry_run=args.dry_run)
+        with progress_bar(settings) as progress:
+            deleted = erase(store, args.campaign, where, dry_run=args.dry_run, progress=progress)
     finally:
         store.close()
     print(json.dumps({

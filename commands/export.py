@@ -1,7 +1,8 @@
 """`survey-ingest export`: a campaign's answer sheets as csv, xlsx, sav or parquet (CONTRACT §9),
 from the chDB store of a stopped embedded instance (`--data-dir`), a ClickHouse server
 (`--clickhouse-url`, with the registry from Kafka or `--campaign-file`), or a running instance
-over HTTP (`--url --token`). A long export shows its progress on the terminal (rows, rows/s, ETA).
+over HTTP (`--url --token`). A long export shows its progress on a terminal (rows, rows/s, ETA;
+commands/progress.py).
 
 The file appears under its name only once complete: it is written as `<out>.part` and renamed.
 """
@@ -12,12 +13,11 @@ import argparse
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from commands.common import CliError, local_operator
+from commands.progress import progress_bar
 from core.ports import RegionFilter
 from exports.formats import FORMATS, STATUSES
 from schemas.settings import Settings
@@ -62,38 +62,6 @@ def add_command(sub: Any) -> None:
 
 def filters_of(args: argparse.Namespace) -> RegionFilter:
     return RegionFilter(**{n: getattr(args, n) for n in (*FILTERS, "date_from", "date_to")})
-
-
-@contextmanager
-def progress_bar(total: int | None, unit: str, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress display on stderr (count, rate, ETA); `advance(n)` moves it."""
-    if quiet:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        Task,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            return Text(f"{task.speed or 0:,.0f} {unit}/s")
-
-    with Progress(
-        TextColumn("[bold]export"), BarColumn(), MofNCompleteColumn(), Rate(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=False,
-    ) as bar:
-        task = bar.add_task("export", total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,8 +137,9 @@ def _local(
     with store:
         try:
             export = Export(store, registry.get(args.campaign), request)
-            with progress_bar(export.total, "rows", args.quiet) as advance:
-                codebook = export.write(part, advance)
+            with progress_bar(settings, quiet=args.quiet) as progress:
+                progress.stage("export", export.total, "rows")
+                codebook = export.write(part, progress.advance)
         except ExportError as exc:
             raise CliError(str(exc)) from exc
     return {"rows": export.rows, "as_of": export.as_of.isoformat(), "codebook": codebook}
@@ -194,12 +163,11 @@ def _remote(args: argparse.Namespace, settings: Settings, part: Path) -> dict[st
             rows = int(r.headers.get("x-export-rows", "0"))
             as_of = r.headers.get("x-export-as-of", "")
             length = r.headers.get("content-length")
-            with part.open("wb") as f, progress_bar(
-                int(length) if length else None, "bytes", args.quiet
-            ) as advance:
+            with part.open("wb") as f, progress_bar(settings, quiet=args.quiet) as progress:
+                progress.stage("download", int(length) if length else None, "bytes")
                 for chunk in r.iter_bytes(1 << 20):
                     f.write(chunk)
-                    advance(len(chunk))
+                    progress.advance(len(chunk))
         params["as_of"] = as_of
         cb = httpx.get(f"{base}/codebook", params=params, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:

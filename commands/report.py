@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from commands.progress import progress_bar
+from core.progress import Progress
 from core.registry import Registry
 from runtime.registry import (
     RegistryUnavailable,
@@ -85,15 +87,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except Exception as exc:  # an unreachable server or a busy chDB directory
             raise RegistryUnavailable(f"cannot open the store {url}: {exc}") from exc
         if args.all_eligible:
-            with store:
-                return _all_eligible(args, store, state, previous, started)
+            with store, progress_bar(settings) as progress:
+                return _all_eligible(args, store, state, previous, started, progress)
         if args.topic:
             scope = topic_scope(state, args.campaign, args.topic)
         else:
             scope = Scope(args.campaign, province=args.province, work_region=args.work_region)
-        with store:
-            data = build_report_from_store(store, state, scope, previous=previous)
-        written = write_report(data, args.out)
+        with progress_bar(settings) as progress:
+            progress.stage("report", 4, "steps")  # figures, html, pdf, docx
+            with store:
+                data = build_report_from_store(store, state, scope, previous=previous)
+            progress.advance()
+            written = write_report(data, args.out, progress=progress)
     except (ReportError, RegistryUnavailable) as exc:
         print(f"survey-ingest report: {exc}", file=sys.stderr)
         return 2
@@ -108,7 +113,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _all_eligible(args: argparse.Namespace, store: Any, state: Any, previous: Any,
-                  started: float) -> int:
+                  started: float, progress: Progress) -> int:
     from reports.batch import Job, eligible_jobs, run_all
     from reports.build import build_report_from_store, topic_scope
     from reports.eligibility import ELIGIBILITY_THRESHOLD
@@ -130,8 +135,7 @@ def _all_eligible(args: argparse.Namespace, store: Any, state: Any, previous: An
         return build_report_from_store(store, state, scope, previous=previous,
                                        nation_memo=nation_memo)
 
-    results = run_all(jobs, args.out, build, workers=args.workers,
-                      progress=sys.stderr.isatty())
+    results = run_all(jobs, args.out, build, workers=args.workers, progress=progress)
     print(json.dumps({
         "campaign": args.campaign, "reports": len(results),
         "skipped": sum(1 for r in results if r.get("skipped")),

@@ -1,25 +1,27 @@
-"""Turns the row source's batches (storage.sheets.SHEET_COLUMNS) into the export's columns
-(exports.columns.plan), column by column in Arrow: no Python work per row on the common path.
+"""Turns the engine's projection (exports.sql) into what a writer takes: for csv the records'
+text, for the other formats a batch of the export's typed columns (exports.columns.plan).
 
-Answers are parsed by Arrow's JSON reader against a schema the questionnaire gives (a scale is an
-integer, a choice or text a string, a multi-choice a list of strings). A batch holding an answer
-of another type (only a rejected sheet can: judging refuses them, and keeps them) is parsed again
-in Python, where such a value becomes empty in a numeric column and its JSON text in a text one.
+The engine does the per-row work. What is left here is column-wise (receive time as an Arrow
+timestamp) and the `odd` sheets (see exports.sql), whose answers are parsed in Python: this is
+the definition the SQL follows. A value of the wrong type (only a rejected sheet can hold one:
+judging refuses them, and keeps them) is empty in a numeric or 0/1 column and its JSON text in a
+text one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 from core.registry import CampaignState
 from exports.columns import Column
+from exports.sql import Renderer
+from storage.sheets import Projection
 
 _INT64: Final = (-(2**63), 2**63 - 1)
 
@@ -40,89 +42,84 @@ def schema(columns: Sequence[Column], tz: str) -> pa.Schema:
     return pa.schema([pa.field(c.name, arrow_type(c, tz)) for c in columns])
 
 
-class Shaper:
-    """Shapes batches of one campaign for one column plan."""
+def csv_header(columns: Sequence[Column]) -> bytes:
+    """The header line as pyarrow's CSV writer writes it."""
+    return (",".join('"' + c.name.replace('"', '""') + '"' for c in columns) + "\n").encode()
 
-    def __init__(self, state: CampaignState, columns: Sequence[Column]) -> None:
+
+class Shaper:
+    """Shapes the projection's batches of one campaign, one column plan and one format."""
+
+    def __init__(self, state: CampaignState, columns: Sequence[Column], *, csv: bool,
+                 all_odd: bool = False) -> None:
         self.columns = list(columns)
+        self.csv = csv
         self.tz = state.definition.timezone
         self.schema = schema(self.columns, self.tz)
-        self.unit_names = _lookup({u.id: u.name for u in state.units.values()})
-        self.province_names = _lookup({p.id: p.name for p in state.provinces.values()})
+        renderer = Renderer(state, self.columns, all_odd=all_odd)
+        self.projection: Projection = renderer.csv() if csv else renderer.typed()
+        self.answer_columns = [c for c in self.columns if c.kind != "fixed"]
         # One parse type per question with an answer column.
         answer_types: dict[str, pa.DataType] = {}
-        for c in self.columns:
+        for c in self.answer_columns:
             if c.kind == "multi":
                 answer_types[c.question] = pa.list_(pa.string())
             elif c.kind == "scale":
                 answer_types[c.question] = pa.int64()
-            elif c.kind != "fixed":
+            else:
                 answer_types[c.question] = pa.string()
         self.answer_schema = pa.schema(list(answer_types.items()))
 
-    def shape(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        n = batch.num_rows
-        raw = {name: batch.column(name) for name in batch.schema.names}
-        answers = self._answers(raw["answers_json"], n)
+    def typed(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The export's columns from a batch of the typed projection."""
         out: list[pa.Array] = []
-        for c in self.columns:
-            out.append(self._column(c, raw, answers, n))
+        for i, field in enumerate(self.schema):
+            col = batch.column(i)
+            if field.name == "received_at":
+                col = pc.cast(col, pa.int64()).cast(field.type)
+            elif col.type != field.type:
+                col = pc.cast(col, field.type)
+            out.append(col)
+        odd = self._odd(batch)
+        if odd is not None:
+            mask, answers = odd
+            names = self.schema.names
+            for c in self.answer_columns:
+                i = names.index(c.name)
+                out[i] = pc.replace_with_mask(out[i], mask, answers[c.name])
         return pa.RecordBatch.from_arrays(out, schema=self.schema)
 
-    def _column(
-        self, c: Column, raw: Mapping[str, pa.Array], answers: pa.StructArray, n: int
-    ) -> pa.Array:
-        if c.kind == "fixed":
-            if c.name == "received_at":
-                return pc.cast(raw["received_at"], pa.int64()).cast(pa.timestamp("s", tz=self.tz))
-            if c.name == "reasons":
-                return pc.binary_join(pc.cast(raw["reasons"], pa.list_(pa.string())), ";")
-            if c.name == "unit_name":
-                return self.unit_names(raw["unit"])
-            if c.name == "province_name":
-                return self.province_names(raw["province"])
-            if c.name == "duration_seconds":
-                return pc.cast(raw["duration_seconds"], pa.float64())
-            return pc.cast(raw[c.name], pa.string())
-        value = answers.field(c.question)
-        if c.kind == "multi":
-            return _chosen(value, c.option, n)
-        return value
+    def text(self, batch: pa.RecordBatch) -> list[pa.Buffer]:
+        """The CSV records of a batch of the csv projection, as buffers to write in order."""
+        lines = batch.column("_line")
+        odd = self._odd(batch)
+        if odd is None:
+            return [_data(lines)]
+        mask, answers = odd
+        parts: list[Any] = [pc.filter(batch.column("_odd_head"), mask)]
+        for c in self.answer_columns:
+            parts += [csv_field(answers[c.name]), ","]
+        parts.append(pc.filter(batch.column("_odd_tail"), mask))
+        redone = pc.binary_join_element_wise(*parts, "")
+        return [_data(pc.filter(lines, pc.invert(mask))), _data(redone)]
 
-    def _answers(self, docs: pa.Array, n: int) -> pa.StructArray:
-        if not self.answer_schema:
-            return _empty(n)
-        docs = pc.cast(docs, pa.string())
-        # One JSON document per line; a sheet without answers is an empty object, so the
-        # reader yields exactly one row per sheet (json.dumps never writes a raw newline).
-        docs = pc.if_else(pc.equal(docs, ""), "{}", docs)
-        lines = pc.binary_join_element_wise(docs, "", "\n")
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:]
-        data = lines.buffers()[2]
-        body = data[int(offsets[0]) : int(offsets[n])] if n else pa.py_buffer(b"")
-        try:
-            parsed = pa_json.read_json(
-                pa.BufferReader(body),
-                read_options=pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20,
-                                                                                   body.size + 1)),
-                parse_options=pa_json.ParseOptions(
-                    explicit_schema=self.answer_schema, unexpected_field_behavior="ignore"
-                ),
-            )
-            if parsed.num_rows == n:
-                table = parsed.select(self.answer_schema.names).combine_chunks()
-                return pa.StructArray.from_arrays(
-                    [table.column(i).chunk(0) if table.column(i).num_chunks else
-                     pa.nulls(n, table.schema.field(i).type) for i in range(table.num_columns)],
-                    fields=list(self.answer_schema),
-                )
-        except pa.ArrowInvalid:
-            pass
-        return self._answers_slowly(docs.to_pylist())
+    def _odd(self, batch: pa.RecordBatch) -> tuple[pa.Array, dict[str, pa.Array]] | None:
+        """(mask of the odd rows, their answer columns parsed in Python), or None."""
+        mask = pc.cast(batch.column("_odd"), pa.bool_())
+        if not self.answer_columns or not pc.any(mask).as_py():
+            return None
+        docs = pc.filter(batch.column("_odd_answers"), mask).to_pylist()
+        parsed = self._answers_slowly(docs)
+        n = len(docs)
+        answers: dict[str, pa.Array] = {}
+        for c in self.answer_columns:
+            value = parsed.field(c.question)
+            answers[c.name] = _chosen(value, c.option, n) if c.kind == "multi" else value
+        return mask, answers
 
     def _answers_slowly(self, docs: Sequence[str | None]) -> pa.StructArray:
-        """The same struct, parsed in Python: a value of the wrong type is kept as JSON text in
-        a text column and left empty in a numeric or multi-choice one."""
+        """One struct per document, a field per question: a value of the wrong type is kept as
+        JSON text in a text field and left empty in a numeric or multi-choice one."""
         columns: dict[str, list[Any]] = {name: [] for name in self.answer_schema.names}
         for doc in docs:
             try:
@@ -139,6 +136,27 @@ class Shaper:
         )
 
 
+def csv_field(values: pa.Array) -> pa.Array:
+    """CSV fields as pyarrow's writer (and exports.sql) writes them: a string quoted with its
+    quotes doubled, a number bare, an empty value as nothing."""
+    if pa.types.is_string(values.type):
+        quoted = pc.binary_join_element_wise(
+            '"', pc.replace_substring(values, '"', '""'), '"', "")
+        return pc.fill_null(quoted, "")
+    return pc.fill_null(pc.cast(values, pa.string()), "")
+
+
+def _data(lines: pa.Array) -> pa.Buffer:
+    """The bytes of a string array's values, back to back (no copy)."""
+    if not len(lines):
+        return pa.py_buffer(b"")
+    width = np.int64 if pa.types.is_large_string(lines.type) else np.int32
+    _, offsets_buffer, data = lines.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=width)
+    start, end = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return data[start:end] if data is not None and end > start else pa.py_buffer(b"")
+
+
 def _coerce(value: Any, kind: pa.DataType) -> Any:
     if value is None:
         return None
@@ -150,10 +168,6 @@ def _coerce(value: Any, kind: pa.DataType) -> Any:
             return value
         return None
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _empty(n: int) -> pa.StructArray:
-    return pa.StructArray.from_arrays([pa.nulls(n)], names=["_"])
 
 
 def _chosen(value: pa.Array, option: str, n: int) -> pa.Array:
@@ -168,17 +182,3 @@ def _chosen(value: pa.Array, option: str, n: int) -> pa.Array:
         hits = pc.fill_null(pc.equal(flat, option), False).to_numpy(zero_copy_only=False)
         chosen[parents[hits]] = 1
     return pa.array(chosen, type=pa.int8(), mask=~answered)
-
-
-def _lookup(names: Mapping[str, str]) -> Any:
-    """ids -> names, column-wise: an id the registry does not know (or '') gets ''."""
-    keys = pa.array(list(names), type=pa.string())
-    values = pa.array(list(names.values()), type=pa.string())
-
-    def look(ids: pa.Array) -> pa.Array:
-        ids = pc.cast(ids, pa.string())
-        if not len(keys):
-            return pa.array([""] * len(ids), type=pa.string())
-        return pc.fill_null(pc.take(values, pc.index_in(ids, value_set=keys)), "")
-
-    return look

@@ -1,7 +1,7 @@
-"""One writer per format, each over the field's library: csv (pyarrow's CSV writer, UTF-8 with a
-BOM), xlsx (xlsxwriter in constant_memory mode, the codebook as a second sheet), sav (pyreadstat:
-variable labels, value labels, multi-choice 0/1 variables) and parquet (pyarrow, typed columns,
-one row group per block).
+"""One writer per format, each over the field's library: csv (UTF-8 with a BOM; records as
+pyarrow's CSV writer writes them, by the engine or by pyarrow), xlsx (xlsxwriter in
+constant_memory mode, the codebook as a second sheet), sav (pyreadstat: variable labels, value
+labels, multi-choice 0/1 variables) and parquet (pyarrow, typed columns, a row group per block).
 
 csv, xlsx and parquet hold one block at a time. sav cannot: ReadStat needs the row count and
 each string variable's width before the first row, and pyreadstat takes a whole data frame, so
@@ -27,8 +27,10 @@ import pyarrow.parquet as pq
 
 from exports.columns import Column
 from exports.formats import XLSX_MAX_ROWS
+from exports.shape import csv_header
 
 BOM: Final = "\ufeff".encode()
+TEXT_SLICE: Final = 256 * 1024
 
 
 def iso_text(values: pa.Array) -> pa.Array:
@@ -82,20 +84,36 @@ class Writer(ABC):
 
 
 class CsvWriter(Writer):
+    """The records' text comes written by the engine (`write_text`, exports.sql), as pyarrow's
+    CSV writer would write it; `write` takes typed batches through pyarrow's writer itself."""
+
     def __init__(self, sink: IO[bytes], columns: Sequence[Column], schema: pa.Schema) -> None:
         super().__init__(columns, schema)
+        self._sink = sink
         sink.write(BOM)  # so Excel reads the file as UTF-8
-        text_schema = pa.schema([
+        sink.write(csv_header(columns))
+        self._text_schema = pa.schema([
             pa.field(f.name, pa.string()) if pa.types.is_timestamp(f.type) else f for f in schema
         ])
-        self._writer = pa_csv.CSVWriter(sink, text_schema)
+        self._writer: pa_csv.CSVWriter | None = None
+
+    def write_text(self, parts: Sequence[pa.Buffer], rows: int) -> None:
+        for part in parts:
+            # In slices (no copy): a bounded sink (the HTTP pipe) takes a block bit by bit.
+            for start in range(0, part.size, TEXT_SLICE):
+                self._sink.write(part.slice(start, min(TEXT_SLICE, part.size - start)))
+        self.rows += rows
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._writer = pa_csv.CSVWriter(self._sink, self._text_schema,
+                                            write_options=pa_csv.WriteOptions(include_header=False))
         self._writer.write_batch(as_text_table(batch))
         self.rows += batch.num_rows
 
     def finish(self, codebook: Mapping[str, Any]) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class ParquetWriter(Writer):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.progress import SILENT, Progress
 from core.registry import CampaignState
 from reports import queries
 from reports.eligibility import ELIGIBILITY_THRESHOLD, eligible_regions, eligible_topics
@@ -75,11 +76,10 @@ def render_one(data: ReportData, folder: Path) -> dict[str, Any]:
 
 
 def run_all(jobs: list[Job], out: Path, build: Callable[[Job], ReportData],
-            workers: int = 2, progress: bool = True) -> list[dict[str, Any]]:
+            workers: int = 2, progress: Progress = SILENT) -> list[dict[str, Any]]:
     """Builds the jobs not done yet: figures by `build` here, documents in `workers`
-    processes; returns one summary per job (those skipped read back from done.json)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
+    processes; returns one summary per job (those skipped read back from done.json).
+    `progress`: one step per report, those already done first."""
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
     todo = []
@@ -89,25 +89,24 @@ def run_all(jobs: list[Job], out: Path, build: Callable[[Job], ReportData],
             results[job.folder] = {**json.loads((folder / DONE).read_text()), "skipped": True}
         else:
             todo.append(job)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), disable=not progress) as bar:
-        task = bar.add_task("reports", total=len(jobs), completed=len(jobs) - len(todo))
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures: dict[Future[dict[str, Any]], Job] = {}
-            for job in todo:
-                started = time.monotonic()
-                data = build(job)
-                build_seconds = round(time.monotonic() - started, 2)
-                future = pool.submit(render_one, data, out / job.folder)
-                futures[future] = job
-                future.build_seconds = build_seconds  # type: ignore[attr-defined]
-            for future in as_completed(futures):
-                job = futures[future]
-                summary = {**future.result(), "kind": job.kind, "id": job.id,
-                           "build_seconds": future.build_seconds}  # type: ignore[attr-defined]
-                (out / job.folder / DONE).write_text(json.dumps(summary, ensure_ascii=False))
-                results[job.folder] = summary
-                bar.update(task, advance=1, description=job.name)
+    progress.stage("reports", len(jobs), "reports")
+    progress.advance(len(jobs) - len(todo))
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures: dict[Future[dict[str, Any]], Job] = {}
+        for job in todo:
+            started = time.monotonic()
+            data = build(job)
+            build_seconds = round(time.monotonic() - started, 2)
+            future = pool.submit(render_one, data, out / job.folder)
+            futures[future] = job
+            future.build_seconds = build_seconds  # type: ignore[attr-defined]
+        for future in as_completed(futures):
+            job = futures[future]
+            summary = {**future.result(), "kind": job.kind, "id": job.id,
+                       "build_seconds": future.build_seconds}  # type: ignore[attr-defined]
+            (out / job.folder / DONE).write_text(json.dumps(summary, ensure_ascii=False))
+            results[job.folder] = summary
+            progress.advance()
     ordered = [results[j.folder] for j in jobs]
     write_index(jobs, ordered, out)
     return ordered

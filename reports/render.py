@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from core.progress import SILENT, Progress
 from reports import charts, fonts
 from reports.document import Block, Chart, Document, Heading, PageBreak, Para, Table, build_document
 from reports.model import ReportData
@@ -165,14 +166,19 @@ class Written:
     tables: int
 
 
-def write_report(data: ReportData, out_dir: Path, *, require_cjk_font: bool = False) -> Written:
+def write_report(data: ReportData, out_dir: Path, *, require_cjk_font: bool = False,
+                 progress: Progress = SILENT) -> Written:
+    """report.html, report.pdf and report.docx into `out_dir`; one `progress` step each."""
     fonts.configure(required=require_cjk_font)
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = build_document(data)
     text = render_html(doc)
     html_path, pdf_path, docx_path = (out_dir / f"report.{x}" for x in ("html", "pdf", "docx"))
     html_path.write_text(text, encoding="utf-8")
+    progress.advance()
     pages = render_pdf(text, pdf_path, out_dir)
+    progress.advance()
     tables = render_docx(doc, docx_path)
+    progress.advance()
     n_charts = sum(1 for b in doc.blocks if isinstance(b, Chart))
     return Written(html_path, pdf_path, docx_path, pages, n_charts, tables)

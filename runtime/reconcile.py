@@ -22,18 +22,22 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from core.counting import Count
+from core.progress import SILENT, Progress
 from core.registry import Registry
 from core.review import Override, overrides_for
 from storage import SqlStore
 
 
-def differences(store: SqlStore, registry: Registry) -> list[dict[str, Any]]:
+def differences(store: SqlStore, registry: Registry,
+                progress: Progress = SILENT) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    progress.stage("reconcile", 1 + len(registry.campaigns), "checks")
     for d in store.count_differences():
         key = dict(d.key)
         campaign = key.pop("campaign", "")
         out.append({"table": d.table, "campaign": campaign, "scope": key, "stored": d.stored,
                     "expected": d.expected})
+    progress.advance()
     for campaign in sorted(registry.campaigns):
         missing, extra = review_differences(store, registry, campaign)
         for o in missing:
@@ -51,6 +55,7 @@ def differences(store: SqlStore, registry: Registry) -> list[dict[str, Any]]:
             if a != b:
                 out.append({"table": "standing_unit_counts", "campaign": campaign,
                             "scope": {"unit": unit}, "stored": asdict(a), "expected": asdict(b)})
+        progress.advance()
     return out
 
 
@@ -71,22 +76,25 @@ def review_differences(
     return missing, extra
 
 
-def repair(store: SqlStore, registry: Registry) -> None:
+def repair(store: SqlStore, registry: Registry, progress: Progress = SILENT) -> None:
+    progress.stage("repair", 1 + len(registry.campaigns), "steps")
     store.rebuild_counts()
+    progress.advance()
     for campaign in sorted(registry.campaigns):
         missing, extra = review_differences(store, registry, campaign)
         if extra:
             store.delete_review_rows(campaign, [(sid, did) for sid, did, _ in extra])
         store.insert_overrides(missing)
+        progress.advance()
 
 
 def reconcile(store: SqlStore, registry: Registry, *, repair_them: bool = False,
-              out: TextIO = sys.stdout) -> int:
-    found = differences(store, registry)
+              out: TextIO = sys.stdout, progress: Progress = SILENT) -> int:
+    found = differences(store, registry, progress)
     _print(found, out)
     if found and repair_them:
-        repair(store, registry)
-        left = differences(store, registry)
+        repair(store, registry, progress)
+        left = differences(store, registry, progress)
         print(f"reconcile: repaired; {len(left)} differences left", file=sys.stderr)
         _print(left, out)
         return 1 if left else 0
@@ -100,7 +108,8 @@ def _print(rows: Iterable[dict[str, Any]], out: TextIO) -> None:
         print(json.dumps(row, ensure_ascii=False, sort_keys=True), file=out, flush=True)
 
 
-def reconcile_data_dir(data_dir: str, *, repair: bool = False) -> int:
+def reconcile_data_dir(data_dir: str, *, repair: bool = False,
+                       progress: Progress = SILENT) -> int:
     """The embedded equivalent: a stopped instance's registry and chDB store."""
     from pathlib import Path
 
@@ -111,6 +120,6 @@ def reconcile_data_dir(data_dir: str, *, repair: bool = False) -> int:
     registry = from_data_dir(data)
     store = open_store(f"chdb://{data / 'chdb'}")
     try:
-        return reconcile(store, registry, repair_them=repair)
+        return reconcile(store, registry, repair_them=repair, progress=progress)
     finally:
         store.close()

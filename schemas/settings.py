@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     # How often a serving process moves its tally of answering-page loads into the store
     # (api/opens.py); a crash loses at most this long's loads of that process.
     opens_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # The long commands' progress display on stderr (commands/progress.py): "auto" when stderr
+    # is a terminal, "always" (also when piped), "never".
+    progress: Literal["auto", "always", "never"] = "auto"
 
     @property
     def topics(self) -> Topics:

@@ -25,6 +25,7 @@ from core.ports import (
     RegionFilter,
     SubmissionStatus,
 )
+from core.progress import SILENT, Progress
 from core.review import DecisionIndex, Override, ReviewTarget, overrides_for, target_of
 from schemas.campaign import Question
 from schemas.events import ReviewDecided, SubmissionJudged
@@ -284,7 +285,8 @@ class SqlStore(ABC):
         with self._lock:
             return upkeep.hashes(self._execute, campaign)
 
-    def erase(self, campaign: str, where: str, *, dry_run: bool = False) -> int:
+    def erase(self, campaign: str, where: str, *, dry_run: bool = False,
+              progress: Progress = SILENT) -> int:
         """Delete the sheets matching `where` (a condition over the submissions table, from
         commands/erase.py) with their review rows and finding samples, and move the counts
         accordingly; returns how many verdicts matched."""
@@ -292,7 +294,7 @@ class SqlStore(ABC):
             ids = [] if dry_run else [str(r[0]) for r in self._execute(
                 f"SELECT DISTINCT submission_id FROM submissions WHERE {where}")]
             matched = upkeep.erase(self._execute, self.database, campaign, where,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, progress=progress)
             if ids:
                 self._forget_samples(campaign, ids)
         return matched
@@ -448,6 +450,11 @@ class SqlStore(ABC):
 
     # -- the export's row source (storage/sheets.py) -------------------------------------------
 
+    # Whether an export's csv records are best written as text by the engine (exports/sql.py):
+    # yes in process (chDB); a server beside us does the typed columns and pyarrow the text here,
+    # so the two processes share the work (ClickHouseStore).
+    csv_text: bool = True
+
     def clock(self) -> int:
         """The store's clock in whole epoch seconds (what `inserted_at` holds)."""
         with self._lock:
@@ -469,10 +476,12 @@ class SqlStore(ABC):
         status: sheets.StatusFilter,
         cut: int,
         batch_rows: int = 65_536,
+        projection: sheets.Projection | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """One row per sheet in scope (CONTRACT §6: a submission id's first verdict, under its
         standing status after review decisions; conflicting resends left out), stored at or
-        before `cut` (see `clock`), as Arrow batches with columns sheets.SHEET_COLUMNS.
+        before `cut` (see `clock`), as Arrow batches with columns sheets.SHEET_COLUMNS, or the
+        columns of `projection` computed from them by the engine.
         `status="accepted"`: only sheets standing accepted. Rows come in no particular order.
 
         The sheets and their standing status are storage/standing.py's, as every count's
@@ -481,8 +490,11 @@ class SqlStore(ABC):
         """
         import pyarrow as pa
 
-        query = sheets.sheets_sql(campaign, filters, status, cut)
-        names = list(sheets.SHEET_COLUMNS)
+        if projection is None:
+            query = sheets.sheets_sql(campaign, filters, status, cut)
+        else:
+            query = sheets.projected_sql(campaign, filters, status, cut, projection)
+        names = list(sheets.SHEET_COLUMNS) if projection is None else projection.names
         for batch in self._stream_arrow(query, batch_rows):
             if batch.num_rows:
                 yield pa.RecordBatch.from_arrays(batch.columns, names=names)

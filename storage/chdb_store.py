@@ -98,8 +98,11 @@ class ChdbStore(SqlStore):
         stream: Any = None
         try:
             session.query(f"USE {self.database}")
+            # Uncompressed: the batches stay in this process, and lz4 on them cost ~40 % of an
+            # export's time (benchmarks/analysis.md).
             stream = session.send_query(
-                f"{query} SETTINGS max_block_size = {int(block_rows)}", "Arrow"
+                f"{query} SETTINGS max_block_size = {int(block_rows)},"
+                " output_format_arrow_compression_method = 'none'", "Arrow"
             )
             yield from stream.record_batch(rows_per_batch=int(block_rows))
         finally:

@@ -12,6 +12,7 @@ as it stood at one instant, whatever the order the rows are streamed in. The fil
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from core.ports import RegionFilter
@@ -51,6 +52,33 @@ def sheets_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: 
     source = standing.sheets_sql(campaign, cut=cut, conditions=conditions)
     where = " WHERE status = 'accepted'" if status == "accepted" else ""
     return f"SELECT {_COLUMNS} FROM {source} AS s{where}"
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Columns the engine computes from the row source's, instead of SHEET_COLUMNS: `helpers`
+    are (alias, expression) pairs computed once per row for the columns to share, `columns` the
+    (name, expression) pairs yielded, in order. Expressions see SHEET_COLUMNS by name, except
+    that the standing status is `standing` (see `sheets_sql`), and the helpers by alias."""
+
+    helpers: tuple[tuple[str, str], ...]
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+def projected_sql(
+    campaign: str, filters: RegionFilter, status: StatusFilter, cut: int, projection: Projection
+) -> str:
+    """`projection` over the rows of `sheets_sql` (the same sheets, the same cut). Two levels,
+    so that a helper (one answer pulled out of answers_json) is computed once however many
+    columns use it."""
+    helpers = "".join(f", {expr} AS {alias}" for alias, expr in projection.helpers)
+    columns = ", ".join(f"{expr} AS _c{i}" for i, (_, expr) in enumerate(projection.columns))
+    inner = sheets_sql(campaign, filters, status, cut)
+    return f"SELECT {columns} FROM (SELECT *{helpers} FROM ({inner}) AS s0) AS s1"
 
 
 def counts_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: int) -> str:

@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.progress import SILENT, Progress
 from storage import count_tables
 from storage.count_tables import COUNT_TABLES, CountTable
 from storage.sql import identifier, in_list, literal
 
 Execute = Callable[[str], Sequence[Sequence[Any]]]
 MUTATION_TIMEOUT_S = 300.0
+ERASE_CHUNK = 20_000  # ids per DELETE mutation
 # Tables holding per-sheet rows, erased with the sheet (the count tables are rebuilt instead).
 SHEET_TABLES = ("submissions", "review_sheets", "review_overrides")
 
@@ -62,7 +64,7 @@ def top_up(execute: Execute) -> None:
 
 def rebuild(
     execute: Execute, database: str, campaign: str | None = None,
-    days: Sequence[str] | None = None,
+    days: Sequence[str] | None = None, progress: Progress = SILENT,
 ) -> None:
     """Every count table recomputed from the verdicts: whole (TRUNCATE) or over a campaign
     and optionally some days (DELETE mutation, then refill of the same scope)."""
@@ -74,6 +76,7 @@ def rebuild(
             execute(f"ALTER TABLE {identifier(table.name)} DELETE WHERE {scope}")
             wait_for_mutations(execute, database, table.name)
         execute(table.insert_sql(scope))
+        progress.advance()
 
 
 def hashes(execute: Execute, campaign: str) -> dict[str, tuple[int, int]]:
@@ -93,7 +96,7 @@ def hashes(execute: Execute, campaign: str) -> dict[str, tuple[int, int]]:
 
 
 def erase(execute: Execute, database: str, campaign: str, where: str, *,
-          dry_run: bool = False) -> int:
+          dry_run: bool = False, progress: Progress = SILENT) -> int:
     """Delete the sheets of `campaign` matching `where` (over the submissions table) from every
     table holding per-sheet rows, then rebuild the count tables over the days they were in, so
     the counts move with them and reconcile stays clean. Returns how many verdicts matched.
@@ -107,14 +110,19 @@ def erase(execute: Execute, database: str, campaign: str, where: str, *,
     days = [str(r[0]) for r in execute(
         f"SELECT DISTINCT toString(day) FROM submissions WHERE {where}")]
     c = literal(campaign)
-    for start in range(0, len(ids), 20_000):
-        chunk = in_list(ids[start : start + 20_000])
+    starts = range(0, len(ids), ERASE_CHUNK)
+    steps = (len(starts) + 1) * len(SHEET_TABLES) + len(COUNT_TABLES)
+    progress.stage("erase", steps, "steps")
+    for start in starts:
+        chunk = in_list(ids[start : start + ERASE_CHUNK])
         for table in SHEET_TABLES:
             execute(f"ALTER TABLE {table} DELETE WHERE campaign = {c}"
                     f" AND submission_id IN {chunk}")
+            progress.advance()
     for table in SHEET_TABLES:
         wait_for_mutations(execute, database, table)
-    rebuild(execute, database, campaign, days)
+        progress.advance()
+    rebuild(execute, database, campaign, days, progress)
     return matched
 
 

@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 from core.counting import Count
 from core.judge import JudgeState, judge
 from core.ports import Store
+from core.progress import SILENT, Progress
 from core.registry import Registry
 from runtime.registry import from_topic
 from schemas.events import SubmissionJudged, SubmissionReceived
@@ -50,7 +51,7 @@ def database_of(url: str) -> str:
     return urlsplit(url).path.strip("/") or "default"
 
 
-def merged_raw(bootstrap: str, topic: str) -> Iterator[RawRecord]:
+def merged_raw(bootstrap: str, topic: str, progress: Progress = SILENT) -> Iterator[RawRecord]:
     """Every raw record up to the end offsets at the start, merged by receive time."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
@@ -63,6 +64,7 @@ def merged_raw(bootstrap: str, topic: str) -> Iterator[RawRecord]:
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
+        progress.stage("replay", sum(end[tp] - consumer.position(tp) for tp in tps), "records")
         buffers: dict[TopicPartition, deque[RawRecord]] = {tp: deque() for tp in tps}
         unread = {tp for tp in tps if consumer.position(tp) < end[tp]}
         while True:
@@ -90,13 +92,15 @@ def _raw(partition: int, offset: int, value: bytes) -> RawRecord:
     return RawRecord((at, partition, offset), where, received)
 
 
-def rejudge(settings: Settings, registry: Registry, store: Store) -> tuple[int, int]:
+def rejudge(settings: Settings, registry: Registry, store: Store,
+            progress: Progress = SILENT) -> tuple[int, int]:
     """Judges every raw record into `store`; returns (records read, verdicts stored)."""
     state = JudgeState.empty()
     batch: list[SubmissionJudged] = []
     records = stored = 0
-    for record in merged_raw(settings.kafka_bootstrap, Topology.of(settings).raw):
+    for record in merged_raw(settings.kafka_bootstrap, Topology.of(settings).raw, progress):
         records += 1
+        progress.advance()
         if record.received is None:
             continue
         judged, resend = judge(record.received, record.where, registry, state, settings.hash_key)
@@ -121,7 +125,8 @@ def _totals(counts: dict[str, Count]) -> dict[str, int]:
             "test": sum(c.test for c in counts.values())}
 
 
-def replay(settings: Settings, into_database: str | None) -> int:
+def replay(settings: Settings, into_database: str | None,
+           progress: Progress = SILENT) -> int:
     started = time.monotonic()
     live_db = database_of(settings.clickhouse_url)
     target = into_database or f"{live_db}_replay_{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
@@ -132,9 +137,11 @@ def replay(settings: Settings, into_database: str | None) -> int:
     live = open_store(settings.clickhouse_url)
     try:
         fresh.migrate()
-        records, stored = rejudge(settings, registry, fresh)
+        records, stored = rejudge(settings, registry, fresh, progress)
         differing = 0
+        progress.stage("compare", len(registry.campaigns), "campaigns")
         for campaign in sorted(registry.campaigns):
+            progress.advance()
             now, before = fresh.unit_counts(campaign), live.unit_counts(campaign)
             units = sorted(u for u in set(now) | set(before)
                            if now.get(u, Count()) != before.get(u, Count()))

@@ -29,11 +29,11 @@ AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 EXPORT = f"/v1/campaigns/{CAMPAIGN}/export"
 
 
-def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "commands.cli", *args], capture_output=True, text=True,
         timeout=300, check=False,
-        env={"SURVEY_ADMIN_TOKEN": ADMIN_TOKEN, "PATH": "/usr/bin:/bin"},
+        env={"SURVEY_ADMIN_TOKEN": ADMIN_TOKEN, "PATH": "/usr/bin:/bin", **env},
     )
     if ok:
         assert done.returncode == 0, done.stderr
@@ -153,7 +153,11 @@ def test_z_freeze_writes_the_final_export_beside_the_ranking(
     done = cli("export", "--campaign", CAMPAIGN, "--format", "xlsx", "--out", str(out),
                "--status", "all", "--data-dir", data)
     assert json.loads(done.stdout)["rows"] == 10
-    assert "rows/s" in done.stderr  # the progress display
+    assert "rows/s" not in done.stderr  # piped: no progress display unless asked
+    done = cli("export", "--campaign", CAMPAIGN, "--format", "csv", "--out",
+               str(tmp_path / "local.csv"), "--data-dir", data, SURVEY_PROGRESS="always")
+    assert json.loads(done.stdout)["rows"] == 9
+    assert "10/10" not in done.stderr and "9/9" in done.stderr and "rows/s" in done.stderr
     frozen = tmp_path / "frozen"
     done = cli("campaign", "freeze", CAMPAIGN, "--export-dir", str(frozen), "--data-dir", data)
     manifest = json.loads((frozen / "manifest.json").read_text(encoding="utf-8"))
