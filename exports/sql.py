@@ -80,7 +80,7 @@ class Renderer:
 
     def _fixed(self, c: Column) -> str:
         return {
-            "status": "standing",
+            "status": "status",
             "reasons": "arrayStringConcat(reasons, ';')",
             "unit_name": _names("unit", self.unit_names),
             "province_name": _names("province", self.province_names),
@@ -143,7 +143,7 @@ class Renderer:
             ("_odd_head", "if(_odd, _head, '')"),
             ("_odd_tail", "if(_odd, _tail, '')"),
             ("unit", "unit"),
-            ("status", "standing"),
+            ("status", "status"),
         ]
         return Projection(tuple(helpers), tuple(columns + self._odd_columns()))
 

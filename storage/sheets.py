@@ -58,8 +58,8 @@ def sheets_sql(campaign: str, filters: RegionFilter, status: StatusFilter, cut: 
 class Projection:
     """Columns the engine computes from the row source's, instead of SHEET_COLUMNS: `helpers`
     are (alias, expression) pairs computed once per row for the columns to share, `columns` the
-    (name, expression) pairs yielded, in order. Expressions see SHEET_COLUMNS by name, except
-    that the standing status is `standing` (see `sheets_sql`), and the helpers by alias."""
+    (name, expression) pairs yielded, in order. Expressions see SHEET_COLUMNS by name (`status`
+    is the standing status, see `sheets_sql`) and the helpers by alias."""
 
     helpers: tuple[tuple[str, str], ...]
     columns: tuple[tuple[str, str], ...]
