@@ -87,7 +87,7 @@ def _anonymous_live(scope: Scope) -> str | None:
     if found is None:
         return None
     campaign = found.group(1)
-    if len(campaign) > _CAMPAIGN_MAX or not _CAMPAIGN.match(campaign):
+    if len(campaign) > _CAMPAIGN_MAX or not _CAMPAIGN.fullmatch(campaign):
         return None
     cookie = SESSION_COOKIE.encode()
     for name, value in scope["headers"]:

@@ -20,6 +20,7 @@ DEFAULT_DATABASE = "survey"
 
 class ClickHouseStore(SqlStore):
     csv_text = False  # see SqlStore.csv_text
+
     def __init__(
         self,
         host: str = "127.0.0.1",

@@ -130,8 +130,8 @@ def _newest_segment(directory: Path) -> str:
 
 def test_every_acknowledged_append_survives_sigkill_during_a_segment_roll(tmp_path: Path) -> None:
     """A child that rolls a new segment for each batch is killed again and again until the kills
-    have left the newest segment both empty and torn; after each, the reopened log holds every
-    acknowledged record, dense, and takes appends again.
+    have left the newest segment torn (and, if they land there, empty); after each, the
+    reopened log holds every acknowledged record, dense, and takes appends again.
 
     Deliberate break it catches: `segments.recover` cutting a torn tail only after a whole record
     (`if 0 < valid_end < file_size`): a fresh segment whose first batch was cut part-way keeps
@@ -154,7 +154,11 @@ def test_every_acknowledged_append_survives_sigkill_during_a_segment_roll(tmp_pa
                 assert log.stats.truncated_bytes_on_open > 0
             _assert_acknowledged_present(log, all_acks, ROLL_VALUE_BYTES)
         run += 1
-    assert seen["empty"] and seen["torn"], f"the kills never landed inside a roll: {seen}"
+    # A torn first record is the case the break above mishandles; an empty new segment (a kill
+    # between creating the file and its first write) is a narrow window, looked for but not
+    # required, so a fast or slow machine cannot fail the test for where its kills happened to land.
+    print(f"newest segment after each kill: {seen}")
+    assert seen["torn"], f"the kills never cut a new segment's first record: {seen}"
     offsets = [a[0] for a in all_acks]
     assert len(set(offsets)) == len(offsets), "an offset was acknowledged twice"
     with FileLog(directory) as log:
