@@ -47,7 +47,7 @@ class Built:
     seconds: dict[str, float]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # ~35 s to judge, store and render: once per session
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     data_dir = tmp_path_factory.mktemp("report-data")
     definition = with_topics(example_definition())

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,6 @@ def test_schemathesis_finds_no_server_error(server: EmbeddedServer, tmp_path: Pa
     assert st_bin, "schemathesis is a dev dependency: pip install -e '.[dev]'"
     config = tmp_path / "schemathesis.toml"
     config.write_text(ST_CONFIG)
-    started = time.monotonic()
     out = subprocess.run(
         [
             st_bin, "--config-file", str(config), "run", f"{server.base}/openapi.json",
@@ -87,7 +85,6 @@ def test_schemathesis_finds_no_server_error(server: EmbeddedServer, tmp_path: Pa
         capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
-    assert time.monotonic() - started < 240
     assert_still_judging(server)
 
 
