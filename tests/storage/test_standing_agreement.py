@@ -300,6 +300,16 @@ def check_world(live: SqlStore, again: SqlStore, sheets: list[Sheet],
             got = {r.group[0][1]: Count(r.valid, r.rejected, r.test) for r in rows}
             assert {k: c for k, c in got.items() if c != Count()} == {
                 k: c for k, c in want_by.items() if c != Count()}, (name, source)
+    # Filtered by a scope: its conditions reach every side of a source (the corrections too).
+    for name in ("province", "work_region", "unit"):
+        for value in {KEYS[name](f) for f in firsts} - {""}:
+            want_by = expected_by([f for f in firsts if KEYS[name](f) == value], status, _day)
+            for source in ("unit_counts", "submissions"):
+                rows = live._breakdown(store_queries.breakdown_query(
+                    campaign, ["day"], RegionFilter(**{name: value}), source=source))
+                got = {r.group[0][1]: Count(r.valid, r.rejected, r.test) for r in rows}
+                assert {k: c for k, c in got.items() if c != Count()} == {
+                    k: c for k, c in want_by.items() if c != Count()}, (name, value, source)
     (total,) = live.breakdown(campaign, [], RegionFilter())
     assert total.conflicts == sum(s.conflicts for s in sheets)
     by_reason = {r.group[0][1]: r for r in live.breakdown(campaign, ["reason"], RegionFilter())}
