@@ -301,8 +301,10 @@ def answer_counts_query(campaign: str, question: Question, filters: RegionFilter
     sheets in scope, the others how many answered with each value (a text question's values
     folded into '' for blank and "answered"); None when a filter is not among its columns.
     answer_counts holds the judged-accepted first verdicts; the review corrections
-    (storage/standing.py) are added with their answers split the way 0004's view splits them,
-    so the figures are of sheets standing accepted."""
+    (storage/standing.py) are added with the asked question's raw value, the text 0004's view
+    files under that question (one pattern per sheet, not every pair of every corrected sheet:
+    a province's 15,000 corrected sheets would be 200,000 regex matches), so the figures are of
+    sheets standing accepted. A question absent from a sheet has no row, as in the view."""
     if not _answers((), _set_filters(filters), {}, ANSWER_FILTERS):
         return None
     value = "value"
@@ -316,11 +318,10 @@ def answer_counts_query(campaign: str, question: Question, filters: RegionFilter
     return (
         f"SELECT question, {value} AS g0, sum(dn) FROM ("
         f"SELECT question, value, toInt64(n) AS dn FROM answer_counts WHERE {where}"
-        f" UNION ALL SELECT extract(pair, {literal(ANSWER_KEY)}) AS question,"
-        f" replaceRegexpOne(pair, {literal(ANSWER_PREFIX)}, '') AS value, nv AS dn"
-        f" FROM ({corrections})"
-        f" ARRAY JOIN arrayPushFront(extractAll(answers_json, {literal(ANSWER_PAIR)}), '') AS pair"
-        f" WHERE {asked}) GROUP BY question, g0"
+        f" UNION ALL SELECT question, value, nv AS dn FROM ({corrections})"
+        f" ARRAY JOIN ['', {literal(question.id)}] AS question,"
+        f" ['', extract(answers_json, {literal(answer_pattern(question.id))})] AS value"
+        " WHERE question = '' OR value != '') GROUP BY question, g0"
     )
 
 
