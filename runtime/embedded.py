@@ -57,19 +57,14 @@ class EmbeddedRuntime:
         self.pending = PendingSubmissions()
         self.findings = SqlFindings(self.store)
         engine = AnomalyEngine(text_questions=text_questions_from(self.registry))
-        findings_step = FindingsStep(self.findings, engine)
-        # Detector state is in memory: rebuilt from the stored verdicts of the hours a burst
-        # baseline looks back over (and the open hour), so a restart mid-window raises the same
-        # findings as no restart. Every verdict stored was observed before (the findings step
-        # runs on each batch after its insert), and none stored is observed again after.
-        rebuilt = findings_step.rebuild(self.store.iter_recent_verdicts(
-            engine.config.burst.history_hours + 1))
-        log.info("anomaly detectors rebuilt from %d stored verdicts", rebuilt)
+        # Rebuilt from the store in _catch_up, before judging's first batch, not here: the hours
+        # it reads back (49) can hold millions of sheets late in a campaign.
+        self.findings_step = FindingsStep(self.findings, engine)
         self.processor = EmbeddedProcessor(
             self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
             hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
             on_judged=self._judged, memory_capacity=settings.judge_memory_capacity,
-            findings=findings_step,
+            findings=self.findings_step,
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -122,15 +117,27 @@ class EmbeddedRuntime:
         self._opens_task = asyncio.create_task(self.opens.run(self._stop))
 
     def _catch_up(self) -> None:
-        """What judging needs before its first sheet; its cost grows with the store, so it runs
-        behind a serving collector (sheets get their 202 and wait in the raw log), never before
-        it, and no sheet is judged against half-loaded memory."""
+        """What judging needs before its first sheet (the counts repaired, review decisions
+        applied, the anomaly detectors' open windows and the judging memory rebuilt); its cost
+        grows with the store, so it runs behind a serving collector (sheets get their 202 and
+        wait in the raw log), never before it, and no sheet is judged against half-loaded
+        memory."""
         self.store.repair_counts()
         # A decision logged just before a crash may not have reached the store; applying every
         # one again is harmless (idempotent) and cheap (decisions are few).
         for state in self.registry.campaigns.values():
             for decision in state.reviews:
                 self.store.apply_review(decision)
+        started = time.monotonic()
+        # Detector state is in memory: rebuilt from the stored verdicts of the hours a burst
+        # baseline looks back over (and the open hour), so a restart mid-window raises the same
+        # findings as no restart. Every verdict stored was observed before (the findings step
+        # runs on each batch after its insert), and none stored is observed again after.
+        engine = self.findings_step.engine
+        rebuilt = self.findings_step.rebuild(self.store.iter_recent_verdicts(
+            engine.config.burst.history_hours + 1))
+        log.info("anomaly detectors rebuilt from %d stored verdicts in %.1f s", rebuilt,
+                 time.monotonic() - started)
         started = time.monotonic()
         position = self.processor.position
         if memory_checkpoint.restore(self.memory_checkpoint, self.processor.memory, position):

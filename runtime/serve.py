@@ -25,6 +25,9 @@ def uvicorn_server(app: object, settings: Settings) -> uvicorn.Server:
         # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
         # local peer choose the address the per-IP rate limit keys on.
         proxy_headers=False,
+        # No route speaks WebSocket (live screens are server-sent events): without this, uvicorn
+        # imports the websockets package at every start.
+        ws="none",
     )
     return uvicorn.Server(config)
 
