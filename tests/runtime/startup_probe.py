@@ -3,11 +3,13 @@ imported (tests/runtime/test_startup_imports.py).
 
     python -m tests.runtime.startup_probe DATA_DIR DEFINITION.json SHEET.json
 
-What it runs is what `survey-ingest serve` runs, less the socket: the CLI's parser (the entry
-point imports every command module), the embedded runtime built and started, uvicorn's config
-loaded (its protocol classes imported), a campaign defined, one sheet posted to the collector's
-ASGI app and waited for until judged, a clean stop. It prints one JSON line: the names in
-sys.modules, the sheet's status code, and whether it was judged.
+What it runs is what `survey-ingest serve` runs (runtime/serve.py), less the socket: the CLI's
+parser (the entry point imports every command module), the embedded runtime's light half and
+uvicorn's config (its protocol classes imported): that is where serve listens. Then a campaign
+defined and one sheet posted to the collector's ASGI app before the store is open, then the
+runtime started (the store opened and the API built behind the collector, then judging) and the
+sheet waited for until judged, a clean stop. It prints one JSON line: the modules loaded when
+it listened and at the end, the sheet's status code, and whether it was judged.
 """
 
 from __future__ import annotations
@@ -59,15 +61,16 @@ async def post(app: Any, body: bytes) -> int:
 async def main(data_dir: str, definition_file: str, sheet_file: str) -> dict[str, Any]:
     args = build_parser().parse_args(["serve", "--data-dir", data_dir])
     settings = settings_from(args)
-    runtime = EmbeddedRuntime(settings)
-    await runtime.start()
+    runtime = EmbeddedRuntime(settings, open_later=True)
+    uvicorn_server(runtime.app, settings).config.load()
+    listening = sorted(sys.modules)
     try:
-        uvicorn_server(runtime.app, settings).config.load()
         definition = CampaignDefinition.model_validate_json(Path(definition_file).read_text())
         await runtime.define_campaign(definition)
         body = Path(sheet_file).read_bytes()
         sheet = json.loads(body)
-        status = await post(runtime.app, body)
+        status = await post(runtime.app, body)  # taken before the store is open
+        await runtime.start()
         deadline = time.monotonic() + JUDGED_WITHIN_S
         key = (sheet["campaign"], sheet["submission_id"])
         while key in runtime.pending and time.monotonic() < deadline:
@@ -75,7 +78,8 @@ async def main(data_dir: str, definition_file: str, sheet_file: str) -> dict[str
         judged = key not in runtime.pending
     finally:
         await runtime.stop()
-    return {"status": status, "judged": judged, "modules": sorted(sys.modules)}
+    return {"status": status, "judged": judged, "listening": listening,
+            "modules": sorted(sys.modules)}
 
 
 if __name__ == "__main__":
