@@ -48,7 +48,8 @@ stack: install services-install
 stack-down:
 	bash infra/stack/down.sh
 
-# wrk drives the HTTP benchmarks.
+# wrk drives the HTTP benchmarks; Kafka's own tools (kafka-tools, fetched with Maven like the
+# broker's jars) give the producer ceiling the collector's figure reads against.
 bench-install:
 	bash infra/bench/install.sh
 

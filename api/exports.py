@@ -24,7 +24,7 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
@@ -35,7 +35,11 @@ from api.regional import Filters, region_filter
 from api.services import Services
 from core.ports import RegionFilter
 from exports.formats import MEDIA_TYPES
-from exports.run import Export, ExportError, ExportRequest, SheetSource
+
+if TYPE_CHECKING:
+    # exports.run brings pyarrow and numpy: imported by the first export, not at start-up
+    # (`serve` takes its first sheet without them; tests/runtime/test_startup_imports.py).
+    from exports.run import Export, ExportRequest
 
 PIPE_CHUNK_BYTES: Final = 256 * 1024
 PIPE_CHUNKS: Final = 8  # at most ~2 MiB in flight per export
@@ -127,6 +131,8 @@ def _request(
 ) -> ExportRequest:
     """The export asked for, narrowed to the caller's scope (a coordinator: its work region;
     a filter outside it is 403)."""
+    from exports.run import ExportRequest
+
     filters = access.narrow(filters)
     caller = access.caller
     who = f"{caller.role.value} token {caller.token_id} ({caller.label})" if caller else "anonymous"
@@ -142,6 +148,8 @@ def _request(
 
 
 async def _prepare(services: Services, req: ExportRequest) -> Export:
+    from exports.run import Export, ExportError, SheetSource
+
     source: SheetSource = services.store  # type: ignore[assignment]
     try:
         return await asyncio.to_thread(Export, source, services.registry.get(req.campaign), req)
@@ -197,6 +205,9 @@ def build_exports_router(services: Services) -> APIRouter:
         }
         media = MEDIA_TYPES[req.format]
         if prepared.needs_path:
+            from exports.run import ExportError
+
+
             directory = tempfile.TemporaryDirectory(prefix="survey-export-")
             path = Path(directory.name) / f"export.{req.format}"
             try:

@@ -7,8 +7,9 @@ in a child process (chDB serves one data path per process). Then `survey-ingest 
 and one probe sheet is posted every 10 ms until one is taken (202), and its status is polled
 until judged; then it is stopped cleanly (SIGTERM: it writes its judging memory's checkpoint) and
 started and timed again. The first start's first-verdict time is also what every restart cost
-before judging's catch-up (count repair, review decisions, the judging memory's walk over every
-stored verdict) moved behind a serving collector: the process listened only after it.
+before judging's catch-up (count repair, review decisions, the anomaly detectors' windows, the
+judging memory's walk over every stored verdict) moved behind a serving collector: the process
+listened only after it.
 
     python -m benchmarks.bench_restart [--rows 0,1000000,10000000] [--out FILE]
 """

@@ -124,8 +124,11 @@ def probe_body(seq: int, run: str) -> dict[str, Any]:
 # -- records as the pipeline sees them -----------------------------------------------------------
 
 
-def received_record(body: dict[str, Any], received_at: dt.datetime, client: str = "") -> bytes:
-    """A raw-log record exactly as ingest/collector.py writes it (the body as posted)."""
+def received_record(
+    body: dict[str, Any], received_at: dt.datetime, client: str = "", network: str = ""
+) -> bytes:
+    """A raw-log record exactly as ingest/collector.py writes it (the body as posted; `client`
+    and `network` as the keyed hashes it writes, 32 hex digits each)."""
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return b"".join(
         (
@@ -133,6 +136,8 @@ def received_record(body: dict[str, Any], received_at: dt.datetime, client: str 
             received_at.isoformat().encode(),
             b'","client":"',
             client.encode(),
+            b'","network":"',
+            network.encode(),
             b'","body":',
             raw,
             b"}",

@@ -469,6 +469,39 @@ def entries_reports(r: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def entries_ceilings(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Kafka-mode collector against what the broker takes from Kafka's own Java producer and
+    what kafka-python sends in a plain loop, all in one run (benchmarks/bench_ceilings.py)."""
+    if (f := failed("ceilings", r)) is not None:
+        return [f]
+    ceilings, collector, settings = r["ceilings"], r["collector"], r["settings"]
+    why = r.get("unavailable", {})
+    details = {"ceilings": ceilings, "settings": settings, "unavailable": why}
+    out = []
+    pairs = (
+        ("collector_vs_java_producer", "collector_kafka_cli_2w", "java_producer",
+         "requests/s (202, acks=all), 2 processes, against Kafka's Java producer flat out",
+         f"ProducerPerformance, acks=all, {settings.get('record_bytes_median')} B records",
+         "collector / Java producer"),
+        ("collector_vs_kafka_python_loop", "collector_kafka_cli_1w", "kafka_python_loop",
+         "requests/s (202, acks=all), 1 process, against a plain kafka-python send loop",
+         f"kafka-python send loop, 1 process, collector's settings, "
+         f"<= {settings.get('loop_window', 0):,} unacked", "collector / send loop"),
+    )
+    for name, ours, ceiling, metric, baseline_name, meaning in pairs:
+        c, x = collector.get(ours), ceilings.get(ceiling)
+        if c is None or x is None:
+            missing = [n for n in (ours, ceiling) if n in why]
+            out.append(entry(name, "not measured", "", None, None, "", "", details={
+                "why": "; ".join(f"{n}: {why[n]}" for n in missing) or "not run"}))
+            continue
+        out.append(entry(name, metric, "req/s", c["ok_rps"], x["records_per_s"], baseline_name,
+                         meaning, details=details | {"collector": {
+                             k: c.get(k) for k in ("target", "ok_rps", "p50_ms", "p99_ms",
+                                                   "non_2xx", "cpu", "every_2xx_in_log")}}))
+    return out
+
+
 ENTRIES = {
     "collector": entries_collector,
     "pipeline": entries_pipeline,
@@ -478,4 +511,5 @@ ENTRIES = {
     "memory": entries_memory,
     "soak": entries_soak,
     "reports": entries_reports,
+    "ceilings": entries_ceilings,
 }

@@ -89,7 +89,31 @@ def render(latest: dict[str, Any]) -> str:
 
 def details(name: str, d: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    if name.startswith(("collector_", "naive_")):
+    if name.startswith("collector_vs_"):
+        for key, x in d.get("ceilings", {}).items():
+            cores = x["cpu"]["cores"]
+            out.append(
+                f"- {key}: {x['records_per_s']:,} records/s ({x.get('mb_per_s')} MB/s), latency "
+                f"p50 {x.get('p50_ms')} ms, p99 {x.get('p99_ms')} ms; cores: client "
+                f"{cores.get('client')}, broker {cores.get('kafka_broker')}; other processes "
+                f"{x['cpu']['foreign_cores']}; load average {x['cpu']['loadavg_1m']}"
+            )
+        c = d.get("collector") or {}
+        if c:
+            out.append(
+                f"- {c['target']}: {c['ok_rps']:,.0f} req/s, p50 {c['p50_ms']:.2f} ms, p99 "
+                f"{c['p99_ms']:.2f} ms, non-2xx {c['non_2xx']}, every 2xx in the log: "
+                f"{c['every_2xx_in_log']}; cores: "
+                + ", ".join(f"{k} {v}" for k, v in c["cpu"]["cores"].items())
+                + f"; load average {c['cpu'].get('loadavg_1m')}"
+            )
+        st = d.get("settings", {})
+        out.append(
+            f"- records: the raw log's, median {st.get('record_bytes_median')} B (range "
+            f"{st.get('record_bytes_range')}), key {st.get('key_bytes')} B; "
+            f"{st.get('partitions')} partitions; wrk `{st.get('collector_wrk')}`"
+        )
+    elif name.startswith(("collector_", "naive_")):
         for role in ("collector", "naive", "noop"):
             x = d.get(role)
             if not x:

@@ -3,7 +3,7 @@
     python -m benchmarks.run                                  # everything, full length (~45 min)
     python -m benchmarks.run --only collector,pipeline --quick
 
-Benchmarks: collector, pipeline, sink, queries, e2e, memory, soak. Each runs in its own process (chDB
+Benchmarks: collector, ceilings, pipeline, sink, queries, e2e, memory, soak. Each runs in its own process (chDB
 keeps one data directory per process, and a crash in one must not lose the others) and reports
 JSON; this module turns every report into entries of one shape,
 
@@ -34,7 +34,8 @@ from benchmarks.entries import ENTRIES
 from benchmarks.entry_shape import entry
 from benchmarks.results_md import REPORT_DATE, fmt, render
 
-ALL = ("collector", "pipeline", "sink", "queries", "e2e", "memory", "soak", "reports")
+ALL = ("collector", "ceilings", "pipeline", "sink", "queries", "e2e", "memory", "soak",
+       "reports")
 # `reports` (an hour at 10 M sheets) runs only when asked: `make bench-reports`.
 DEFAULT = tuple(b for b in ALL if b != "reports")
 LATEST = s.RESULTS_DIR / "latest.json"
@@ -42,6 +43,7 @@ RESULTS_MD = s.BENCH_DIR / "RESULTS.md"
 # Upper bounds per benchmark (seconds), full / quick: a stuck benchmark is killed and reported.
 TIMEOUTS = {
     "collector": (1800, 600),
+    "ceilings": (1200, 600),
     "pipeline": (1500, 600),
     "sink": (600, 300),
     "queries": (2700, 900),  # the 10M fill feeds four views

@@ -176,3 +176,17 @@ def delete_topics(bootstrap: str, prefix: str) -> None:
         log(f"could not delete topics {prefix}*: {exc}")
     finally:
         admin.close()
+
+
+def kafka_tools_classpath() -> str:
+    """The classpath of Kafka's own tools (ProducerPerformance) at the broker's version, as
+    infra/bench/install.sh (`make bench-install`) fetches them."""
+    pom = (ROOT / "infra" / "kafka" / "pom.xml").read_text()
+    found = re.search(r"<kafka\.version>(.+?)</kafka\.version>", pom)
+    if found is None:
+        raise BenchUnavailable("no <kafka.version> in infra/kafka/pom.xml")
+    home = Path(os.environ.get("SURVEY_INFRA_HOME", Path.home() / ".cache" / "survey-ingest"))
+    libs = home / f"kafka-tools-{found.group(1)}" / "libs"
+    if not (libs / ".complete").exists():
+        raise BenchUnavailable(f"kafka-tools not in {libs}: run `make bench-install`")
+    return f"{libs}/*"

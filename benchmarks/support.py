@@ -76,6 +76,7 @@ from benchmarks.services import (
     drop_database,
     kafka_bootstrap,
     kafka_pids,
+    kafka_tools_classpath,
     topic_end,
 )
 
@@ -119,6 +120,7 @@ __all__ = [
     "judged_rows",
     "kafka_bootstrap",
     "kafka_pids",
+    "kafka_tools_classpath",
     "log",
     "machine",
     "percentile",

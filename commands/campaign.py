@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from commands.common import CliError, settings_from
 from schemas.campaign import load_campaign_file
 from schemas.settings import Settings
@@ -38,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
         }, ensure_ascii=False))
         return 0
     if args.url:
+        import httpx  # only this branch: `serve` starts without it
+
         token = args.token or Settings().admin_token
         try:
             response = httpx.put(

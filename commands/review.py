@@ -17,11 +17,12 @@ import hashlib
 import json
 import secrets
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class IntegrityError(Exception):
@@ -85,6 +86,9 @@ def _request(
     args: argparse.Namespace, settings: Settings, method: str, path: str,
     body: dict[str, Any] | None = None, params: dict[str, str] | None = None,
 ) -> Any:
+    import httpx  # here, not at the top: the CLI's entry point imports this module for
+    # every command, `serve` included, which has no use for it
+
     if args.url:
         token = args.token or settings.admin_token
         try:
@@ -109,6 +113,8 @@ async def _in_process(
     settings: Settings, method: str, path: str, body: dict[str, Any] | None,
     params: dict[str, str] | None,
 ) -> httpx.Response:
+    import httpx
+
     from commands.common import local_operator
     from runtime.embedded import EmbeddedRuntime
 

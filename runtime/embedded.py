@@ -1,4 +1,9 @@
-"""Everything in one process: file logs, the embedded processor, chDB, the collector and the API."""
+"""Everything in one process: file logs, the embedded processor, chDB, the collector and the API.
+
+`serve` listens before the heavy half is open (chDB, the store's migrations, FastAPI and the API's
+routes: about half a second of CPU, `open_later=True`): the collector takes sheets into the raw
+log from the first moment, and every other request waits until the API is there (issue 20).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,12 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from api.app import build_api
-from api.opens import OpenCounter
-from api.review import refresh_medians
-from api.services import Services, access_settings
 from core.access import ENV_ADMIN_LABEL
-from core.anomaly import AnomalyEngine, text_questions_from
 from core.registry import Registry, RegistryEvent
 from eventlog.file_log import FileLog
-from eventlog.offsets import OffsetStore
-from ingest.asgi import ASGIApp
+from ingest.asgi import ASGIApp, Receive, Scope, Send
 from ingest.collector import Collector
 from runtime.registry import fold_log
 from schemas.campaign import CampaignDefinition
@@ -28,53 +28,87 @@ from schemas.events import (
     encode_event,
 )
 from schemas.settings import Settings
-from storage import open_store
-from storage.findings import SqlFindings
-from storage.opens import SqlOpens
 from stream_processors import memory_checkpoint
-from stream_processors.embedded import EmbeddedProcessor
-from stream_processors.findings import FindingsStep
 from stream_processors.pending import PendingSubmissions
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from api.opens import OpenCounter
+    from storage import SqlStore
+    from storage.findings import SqlFindings
+    from stream_processors.embedded import EmbeddedProcessor
+    from stream_processors.findings import FindingsStep
 
 log = logging.getLogger(__name__)
 
 
 class EmbeddedRuntime:
-    def __init__(self, settings: Settings, *, admin_label: str = ENV_ADMIN_LABEL) -> None:
+    store: SqlStore
+    findings: SqlFindings
+    findings_step: FindingsStep
+    processor: EmbeddedProcessor
+    opens: OpenCounter
+    api: FastAPI
+
+    def __init__(
+        self, settings: Settings, *, admin_label: str = ENV_ADMIN_LABEL, open_later: bool = False
+    ) -> None:
         """`admin_label`: whom SURVEY_ADMIN_TOKEN stands for on the audit trail (the CLI,
-        running this in process, names its operator)."""
+        running this in process, names its operator). `open_later`: the logs, the registry and
+        the collector only; `open()` (or `open_behind()`) opens the store and builds the API."""
         self.settings = settings
-        data = Path(settings.data_dir).resolve()
+        self.admin_label = admin_label
+        self.data = data = Path(settings.data_dir).resolve()
         data.mkdir(parents=True, exist_ok=True)
         self.memory_checkpoint = data / "judge-memory.ckpt"
         self._memory_whole = False  # a checkpoint is written only of a wholly loaded memory
         self.raw = FileLog(data / "raw", fsync=settings.log_fsync)
         self.registry_log = FileLog(data / "registry", fsync=True)
-        self.store = open_store(f"chdb://{data / 'chdb'}")
-        self.store.migrate()
         self.registry = Registry()
         fold_log(self.registry_log, self.registry)
         self.pending = PendingSubmissions()
-        self.findings = SqlFindings(self.store)
-        engine = AnomalyEngine(text_questions=text_questions_from(self.registry))
-        findings_step = FindingsStep(self.findings, engine)
-        # Detector state is in memory: rebuilt from the stored verdicts of the hours a burst
-        # baseline looks back over (and the open hour), so a restart mid-window raises the same
-        # findings as no restart. Every verdict stored was observed before (the findings step
-        # runs on each batch after its insert), and none stored is observed again after.
-        rebuilt = findings_step.rebuild(self.store.iter_recent_verdicts(
-            engine.config.burst.history_hours + 1))
-        log.info("anomaly detectors rebuilt from %d stored verdicts", rebuilt)
-        self.processor = EmbeddedProcessor(
-            self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
-            hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
-            on_judged=self._judged, memory_capacity=settings.judge_memory_capacity,
-            findings=findings_step,
-        )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._median_task: asyncio.Task[None] | None = None
         self._opens_task: asyncio.Task[None] | None = None
+        self._opened = False
+        self._api_ready: asyncio.Event | None = None
+        self.app: ASGIApp = Collector.from_settings(
+            settings, self.raw, self.registry.campaigns.keys,
+            fallback=self._to_api, ready=self.ready, on_received=self.pending.add,
+        )
+        if not open_later:
+            self.open()
+
+    def open(self) -> None:
+        """The heavy half: chDB and its migrations, the judging processor, the API. Its imports
+        are here, not at the top, so that `serve` listens before paying for them."""
+        from api.app import build_api
+        from api.opens import OpenCounter
+        from api.services import Services, access_settings
+        from core.anomaly import AnomalyEngine, text_questions_from
+        from eventlog.offsets import OffsetStore
+        from storage import open_store
+        from storage.findings import SqlFindings
+        from storage.opens import SqlOpens
+        from stream_processors.embedded import EmbeddedProcessor
+        from stream_processors.findings import FindingsStep
+
+        settings, data = self.settings, self.data
+        self.store = open_store(f"chdb://{data / 'chdb'}")
+        self.store.migrate()
+        self.findings = SqlFindings(self.store)
+        engine = AnomalyEngine(text_questions=text_questions_from(self.registry))
+        # Rebuilt from the store in _catch_up, before judging's first batch, not here: the hours
+        # it reads back (49) can hold millions of sheets late in a campaign.
+        self.findings_step = FindingsStep(self.findings, engine)
+        self.processor = EmbeddedProcessor(
+            self.raw, OffsetStore(data / "offsets.json"), self.store, self.registry,
+            hash_key=settings.hash_key, batch_rows=settings.sink_batch_rows,
+            on_judged=self._judged, memory_capacity=settings.judge_memory_capacity,
+            findings=self.findings_step,
+        )
         self.opens = OpenCounter(
             self.registry, SqlOpens(self.store), settings.opens_flush_seconds)
         services = Services(
@@ -82,14 +116,31 @@ class EmbeddedRuntime:
             define_campaign=self.define_campaign, ready=self.ready,
             is_pending=lambda c, s: (c, s) in self.pending,
             publish_registry=self.publish_registry, opens=self.opens,
-            public_base_url=settings.public_base_url, admin_label=admin_label,
+            public_base_url=settings.public_base_url, admin_label=self.admin_label,
         )
         services.extra["findings"] = self.findings
         self.api = build_api(services)
-        self.app: ASGIApp = Collector.from_settings(
-            settings, self.raw, self.registry.campaigns.keys,
-            fallback=self.api, ready=self.ready, on_received=self.pending.add,
-        )
+        self._opened = True
+
+    async def open_behind(self) -> None:
+        """`open()` on a worker thread, while the collector serves on the event loop; then the
+        requests waiting for the API go on."""
+        ready = self._api_event()
+        await asyncio.to_thread(self.open)
+        ready.set()
+
+    def _api_event(self) -> asyncio.Event:
+        if self._api_ready is None:
+            self._api_ready = asyncio.Event()
+            if self._opened:
+                self._api_ready.set()
+        return self._api_ready
+
+    async def _to_api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every request but a sheet: to the API, once it is built."""
+        if not self._opened:
+            await self._api_event().wait()
+        await self.api(scope, receive, send)
 
     def _judged(self, rows: Sequence[SubmissionJudged]) -> None:
         for row in rows:
@@ -97,7 +148,7 @@ class EmbeddedRuntime:
 
     def ready(self) -> bool:
         running = self._task is not None and not self._task.done()
-        return running and self.raw.healthy() and self.processor.healthy
+        return running and self._opened and self.raw.healthy() and self.processor.healthy
 
     async def define_campaign(self, definition: CampaignDefinition) -> None:
         event = CampaignDefined(
@@ -113,6 +164,10 @@ class EmbeddedRuntime:
         self.registry.apply(event)
 
     async def start(self) -> None:
+        from api.review import refresh_medians
+
+        if not self._opened:
+            await self.open_behind()
         self._stop.clear()
         self._task = asyncio.create_task(self._judge())
         # The relative speed floor's median, published every relative_refresh_minutes.
@@ -122,15 +177,27 @@ class EmbeddedRuntime:
         self._opens_task = asyncio.create_task(self.opens.run(self._stop))
 
     def _catch_up(self) -> None:
-        """What judging needs before its first sheet; its cost grows with the store, so it runs
-        behind a serving collector (sheets get their 202 and wait in the raw log), never before
-        it, and no sheet is judged against half-loaded memory."""
+        """What judging needs before its first sheet (the counts repaired, review decisions
+        applied, the anomaly detectors' open windows and the judging memory rebuilt); its cost
+        grows with the store, so it runs behind a serving collector (sheets get their 202 and
+        wait in the raw log), never before it, and no sheet is judged against half-loaded
+        memory."""
         self.store.repair_counts()
         # A decision logged just before a crash may not have reached the store; applying every
         # one again is harmless (idempotent) and cheap (decisions are few).
         for state in self.registry.campaigns.values():
             for decision in state.reviews:
                 self.store.apply_review(decision)
+        started = time.monotonic()
+        # Detector state is in memory: rebuilt from the stored verdicts of the hours a burst
+        # baseline looks back over (and the open hour), so a restart mid-window raises the same
+        # findings as no restart. Every verdict stored was observed before (the findings step
+        # runs on each batch after its insert), and none stored is observed again after.
+        engine = self.findings_step.engine
+        rebuilt = self.findings_step.rebuild(self.store.iter_recent_verdicts(
+            engine.config.burst.history_hours + 1))
+        log.info("anomaly detectors rebuilt from %d stored verdicts in %.1f s", rebuilt,
+                 time.monotonic() - started)
         started = time.monotonic()
         position = self.processor.position
         if memory_checkpoint.restore(self.memory_checkpoint, self.processor.memory, position):
@@ -163,7 +230,9 @@ class EmbeddedRuntime:
             await self._median_task
         if self._opens_task is not None:
             await self._opens_task  # flushes the last tally before the store closes
-        self.api.state.reads.close()  # its poller reads the store: stopped before the store
+        if self._opened:
+            self.api.state.reads.close()  # its poller reads the store: stopped before the store
         self.raw.close()
         self.registry_log.close()
-        self.store.close()
+        if self._opened:
+            self.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import uvicorn
@@ -25,19 +26,36 @@ def uvicorn_server(app: object, settings: Settings) -> uvicorn.Server:
         # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
         # local peer choose the address the per-IP rate limit keys on.
         proxy_headers=False,
+        # No route speaks WebSocket (live screens are server-sent events): without this, uvicorn
+        # imports the websockets package at every start.
+        ws="none",
     )
     return uvicorn.Server(config)
 
 
 async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> None:
-    runtime = EmbeddedRuntime(settings)
-    await runtime.start()
+    """Listens first, with the logs, the registry and the collector; then opens the store and
+    builds the API behind it (sheets get their 202 meanwhile, other requests wait for the API),
+    then judging catches up (runtime/embedded.py). `started` is set once it listens."""
+    runtime = EmbeddedRuntime(settings, open_later=True)
     server = uvicorn_server(runtime.app, settings)
     print(f"survey-ingest serving on http://{settings.host}:{settings.port} "
           f"(data in {settings.data_dir})", flush=True)
     with graceful_signals():
+        serving = asyncio.create_task(server.serve())
         try:
-            await server.serve()
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.005)
+            if started is not None:
+                started.set()
+            if not serving.done():
+                await runtime.start()
+            await serving
+        except BaseException:
+            server.should_exit = True
+            with contextlib.suppress(BaseException):
+                await serving
+            raise
         finally:
             await runtime.stop()
             log.info("stopped cleanly")

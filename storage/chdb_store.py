@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,14 +30,35 @@ def _import_chdb_session() -> Any:
     reads a config.xml found there; so when there is one, the import runs from an empty
     directory (the working directory is process-wide, hence only when needed)."""
     if not any(Path(name).exists() for name in ("config.xml", "config.yaml", "config.yml")):
-        return importlib.import_module("chdb.session").Session
+        return _without_pyarrow(lambda: importlib.import_module("chdb.session").Session)
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as neutral:
         os.chdir(neutral)
         try:
-            return importlib.import_module("chdb.session").Session
+            return _without_pyarrow(lambda: importlib.import_module("chdb.session").Session)
         finally:
             os.chdir(cwd)
+
+
+def _without_pyarrow(load: Any) -> Any:
+    """`load()` with pyarrow kept out of chDB's import: chDB imports it (and numpy) up front
+    for the Arrow stream alone, ~0.15 s of every `serve` start that only exports use
+    (issue 20). `_arrow_stream_ready` hands it over on the first stream."""
+    if "pyarrow" in sys.modules:
+        return load()
+    sys.modules["pyarrow"] = None  # type: ignore[assignment]  # `import pyarrow` fails at once
+    try:
+        return load()
+    finally:
+        del sys.modules["pyarrow"]
+
+
+def _arrow_stream_ready() -> None:
+    """chDB's result streams read Arrow through their module's `pa`: pyarrow, if the import
+    above left it out."""
+    state: Any = importlib.import_module("chdb.state.sqlitelike")
+    if getattr(state, "pa", None) is None:
+        state.pa = importlib.import_module("pyarrow")
 
 
 _Session: Any = _import_chdb_session()  # chDB ships py.typed but leaves its API unannotated
@@ -93,6 +115,7 @@ class ChdbStore(SqlStore):
         self._session.query(sql.insert_values_sql(table, columns, rows))
 
     def _stream_arrow(self, query: str, block_rows: int) -> Iterator[pa.RecordBatch]:
+        _arrow_stream_ready()
         # A session of its own: any other query on a session ends the stream open on it.
         session = self._open_session()
         stream: Any = None
