@@ -228,7 +228,9 @@ def wait_counted(stack: Stack, campaign: str, expected: dict[str, int], timeout_
         wait_until("every acknowledged sheet counted",
                    lambda: valid_by_unit(stack, campaign) == expected, timeout_s, 0.5)
     except TimeoutError:
-        assert valid_by_unit(stack, campaign) == expected, stack.roles["worker"].tail()
+        tails = "\n".join(f"{key}:\n{role.tail()}" for key, role in stack.roles.items()
+                          if key.startswith("worker"))
+        assert valid_by_unit(stack, campaign) == expected, tails
 
 
 def assert_counted_once(stack: Stack, campaign: str, acked: dict[str, str],
@@ -300,6 +302,23 @@ def group_state(bootstrap: str, group: str) -> str:
     info: Any = described[group] if isinstance(described, dict) else described[0]
     state = info.get("group_state") if isinstance(info, dict) else getattr(info, "state", "")
     return str(state or "")
+
+
+def lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` the group has not committed past, over all its partitions."""
+    now = committed(bootstrap, group, topic)
+    return sum(end - now.get(tp, 0) for tp, end in end_offsets(bootstrap, topic).items())
+
+
+def group_members(bootstrap: str, group: str) -> list[str]:
+    """The group's members now: each one's static instance id (or member id without one)."""
+    client = admin(bootstrap)
+    try:
+        info = client.describe_groups([group])[group]
+    finally:
+        client.close()
+    return sorted(str(m.get("group_instance_id") or m.get("member_id"))
+                  for m in info.get("members") or ())
 
 
 def rewind(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
