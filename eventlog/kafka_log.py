@@ -108,10 +108,11 @@ class KafkaRawLog:
         try:
             await done
         except LogUnavailableError:
-            if not sent.is_done or producer_failed(producer):
+            if self._producer is producer and (not sent.is_done or producer_failed(producer)):
                 # Failed by the backstop, not by the producer's own delivery timeout, or by a
                 # producer in an error state: it will not take writes again
-                # (see _retire_wedged_producer).
+                # (see _retire_wedged_producer). A write of a producer already replaced says
+                # nothing of its successor.
                 self._producer_wedged = True
             raise
 
