@@ -108,10 +108,11 @@ class KafkaRawLog:
         try:
             await done
         except LogUnavailableError:
-            if not sent.is_done or producer_failed(producer):
+            if self._producer is producer and (not sent.is_done or producer_failed(producer)):
                 # Failed by the backstop, not by the producer's own delivery timeout, or by a
                 # producer in an error state: it will not take writes again
-                # (see _retire_wedged_producer).
+                # (see _retire_wedged_producer). A write of a producer already replaced says
+                # nothing of its successor.
                 self._producer_wedged = True
             raise
 
@@ -166,6 +167,15 @@ class KafkaRawLog:
             except Exception as exc:  # any failure only means "not healthy now"; keep trying
                 log.warning("raw log %s not reachable: %s", self.topic, exc)
                 self._probe_failed = True
+                # The next probe starts afresh: a consumer that subscribes to nothing fetches a
+                # topic's metadata once and never refreshes it, so after the raw partitions'
+                # leaders moved (a broker of a cluster lost) it would ask the old leaders for
+                # ever, and the collector answer 503 for ever (tests/reliability/
+                # test_replicated_kafka.py).
+                if probe is not None:
+                    with contextlib.suppress(Exception):
+                        probe.close()
+                    probe = None
             self._stop.wait(self.probe_interval_s)
         if probe is not None:
             probe.close()

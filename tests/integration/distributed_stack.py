@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -135,12 +136,15 @@ class Stack:
             capture_output=True, text=True, timeout=timeout_s,
         )
 
-    def start(self, timeout_s: float = 90.0) -> Stack:
+    def start(self, timeout_s: float = 90.0, *, worker: bool = True) -> Stack:
+        """Migrate, then collector, API and (unless `worker` is False: a test that runs its own
+        `Worker`s) the worker; returns once each is ready."""
         migrated = self.run("migrate")
         assert migrated.returncode == 0, migrated.stderr[-3000:]
         self.role("collector", "--port", str(self.collector_port))
         self.role("api", "--port", str(self.api_port))
-        self.start_worker()
+        if worker:
+            self.start_worker()
         for name, url in (("collector", self.collector_url), ("api", self.api_url)):
             role = self.roles[name]
 
@@ -148,7 +152,8 @@ class Stack:
                 return role.check_alive() and _answers(f"{url}/readyz")
 
             wait_until(f"{name} ready", ready, timeout_s)
-        self.wait_worker_ready(timeout_s)
+        if worker:
+            self.wait_worker_ready(timeout_s)
         return self
 
     def start_worker(self) -> Role:
@@ -225,3 +230,49 @@ class Stack:
         payload = r.json()
         assert payload["campaign"] == campaign and payload["level"] == level and payload["as_of"]
         return {row["id"]: row for row in payload["rows"]}
+
+
+_JUDGED = re.compile(r"^survey_processor_judged_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+
+
+class Worker:
+    """One more `survey-ingest worker` of a stack, with a static instance id (`<prefix>-w<n>`)
+    and a metrics port of its own; its tables under the stack's data dir, as every worker's
+    (each in its own directory there). Stopped with the stack."""
+
+    def __init__(self, stack: Stack, n: int) -> None:
+        self.stack = stack
+        self.key = f"worker-{n}"
+        self.instance_id = f"{stack.prefix}-w{n}"
+        self.metrics_port = free_port()
+        self.data_dir = Path(stack.env["SURVEY_DATA_DIR"])
+        self.role: Role | None = None
+
+    def start(self) -> Worker:
+        """Starts it (again: the same instance id, so it takes its partitions back)."""
+        self.role = Role("worker", ["--instance-id", self.instance_id,
+                                    "--metrics-port", str(self.metrics_port)],
+                         self.stack.env,
+                         self.stack.workdir / f"{self.stack.prefix}-{self.key}.log").start()
+        self.stack.roles[self.key] = self.role  # stopped with the stack
+        return self
+
+    def metrics(self) -> str:
+        assert self.role is not None
+        self.role.check_alive()
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return ""
+
+    def judged(self) -> int:
+        """Verdicts this process made since it started (its own counter, not the group's)."""
+        return int(sum(float(v) for v in _JUDGED.findall(self.metrics())))
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        assert self.role is not None
+        try:
+            wait_until(f"{self.key} ready", lambda: "survey_process_ready 1.0" in self.metrics(),
+                       timeout_s, every_s=0.25)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.role.tail()}") from None

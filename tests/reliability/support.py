@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -101,6 +102,91 @@ class DedicatedService:
         done = self._script("stop", *(["--wipe"] if wipe else []), timeout_s=STOP_TIMEOUT_S)
         if done.returncode != 0:
             raise RuntimeError(f"infra/{self.service}/stop.sh failed: {done.stderr[-2000:]}")
+
+
+class KafkaCluster:
+    """Three KRaft nodes (infra/kafka/cluster/) for one test module, on free ports of their own:
+    node n (1-based) is broker id n. Replication 3, writes acknowledged by 2 (min.insync)."""
+
+    def __init__(self, nodes: int = 3) -> None:
+        self.ports = [(free_port(), free_port()) for _ in range(nodes)]  # (broker, controller)
+        self.env = {"SURVEY_KAFKA_CLUSTER_PORTS": " ".join(f"{b}:{c}" for b, c in self.ports),
+                    "SURVEY_INFRA_TIMEOUT": "90"}
+        self.bootstrap = ",".join(f"127.0.0.1:{b}" for b, _ in self.ports)
+
+    def _script(
+        self, action: str, *args: str, timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(ROOT / "infra" / "kafka" / "cluster" / f"{action}.sh"), *args],
+            env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout_s,
+        )
+
+    def start(self, *nodes: int) -> str:
+        """Starts the nodes (all by default) at once; returns once each serves metadata."""
+        done = self._script("start", *map(str, nodes), timeout_s=START_TIMEOUT_S)
+        if done.returncode != 0:
+            raise RuntimeError(f"infra/kafka/cluster/start.sh {nodes} failed "
+                               f"({done.returncode}): {done.stderr[-3000:]}")
+        return self.bootstrap
+
+    def start_or_skip(self) -> str:
+        try:
+            return self.start()
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+            unavailable(str(exc))
+
+    def stop(self, *nodes: int, wipe: bool = False) -> None:
+        """SIGTERM to the nodes (all by default), at once; returns once they have exited."""
+        args = [*(["--wipe"] if wipe else []), *map(str, nodes)]
+        done = self._script("stop", *args, timeout_s=STOP_TIMEOUT_S)
+        if done.returncode != 0:
+            raise RuntimeError(f"infra/kafka/cluster/stop.sh failed: {done.stderr[-2000:]}")
+
+    def pid(self, node: int) -> int:
+        done = subprocess.run(
+            ["bash", "-c", f'. "{ROOT}/infra/kafka/env.sh" && cat "$KAFKA_PIDFILE"'],
+            env={**os.environ, **self.env, "SURVEY_KAFKA_PORT": str(self.ports[node - 1][0])},
+            capture_output=True, text=True, timeout=30,
+        )
+        if done.returncode != 0 or not done.stdout.strip().isdigit():
+            raise RuntimeError(f"no pid for Kafka node {node}: {done.stderr}")
+        return int(done.stdout.strip())
+
+    def kill(self, node: int) -> None:
+        """SIGKILL; returns once the process is gone."""
+        pid = self.pid(node)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(f"Kafka node {node} gone", lambda: not Path(f"/proc/{pid}").exists(), 30)
+
+    def partitions(self, topic: str) -> dict[int, dict[str, Any]]:
+        """Partition -> its metadata (`leader_id`, `replica_nodes`, `isr_nodes`), as a broker that
+        is up has it."""
+        client = admin(self.bootstrap)
+        try:
+            (described,) = client.describe_topics([topic])
+        finally:
+            client.close()
+        return {int(p["partition_index"]): p for p in described["partitions"]}
+
+    def lead_all(self, topic: str, node: int) -> None:
+        """Makes `node` the leader of every partition of `topic`: first (preferred) in each
+        replica list (a reordering: no data moves), then a preferred-leader election."""
+        replicas = {p: [int(r) for r in meta["replica_nodes"]]
+                    for p, meta in self.partitions(topic).items()}
+        client = admin(self.bootstrap)
+        try:
+            client.alter_partition_reassignments(
+                {TopicPartition(topic, p): [node, *(r for r in rs if r != node)]
+                 for p, rs in replicas.items()})
+            wait_until("the replica lists reordered", lambda: all(
+                int(meta["replica_nodes"][0]) == node
+                for meta in self.partitions(topic).values()), 30, 0.5)
+            client.elect_leaders(0, {topic: sorted(replicas)})  # 0: preferred
+        finally:
+            client.close()
+        wait_until(f"node {node} leading every partition of {topic}", lambda: all(
+            int(meta["leader_id"]) == node for meta in self.partitions(topic).values()), 30, 0.5)
 
 
 @dataclass
@@ -228,7 +314,9 @@ def wait_counted(stack: Stack, campaign: str, expected: dict[str, int], timeout_
         wait_until("every acknowledged sheet counted",
                    lambda: valid_by_unit(stack, campaign) == expected, timeout_s, 0.5)
     except TimeoutError:
-        assert valid_by_unit(stack, campaign) == expected, stack.roles["worker"].tail()
+        tails = "\n".join(f"{key}:\n{role.tail()}" for key, role in stack.roles.items()
+                          if key.startswith("worker"))
+        assert valid_by_unit(stack, campaign) == expected, tails
 
 
 def assert_counted_once(stack: Stack, campaign: str, acked: dict[str, str],
@@ -300,6 +388,23 @@ def group_state(bootstrap: str, group: str) -> str:
     info: Any = described[group] if isinstance(described, dict) else described[0]
     state = info.get("group_state") if isinstance(info, dict) else getattr(info, "state", "")
     return str(state or "")
+
+
+def lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` the group has not committed past, over all its partitions."""
+    now = committed(bootstrap, group, topic)
+    return sum(end - now.get(tp, 0) for tp, end in end_offsets(bootstrap, topic).items())
+
+
+def group_members(bootstrap: str, group: str) -> list[str]:
+    """The group's members now: each one's static instance id (or member id without one)."""
+    client = admin(bootstrap)
+    try:
+        info = client.describe_groups([group])[group]
+    finally:
+        client.close()
+    return sorted(str(m.get("group_instance_id") or m.get("member_id"))
+                  for m in info.get("members") or ())
 
 
 def rewind(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:

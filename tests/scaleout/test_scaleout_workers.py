@@ -6,82 +6,26 @@ in its own directory, and the restarted one opens its own again."""
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 
 from schemas.settings import Settings
 from stream_processors.faust_topology import Topology
 from tests.helpers import campaign_definition, sheet
-from tests.integration.distributed_stack import Role, Stack, _answers, wait_until
-from tests.integration.embedded_server import free_port
+from tests.integration.distributed_stack import Stack, Worker, wait_until
 from tests.scaleout.load import Stream, clickhouse_counts, discard, valid_counts
 
 pytestmark = pytest.mark.integration
 SHEETS = 2400  # at least: a third before the stop, a third while down, a third after
 LINKS = {"Gd7kQ2xP": "gd-cyber", "Gx1aB2cD": "gx-net", "Sh9zY8xW": "sh-uni"}
-_JUDGED = re.compile(r"^survey_processor_judged_total\{[^}]*\} ([0-9.e+]+)$", re.M)
-
-
-class Worker:
-    """One `survey-ingest worker` with a static instance id and its metrics port; the data dir is
-    the stack's, shared by both workers."""
-
-    def __init__(self, stack: Stack, n: int) -> None:
-        self.stack = stack
-        self.key = f"worker-{n}"
-        self.instance_id = f"{stack.prefix}-w{n}"
-        self.metrics_port = free_port()
-        self.data_dir = stack.workdir
-        self.role: Role | None = None
-
-    def start(self) -> Worker:
-        env = {**self.stack.env, "SURVEY_DATA_DIR": str(self.data_dir)}
-        self.role = Role("worker", ["--instance-id", self.instance_id,
-                                    "--metrics-port", str(self.metrics_port)],
-                         env, self.stack.workdir / f"{self.stack.prefix}-{self.key}.log").start()
-        self.stack.roles[self.key] = self.role  # stopped with the stack
-        return self
-
-    def metrics(self) -> str:
-        assert self.role is not None
-        self.role.check_alive()
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return ""
-
-    def judged(self) -> int:
-        """Verdicts this process made since it started (its own counter, not the group's)."""
-        return int(sum(float(v) for v in _JUDGED.findall(self.metrics())))
-
-    def wait_ready(self, timeout_s: float = 90.0) -> None:
-        assert self.role is not None
-        try:
-            wait_until(f"{self.key} ready", lambda: "survey_process_ready 1.0" in self.metrics(),
-                       timeout_s, every_s=0.25)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{self.role.tail()}") from None
 
 
 @pytest.fixture(scope="module")
 def stack(scaleout_stack: Callable[..., Stack]) -> Iterator[Stack]:
     # 4 raw partitions (Stack's default): two workers get two each.
-    s = scaleout_stack()
-    migrated = s.run("migrate")
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
-    s.role("collector", "--port", str(s.collector_port))
-    s.role("api", "--port", str(s.api_port))
-    for name, url in (("collector", s.collector_url), ("api", s.api_url)):
-        role = s.roles[name]
-
-        def ready(role: Role = role, url: str = url) -> bool:
-            return role.check_alive() and _answers(f"{url}/readyz")
-
-        wait_until(f"{name} ready", ready, 90)
+    s = scaleout_stack().start(worker=False)
     yield s
     discard(s)
 
