@@ -8,8 +8,10 @@ log from the first moment, and every other request waits until the API is there 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 from core.access import ENV_ADMIN_LABEL
 from core.registry import Registry, RegistryEvent
 from eventlog.file_log import FileLog
-from ingest.asgi import ASGIApp, Receive, Scope, Send
+from ingest.asgi import ASGIApp, Receive, Scope, Send, send_json
 from ingest.collector import Collector
 from runtime.registry import fold_log
 from schemas.campaign import CampaignDefinition
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     from stream_processors.findings import FindingsStep
 
 log = logging.getLogger(__name__)
+# How long a request other than a sheet or a probe waits for the API while the store opens,
+# before a 503 with Retry-After (a migration over a big store can take minutes).
+API_WAIT_S = 30.0
 
 
 class EmbeddedRuntime:
@@ -74,6 +79,10 @@ class EmbeddedRuntime:
         self._opens_task: asyncio.Task[None] | None = None
         self._opened = False
         self._api_ready: asyncio.Event | None = None
+        self._open_error: BaseException | None = None
+        # Set by stop(): judging's catch-up (a thread) ends between its steps rather than finish
+        # a rebuild nobody will use.
+        self._stopping = threading.Event()
         self.app: ASGIApp = Collector.from_settings(
             settings, self.raw, self.registry.campaigns.keys,
             fallback=self._to_api, ready=self.ready, on_received=self.pending.add,
@@ -124,10 +133,20 @@ class EmbeddedRuntime:
 
     async def open_behind(self) -> None:
         """`open()` on a worker thread, while the collector serves on the event loop; then the
-        requests waiting for the API go on."""
+        requests waiting for the API go on (or, if it failed, are answered 503).
+
+        Nothing on the event loop may use a relative path or import pyarrow meanwhile: chDB's
+        import changes the process's working directory and holds pyarrow out for its duration
+        (storage/chdb_store.py)."""
         ready = self._api_event()
-        await asyncio.to_thread(self.open)
-        ready.set()
+        try:
+            await asyncio.to_thread(self.open)
+        except BaseException as exc:
+            self._open_error = exc
+            log.error("the store or the API could not be opened: %s", exc)
+            raise
+        finally:
+            ready.set()
 
     def _api_event(self) -> asyncio.Event:
         if self._api_ready is None:
@@ -137,10 +156,28 @@ class EmbeddedRuntime:
         return self._api_ready
 
     async def _to_api(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Every request but a sheet: to the API, once it is built."""
+        """Every request but a sheet: to the API, once it is built. Meanwhile the probes answer
+        at once (alive; not ready), and other requests wait a bounded time for it."""
         if not self._opened:
-            await self._api_event().wait()
+            path = scope.get("path", "")
+            if path == "/healthz":
+                await send_json(send, 200, {"status": "ok"})
+                return
+            if path == "/readyz" or self._open_error is not None:
+                await send_json(send, 503, {"status": "not ready", "detail": self._starting()})
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._api_event().wait(), API_WAIT_S)
+            if not self._opened:
+                await send_json(send, 503, {"detail": self._starting()},
+                                [(b"retry-after", b"5")])
+                return
         await self.api(scope, receive, send)
+
+    def _starting(self) -> str:
+        if self._open_error is not None:
+            return "the store could not be opened; see the server's log"
+        return "starting: the store is being opened"
 
     def _judged(self, rows: Sequence[SubmissionJudged]) -> None:
         for row in rows:
@@ -183,6 +220,8 @@ class EmbeddedRuntime:
         wait in the raw log), never before it, and no sheet is judged against half-loaded
         memory."""
         self.store.repair_counts()
+        if self._stopping.is_set():
+            return
         # A decision logged just before a crash may not have reached the store; applying every
         # one again is harmless (idempotent) and cheap (decisions are few).
         for state in self.registry.campaigns.values():
@@ -193,11 +232,15 @@ class EmbeddedRuntime:
         # baseline looks back over (and the open hour), so a restart mid-window raises the same
         # findings as no restart. Every verdict stored was observed before (the findings step
         # runs on each batch after its insert), and none stored is observed again after.
+        if self._stopping.is_set():
+            return
         engine = self.findings_step.engine
         rebuilt = self.findings_step.rebuild(self.store.iter_recent_verdicts(
             engine.config.burst.history_hours + 1))
         log.info("anomaly detectors rebuilt from %d stored verdicts in %.1f s", rebuilt,
                  time.monotonic() - started)
+        if self._stopping.is_set():
+            return
         started = time.monotonic()
         position = self.processor.position
         if memory_checkpoint.restore(self.memory_checkpoint, self.processor.memory, position):
@@ -211,9 +254,12 @@ class EmbeddedRuntime:
 
     async def _judge(self) -> None:
         await asyncio.to_thread(self._catch_up)
+        if not self._memory_whole:
+            return  # stopped during the catch-up: nothing judged, no checkpoint
         await self.processor.run(self._stop)
 
     async def stop(self) -> None:
+        self._stopping.set()
         self._stop.set()
         if self._task is not None:
             try:

@@ -33,10 +33,11 @@ def uvicorn_server(app: object, settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings) -> None:
     """Listens first, with the logs, the registry and the collector; then opens the store and
-    builds the API behind it (sheets get their 202 meanwhile, other requests wait for the API),
-    then judging catches up (runtime/embedded.py). `started` is set once it listens."""
+    builds the API behind it (sheets get their 202 meanwhile, probes answer at once, other
+    requests wait for the API), then judging catches up (runtime/embedded.py), unless a stop
+    came meanwhile."""
     runtime = EmbeddedRuntime(settings, open_later=True)
     server = uvicorn_server(runtime.app, settings)
     print(f"survey-ingest serving on http://{settings.host}:{settings.port} "
@@ -46,9 +47,9 @@ async def serve(settings: Settings, *, started: asyncio.Event | None = None) -> 
         try:
             while not server.started and not serving.done():
                 await asyncio.sleep(0.005)
-            if started is not None:
-                started.set()
             if not serving.done():
+                await runtime.open_behind()
+            if not serving.done() and not server.should_exit:
                 await runtime.start()
             await serving
         except BaseException:

@@ -1,4 +1,4 @@
-"""ClickHouse stopped for 30 s under load: the collector keeps taking sheets (it needs only Kafka),
+"""ClickHouse stopped for 15 s under load: the collector keeps taking sheets (it needs only Kafka),
 the worker's sink backs off and retries without committing, and once ClickHouse is back every
 sheet that got a 202 is stored and counted exactly once; `survey-ingest reconcile` agrees."""
 

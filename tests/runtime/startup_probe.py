@@ -26,6 +26,7 @@ from commands.common import settings_from
 from runtime.embedded import EmbeddedRuntime
 from runtime.serve import uvicorn_server
 from schemas.campaign import CampaignDefinition
+from storage.sql import literal
 
 JUDGED_WITHIN_S = 120.0
 
@@ -76,10 +77,14 @@ async def main(data_dir: str, definition_file: str, sheet_file: str) -> dict[str
         while key in runtime.pending and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         judged = key not in runtime.pending
+        # Taken before the store opened, judged once: one stored verdict, counted once.
+        verdicts = runtime.store._execute(
+            f"SELECT count() FROM submissions WHERE submission_id = {literal(key[1])}")
+        valid = sum(c.valid for c in runtime.store.unit_counts(key[0]).values())
     finally:
         await runtime.stop()
-    return {"status": status, "judged": judged, "listening": listening,
-            "modules": sorted(sys.modules)}
+    return {"status": status, "judged": judged, "verdicts": int(verdicts[0][0]), "valid": valid,
+            "listening": listening, "modules": sorted(sys.modules)}
 
 
 if __name__ == "__main__":

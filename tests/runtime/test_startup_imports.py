@@ -55,6 +55,7 @@ def test_serve_takes_and_judges_a_sheet_without_the_heavy_stacks(tmp_path: Path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["status"] == 202 and report["judged"], report | {"modules": "..."}
+    assert (report["verdicts"], report["valid"]) == (1, 1), report | {"modules": "..."}
     heavy = _among(HEAVY, report["modules"])
     assert heavy == [], f"serve imported at start-up: {heavy}"
     early = _among(AFTER_LISTENING, report["listening"])
