@@ -81,6 +81,7 @@ def build_api(services: Services) -> FastAPI:
     app.state.reads = reads
     services.extra["reads"] = reads
     live = LiveCounts(reads)
+    app.state.live = live  # a stopping server ends its streams: `app.state.live.end_all()`
     assets = Assets(default_sources())
     add_compression(app)
     app.add_middleware(LiveShortcut)  # outermost: anonymous screens skip the rest

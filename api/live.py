@@ -47,29 +47,46 @@ def utf8(chunk: str | bytes | memoryview) -> bytes:
 class LiveCounts:
     def __init__(self, reads: ReadModels) -> None:
         self.reads = reads
-        self._subscribers: dict[str, set[asyncio.Queue[str]]] = {}
+        # None in a screen's queue ends its stream (end_all).
+        self._subscribers: dict[str, set[asyncio.Queue[str | None]]] = {}
         self._watching: dict[str, tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = {}
         self._sent: dict[str, Snapshot] = {}
         self._first_event: dict[str, tuple[int, SseText]] = {}
         self._last_sent: dict[str, float] = {}
         self._keep_alive: dict[str, asyncio.TimerHandle] = {}
+        self._ended = False
 
     async def stream(self, campaign: str, first: Snapshot) -> AsyncIterator[str]:
         """The SSE stream of one screen; `first` is the snapshot the handler already took."""
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._subscribers.setdefault(campaign, set()).add(queue)
         self._watch(campaign, first)
         read_metrics.SSE_CLIENTS.inc()
         try:
             yield self._first_write(self.reads.current(campaign) or first)
-            while True:
-                yield await queue.get()
+            while not self._ended:
+                chunk = await queue.get()
+                if chunk is None:
+                    return
+                yield chunk
         finally:
             read_metrics.SSE_CLIENTS.dec()
             subscribers = self._subscribers.get(campaign, set())
             subscribers.discard(queue)
             if not subscribers:
                 self._unwatch(campaign)
+
+    def end_all(self) -> None:
+        """Ends every open stream, for a server that is stopping: uvicorn's shutdown waits for
+        each response to finish, and an event stream never does, so one connected screen kept
+        the process from stopping until it was killed. A screen's EventSource reconnects by
+        itself, to another instance or to this one once it is back. Call on the streams' loop."""
+        self._ended = True
+        for queues in self._subscribers.values():
+            for queue in queues:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(None)
 
     def _first_write(self, snap: Snapshot) -> SseText:
         cached = self._first_event.get(snap.campaign)
@@ -134,6 +151,8 @@ class LiveCounts:
         self._keep_alive[campaign] = loop.call_at(due, self._keep_alive_due, campaign)
 
     def _broadcast(self, campaign: str, chunk: str) -> None:
+        if self._ended:
+            return  # never push an ended stream's None out of its queue
         watching = self._watching.get(campaign)
         if watching is not None:
             self._last_sent[campaign] = watching[0].time()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 
 from commands import access, campaign, distributed, erase, export, links, plan, report, review
-from commands.common import CliError, add_embedded_flags, settings_from
+from commands.common import CliError, add_embedded_flags, run_async, settings_from
 from schemas.campaign import CampaignFileError
 
 
@@ -61,12 +60,12 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     if args.command == "serve":
         from runtime.serve import serve
 
-        asyncio.run(serve(settings_from(args)))
+        run_async(serve(settings_from(args)))
         return 0
     if args.command == "demo":
         from commands.demo import demo
 
-        asyncio.run(demo(settings_from(args), args.rate, args.duration))
+        run_async(demo(settings_from(args), args.rate, args.duration))
         return 0
     if args.command == "review" or (
         args.command == "campaign" and args.campaign_command in ("freeze", "median")

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 import getpass
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.settings import Settings
+
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Runs a server's coroutine on uvloop (installed with uvicorn[standard]). uvicorn picks
+    uvloop only for a loop it makes itself, and these servers make their own: on asyncio's
+    loop a new connection cost about a third more CPU (benchmarks/analysis.md, issue 23)."""
+    import uvloop
+
+    return uvloop.run(main)
 
 
 class CliError(Exception):

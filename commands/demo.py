@@ -28,7 +28,7 @@ async def demo(settings: Settings, rate: float, duration: float | None) -> None:
     await runtime.define_campaign(definition)
     analyst = await _analyst_token(runtime, definition.campaign)
     await runtime.start()
-    server = uvicorn_server(runtime.app, settings)
+    server = uvicorn_server(runtime.app, settings, runtime.end_streams)
     base = f"http://{settings.host}:{settings.port}"
     camp = definition.campaign
     print(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
+from commands.common import run_async
 from commands.progress import progress_bar
 from schemas.settings import Settings
 
@@ -92,12 +92,12 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
             raise SystemExit("survey-ingest collector: --workers must be at least 1")
         if workers > 1:
             return run_collector_workers(settings, workers)
-        asyncio.run(run_collector(settings))
+        run_async(run_collector(settings))
         return 0
     if command == "api":
         from runtime.distributed.api import run_api
 
-        asyncio.run(run_api(settings))
+        run_async(run_api(settings))
         return 0
     if command == "worker":
         from runtime.distributed.worker import run_worker

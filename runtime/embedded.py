@@ -131,6 +131,11 @@ class EmbeddedRuntime:
         self.api = build_api(services)
         self._opened = True
 
+    def end_streams(self) -> None:
+        """Ends the API's live screens' streams (the server is stopping; see LiveCounts)."""
+        if self._opened:
+            self.api.state.live.end_all()
+
     async def open_behind(self) -> None:
         """`open()` on a worker thread, while the collector serves on the event loop; then the
         requests waiting for the API go on (or, if it failed, are answered 503).

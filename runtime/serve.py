@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import uvicorn
 
-from runtime.distributed.serving import LISTEN_BACKLOG
+from runtime.distributed.serving import LISTEN_BACKLOG, DrainingServer
 from runtime.embedded import EmbeddedRuntime
 from runtime.signals import graceful_signals
 from schemas.campaign import CampaignDefinition
@@ -17,7 +18,8 @@ from schemas.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def uvicorn_server(app: object, settings: Settings) -> uvicorn.Server:
+def uvicorn_server(app: object, settings: Settings,
+                   end_streams: Callable[[], None] | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host, port=settings.port, lifespan="off", log_level="warning",
@@ -30,7 +32,7 @@ def uvicorn_server(app: object, settings: Settings) -> uvicorn.Server:
         # imports the websockets package at every start.
         ws="none",
     )
-    return uvicorn.Server(config)
+    return DrainingServer(config, 0.0, end_streams)
 
 
 async def serve(settings: Settings) -> None:
@@ -39,7 +41,7 @@ async def serve(settings: Settings) -> None:
     requests wait for the API), then judging catches up (runtime/embedded.py), unless a stop
     came meanwhile."""
     runtime = EmbeddedRuntime(settings, open_later=True)
-    server = uvicorn_server(runtime.app, settings)
+    server = uvicorn_server(runtime.app, settings, runtime.end_streams)
     print(f"survey-ingest serving on http://{settings.host}:{settings.port} "
           f"(data in {settings.data_dir})", flush=True)
     with graceful_signals():

@@ -108,7 +108,8 @@ async def run_api(settings: Settings) -> None:
     app = build_api(services)
     flusher = asyncio.create_task(opens.run(stop))
     try:
-        await serve_http(app, settings.host, settings.port)
+        await serve_http(app, settings.host, settings.port,
+                         end_streams=app.state.live.end_all)
     finally:
         stop.set()
         await medians

@@ -61,9 +61,11 @@ class DrainingServer(uvicorn.Server):
     not: under systemd's default KillMode (control-group) each worker gets one from systemd and
     one forwarded by its parent (`serve_workers`)."""
 
-    def __init__(self, config: uvicorn.Config, drain_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, drain_s: float,
+                 end_streams: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.drain_s = drain_s
+        self.end_streams = end_streams
         self._stop_at: float | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -78,18 +80,26 @@ class DrainingServer(uvicorn.Server):
             return
         super().handle_exit(sig, frame)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for every open response to finish: the app's endless ones (live
+        # screens' event streams) are ended first, or the process never stops.
+        if self.end_streams is not None:
+            self.end_streams()
+        await super().shutdown(sockets)
+
     async def on_tick(self, counter: int) -> bool:
         if self._stop_at is not None and time.monotonic() >= self._stop_at:
             self.should_exit = True
         return await super().on_tick(counter)
 
 
-async def serve_http(app: Any, host: str, port: int, drain_s: float = 0.0) -> None:
+async def serve_http(app: Any, host: str, port: int, drain_s: float = 0.0,
+                     end_streams: Callable[[], None] | None = None) -> None:
     """Serve `app` in this process until SIGINT/SIGTERM (after a drain, see DrainingServer);
     returns then, so the caller's cleanup runs (graceful_signals: uvicorn would otherwise
     re-raise the signal into Python's default handler and end the process first)."""
     with graceful_signals():
-        await DrainingServer(uvicorn_config(app, host, port), drain_s).serve()
+        await DrainingServer(uvicorn_config(app, host, port), drain_s, end_streams).serve()
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
