@@ -241,7 +241,7 @@ class EmbeddedRuntime:
             return
         engine = self.findings_step.engine
         rebuilt = self.findings_step.rebuild(self.store.iter_recent_verdicts(
-            engine.config.burst.history_hours + 1))
+            engine.config.burst.history_hours + 1), stopping=self._stopping.is_set)
         log.info("anomaly detectors rebuilt from %d stored verdicts in %.1f s", rebuilt,
                  time.monotonic() - started)
         if self._stopping.is_set():
