@@ -30,7 +30,7 @@ from schemas.events import (
     encode_event,
 )
 from schemas.settings import Settings
-from stream_processors import memory_checkpoint
+from stream_processors import detector_checkpoint, memory_checkpoint
 from stream_processors.pending import PendingSubmissions
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class EmbeddedRuntime:
         self.data = data = Path(settings.data_dir).resolve()
         data.mkdir(parents=True, exist_ok=True)
         self.memory_checkpoint = data / "judge-memory.ckpt"
+        self.detector_checkpoint = data / "detectors.ckpt"
         self._memory_whole = False  # a checkpoint is written only of a wholly loaded memory
         self.raw = FileLog(data / "raw", fsync=settings.log_fsync)
         self.registry_log = FileLog(data / "registry", fsync=True)
@@ -233,21 +234,26 @@ class EmbeddedRuntime:
             for decision in state.reviews:
                 self.store.apply_review(decision)
         started = time.monotonic()
-        # Detector state is in memory: rebuilt from the stored verdicts of the hours a burst
-        # baseline looks back over (and the open hour), so a restart mid-window raises the same
-        # findings as no restart. Every verdict stored was observed before (the findings step
-        # runs on each batch after its insert), and none stored is observed again after.
+        position = self.processor.position
+        # Detector state is in memory: after a clean stop, reopened from its checkpoint;
+        # otherwise rebuilt from the stored verdicts of the hours a burst baseline looks back
+        # over (and the open hour), so a restart mid-window raises the same findings as no
+        # restart. Every verdict stored was observed before (the findings step runs on each
+        # batch after its insert), and none stored is observed again after.
         if self._stopping.is_set():
             return
         engine = self.findings_step.engine
-        rebuilt = self.findings_step.rebuild(self.store.iter_recent_verdicts(
-            engine.config.burst.history_hours + 1), stopping=self._stopping.is_set)
-        log.info("anomaly detectors rebuilt from %d stored verdicts in %.1f s", rebuilt,
-                 time.monotonic() - started)
+        if detector_checkpoint.restore(self.detector_checkpoint, engine, position):
+            log.info("anomaly detectors restored from %s in %.1f s", self.detector_checkpoint,
+                     time.monotonic() - started)
+        else:
+            rebuilt = self.findings_step.rebuild(self.store.iter_recent_verdicts(
+                engine.config.burst.history_hours + 1), stopping=self._stopping.is_set)
+            log.info("anomaly detectors rebuilt from %d stored verdicts in %.1f s", rebuilt,
+                     time.monotonic() - started)
         if self._stopping.is_set():
             return
         started = time.monotonic()
-        position = self.processor.position
         if memory_checkpoint.restore(self.memory_checkpoint, self.processor.memory, position):
             log.info("embedded runtime: judging memory restored from %s in %.1f s, resuming at "
                      "raw offset %d", self.memory_checkpoint, time.monotonic() - started, position)
@@ -277,6 +283,8 @@ class EmbeddedRuntime:
                     # At the committed offset: the next start reads this, not the store.
                     memory_checkpoint.save(self.memory_checkpoint, self.processor.memory,
                                            self.processor.position)
+                    detector_checkpoint.save(self.detector_checkpoint,
+                                             self.findings_step.engine, self.processor.position)
         if self._median_task is not None:
             await self._median_task
         if self._opens_task is not None:

@@ -79,6 +79,20 @@ class AnomalyEngine:
         self.links_tracked = 0
         self._band_of: dict[str, int] = {}
 
+    # What a checkpoint holds (stream_processors/detector_checkpoint.py): everything the
+    # verdicts built, nothing the engine was made with (its config, the questionnaire lookup).
+    _STATE = ("campaigns", "links_tracked", "_band_of")
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue from `state()` of an engine with the same config, as if never stopped."""
+        if set(state) != set(self._STATE):
+            raise ValueError(f"detector state with {sorted(state)}, expected {self._STATE}")
+        for name in self._STATE:
+            setattr(self, name, state[name])
+
     # -- features, shared with FindingScope ------------------------------------------------------
 
     def _answers(self, judged: SubmissionJudged) -> tuple[dict[str, Any], frozenset[str] | None]:

@@ -1,5 +1,6 @@
 """`serve` restarted keeps judging exactly: after a clean stop it reads the judging memory's
-checkpoint instead of walking every stored verdict; after a SIGKILL it rebuilds from the store.
+checkpoint (and the anomaly detectors theirs) instead of walking the stored verdicts; after a
+SIGKILL it rebuilds both from the store.
 
 Catches: a restart whose judging memory lacks verdicts stored before it (a conflicting resend
 of an earlier sheet would be judged new and counted twice; a reused device would be credited
@@ -59,11 +60,13 @@ def test_clean_stop_restores_the_checkpoint_and_a_kill_rebuilds(tmp_path: Path) 
     finally:
         server.stop()
     assert (data / "judge-memory.ckpt").exists()
+    assert (data / "detectors.ckpt").exists()
 
     server = EmbeddedServer(data, port=server.port).start()
     try:
         _later_copies_are_caught(server, first)
         assert "judging memory restored" in server.log_tail()
+        assert "anomaly detectors restored" in server.log_tail()
     finally:
         server.kill()  # no checkpoint of this run: the next start must rebuild
 
@@ -71,5 +74,6 @@ def test_clean_stop_restores_the_checkpoint_and_a_kill_rebuilds(tmp_path: Path) 
     try:
         _later_copies_are_caught(second, first)
         assert "verdicts remembered" in second.log_tail()
+        assert "anomaly detectors rebuilt" in second.log_tail()
     finally:
         second.stop()
