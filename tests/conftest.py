@@ -110,14 +110,18 @@ def clickhouse_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def new_stack(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Stack]]:
     """Makes a distributed Stack (not started) on its own topic prefix and database, on this
-    session's broker and server; stops every one it made when the module ends."""
+    session's broker and server, or on the `kafka` bootstrap or `clickhouse` URL given (a fault
+    test's own: the session's are then not started for it); stops every one it made when the
+    module ends."""
     made: list[Stack] = []
 
-    def make(**env: str) -> Stack:
-        stack = Stack(kafka_bootstrap, clickhouse_url, tmp_path_factory.mktemp("stack"), **env)
+    def make(*, kafka: str | None = None, clickhouse: str | None = None, **env: str) -> Stack:
+        stack = Stack(kafka or request.getfixturevalue("kafka_bootstrap"),
+                      clickhouse or request.getfixturevalue("clickhouse_url"),
+                      tmp_path_factory.mktemp("stack"), **env)
         made.append(stack)
         return stack
 

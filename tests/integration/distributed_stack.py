@@ -75,9 +75,18 @@ class Role:
             self.proc.wait(10)
 
     def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM, and wait until it has exited (SIGKILL past `timeout_s`)."""
+        self.terminate()
+        self.wait_stopped(timeout_s)
+
+    def terminate(self) -> None:
         if self.alive():
             assert self.proc is not None
             self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout_s: float = 20.0) -> None:
+        if self.alive():
+            assert self.proc is not None
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -192,8 +201,12 @@ class Stack:
             raise TimeoutError(f"{exc}\n{worker.tail()}") from None
 
     def stop(self) -> None:
+        """Every role stopped: all signalled at once, then each waited for (a worker's shutdown
+        takes seconds; one after the other they added up in every module's teardown)."""
         for role in self.roles.values():
-            role.stop()
+            role.terminate()
+        for role in self.roles.values():
+            role.wait_stopped()
 
     # HTTP helpers
     def define(self, definition: dict[str, Any], token: str | None = ADMIN_TOKEN) -> httpx.Response:

@@ -3,11 +3,14 @@
 A fault test never touches the session's Kafka broker or ClickHouse server (other tests run on
 them) nor the default ports: what it stops and starts is a `DedicatedService`, started by the
 same infra/ script on free ports, whose data, config and log live in a directory named after its
-port (infra/kafka/env.sh, infra/clickhouse/env.sh), wiped when the module ends.
+port (infra/kafka/env.sh, infra/clickhouse/env.sh), wiped when the module ends (the broker the
+modules share, tests/reliability/conftest.py: when the package ends).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
 import random
 import signal
@@ -38,16 +41,8 @@ START_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 120
 
 
-def make_stack(kafka_bootstrap: str, clickhouse_url: str, workdir: Path, **env: str) -> Stack:
-    """A Stack (not started) whose processes keep their files (faust's table metadata) in a data
-    dir of their own under `workdir`, not in ./data shared with every other run."""
-    data = workdir / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    return Stack(kafka_bootstrap, clickhouse_url, workdir, SURVEY_DATA_DIR=str(data), **env)
-
-
 class DedicatedService:
-    """A Kafka broker or a ClickHouse server for one test module, on free ports of its own."""
+    """A Kafka broker or a ClickHouse server for fault tests, on free ports of its own."""
 
     def __init__(self, service: str) -> None:
         self.service = service
@@ -102,6 +97,11 @@ class DedicatedService:
         done = self._script("stop", *(["--wipe"] if wipe else []), timeout_s=STOP_TIMEOUT_S)
         if done.returncode != 0:
             raise RuntimeError(f"infra/{self.service}/stop.sh failed: {done.stderr[-2000:]}")
+
+    def thaw(self) -> None:
+        """SIGCONT, in case a test froze it (SIGSTOP); nothing when it is not running."""
+        with contextlib.suppress(OSError, RuntimeError):
+            os.kill(self.pid(), signal.SIGCONT)
 
 
 class KafkaCluster:
@@ -257,6 +257,11 @@ class Senders:
         with self._lock:
             self.unfinished.append(sid)
 
+    def assert_all_taken(self) -> None:
+        """Every sheet sent got its 202 in the end, and no answer was other than 202 or 503."""
+        assert not self.unexpected, self.unexpected[:5]
+        assert not self.unfinished, f"{len(self.unfinished)} sheets never taken"
+
     def count_acked(self) -> int:
         with self._lock:
             return len(self.acked)
@@ -275,10 +280,24 @@ class Senders:
         for t in self._workers:
             t.join(30)
 
-    def expected_valid(self) -> dict[str, int]:
-        with self._lock:
-            counts = Counter(self.acked.values())
-        return {unit: counts.get(unit, 0) for unit in sorted(set(LINKS.values()))}
+
+def post_all(stack: Stack, bodies: list[dict[str, Any]]) -> None:
+    """Posts every sheet, 8 at a time; each must be answered 202."""
+    with httpx.Client(timeout=20) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(
+            lambda b: client.post(f"{stack.collector_url}/v1/submissions", json=b), bodies))
+    assert [r.status_code for r in answers] == [202] * len(bodies), [
+        r.text for r in answers if r.status_code != 202][:3]
+
+
+def restart_worker_if_exited(stack: Stack) -> None:
+    """A worker that lost its broker may have exited (it stops rather than commit what it did
+    not finish); a supervisor starts it again, as here."""
+    worker = stack.roles["worker"]
+    if not worker.alive():
+        print(f"worker exited during the fault ({worker.proc and worker.proc.returncode}); "
+              "started again")
+        stack.start_worker()
 
 
 def clickhouse_client(stack: Stack) -> Client:
@@ -320,10 +339,15 @@ def wait_counted(stack: Stack, campaign: str, expected: dict[str, int], timeout_
 
 
 def assert_counted_once(stack: Stack, campaign: str, acked: dict[str, str],
-                        others: set[str]) -> None:
-    """Every acknowledged sheet stored exactly once and accepted; nothing else stored but
-    `others`; the leaderboards at every level agree with the acknowledged sheets; reconcile
-    finds no difference."""
+                        others: set[str], timeout_s: float = 180) -> None:
+    """Once the unit leaderboard counts every acknowledged sheet (`acked`: id -> unit; waited
+    for, bounded) and a moment more for a late duplicate to show: every acknowledged sheet
+    stored exactly once and accepted; nothing else stored but `others`; the leaderboards at
+    every level agree with the acknowledged sheets; reconcile finds no difference."""
+    expected = Counter(acked.values())
+    wait_counted(stack, campaign, {u: expected.get(u, 0) for u in sorted(set(LINKS.values()))},
+                 timeout_s)
+    time.sleep(1.5)  # a late duplicate would show now
     rows = stored_rows(stack, campaign)
     ids = Counter(sid for sid, *_ in rows)
     twice = {sid: n for sid, n in ids.items() if n > 1}
@@ -334,7 +358,6 @@ def assert_counted_once(stack: Stack, campaign: str, acked: dict[str, str],
     not_accepted = [(sid, status, reasons) for sid, _, status, reasons in rows
                     if sid in acked and status != "accepted"]
     assert not not_accepted, not_accepted[:10]
-    expected = Counter(acked.values())
     assert valid_by_unit(stack, campaign) == {u: expected.get(u, 0)
                                               for u in sorted(set(LINKS.values()))}
     # Provinces and work regions are sums of the same counts view: they agree too.

@@ -14,20 +14,18 @@ counting them twice, and `reconcile` failing.
 
 from __future__ import annotations
 
-import concurrent.futures
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from clickhouse_driver import Client
 
 from storage.count_tables import COUNT_TABLES, scope_sql
 from tests.helpers import campaign_definition, sheet
 from tests.integration.distributed_stack import Stack, wait_until
-from tests.reliability.support import LINKS, make_stack, stored_rows, wait_counted
+from tests.reliability.support import LINKS, post_all, stored_rows, wait_counted
 from tests.reliability.tcp_proxy import ReplyDroppingProxy
 
 pytestmark = pytest.mark.integration
@@ -44,16 +42,9 @@ def proxy(clickhouse_url: str) -> Iterator[ReplyDroppingProxy]:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    proxy: ReplyDroppingProxy, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
+def stack(proxy: ReplyDroppingProxy, new_stack: Callable[..., Stack]) -> Stack:
     # Every role talks to ClickHouse through the proxy; only the armed insert is disturbed.
-    s = make_stack(kafka_bootstrap, f"clickhouse://127.0.0.1:{proxy.port}/default",
-                   tmp_path_factory.mktemp("rel-ambiguous"))
-    try:
-        yield s.start()
-    finally:
-        s.stop()
+    return new_stack(clickhouse=f"clickhouse://127.0.0.1:{proxy.port}/default").start()
 
 
 def direct(clickhouse_url: str, database: str) -> Client:
@@ -69,14 +60,6 @@ def count_rows(clickhouse_url: str, database: str) -> int:
             f"SELECT count() FROM submissions WHERE campaign = '{CAMPAIGN}'")[0][0])
     finally:
         client.disconnect()
-
-
-def post_all(stack: Stack, bodies: list[dict[str, object]]) -> None:
-    with httpx.Client(timeout=20) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(
-            lambda b: client.post(f"{stack.collector_url}/v1/submissions", json=b), bodies))
-    assert [r.status_code for r in answers] == [202] * len(bodies), [
-        r.text for r in answers if r.status_code != 202][:3]
 
 
 def test_a_batch_whose_answer_was_lost_is_stored_and_counted_once(

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import httpx
 import pytest
 from kafka import KafkaConsumer
 
 from schemas.envelope import NON_FINITE_DETAIL
 from tests.helpers import campaign_definition, sheet
-from tests.integration.distributed_stack import Stack, wait_until
+from tests.integration.distributed_stack import Stack
 from tests.reliability.support import end_offsets
 from tests.reliability.test_embedded_edge import (
     ID_CARD,
@@ -30,28 +29,12 @@ CAMPAIGN = "rel-edge"
 
 
 @pytest.fixture(scope="module")
-def stack(new_stack: Callable[..., Stack]) -> Iterator[Stack]:
+def stack(new_stack: Callable[..., Stack]) -> Stack:
     """Collector and API only: what is refused or masked is decided before the raw topic."""
-    s = new_stack()
-    migrated = s.run("migrate")
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
-    s.role("collector", "--port", str(s.collector_port))
-    s.role("api", "--port", str(s.api_port))
-    for name, url in (("collector", s.collector_url), ("api", s.api_url)):
-        role = s.roles[name]
-        wait_until(f"{name} ready", lambda role=role, url=url: role.check_alive()  # type: ignore[misc]
-                   and _status(f"{url}/readyz") == 200, 90)
+    s = new_stack().start(worker=False)
     assert s.define(campaign_definition(CAMPAIGN)).status_code == 200
     s.post_until_taken(sheet(CAMPAIGN, opinion="探针"), 30)
-    yield s
-    s.stop()
-
-
-def _status(url: str) -> int:
-    try:
-        return httpx.get(url, timeout=2).status_code
-    except httpx.HTTPError:
-        return 0
+    return s
 
 
 def raw_records(stack: Stack) -> list[bytes]:

@@ -5,12 +5,9 @@ verdicts (resends, conflicting resends and repeat respondents included), the sam
 
 from __future__ import annotations
 
-import concurrent.futures
 import random
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import httpx
 import pytest
 
 from schemas.settings import Settings
@@ -22,6 +19,7 @@ from tests.reliability.support import (
     committed,
     end_offsets,
     group_state,
+    post_all,
     rewind,
     stored_rows,
 )
@@ -32,18 +30,8 @@ ORIGINALS = 800
 
 
 @pytest.fixture(scope="module")
-def stack(new_stack: Callable[..., Stack]) -> Iterator[Stack]:
-    s = new_stack().start()
-    yield s
-    s.stop()
-
-
-def post_all(stack: Stack, bodies: list[dict[str, Any]]) -> None:
-    with httpx.Client(timeout=20) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(
-            lambda b: client.post(f"{stack.collector_url}/v1/submissions", json=b), bodies))
-    assert [r.status_code for r in answers] == [202] * len(bodies), [
-        r.text for r in answers if r.status_code != 202][:3]
+def stack(new_stack: Callable[..., Stack]) -> Stack:
+    return new_stack().start()
 
 
 def boards(stack: Stack) -> dict[str, dict[str, tuple[int, int]]]:

@@ -1,4 +1,5 @@
-"""One real `survey-ingest serve` for the security tests, with every abuse control switched on.
+"""One real `survey-ingest serve` for the security tests, with every abuse control switched on;
+and one of each runtime for the access tests.
 
 Rate limits are keyed so tests do not disturb each other: each test uses its own client
 addresses (sent through the trusted proxy, 127.0.0.1, as X-Forwarded-For) and its own link codes
@@ -12,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import campaign_definition
+from tests.integration.distributed_stack import Stack
 from tests.integration.embedded_server import EmbeddedServer
-from tests.security.support import CAMPAIGN, SECURITY_ENV
+from tests.security.support import ACCESS_ENV, CAMPAIGN, SECURITY_ENV, Runtime
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +27,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]
         yield srv
     finally:
         srv.kill()
+
+
+@pytest.fixture(scope="package", params=["embedded", "distributed"])
+def runtime(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runtime]:
+    """One of each runtime shared by the access tests (the matrix, the scope sums), each module
+    on campaigns of its own: a serve or a stack started once per runtime, not once per module."""
+    if request.param == "embedded":
+        srv = EmbeddedServer(tmp_path_factory.mktemp("access") / "data", env=ACCESS_ENV).start()
+        try:
+            yield Runtime("embedded", srv.base, srv.base,
+                          lambda: srv.log_path.read_text(errors="replace"))
+        finally:
+            srv.stop()
+    else:
+        stack = Stack(request.getfixturevalue("kafka_bootstrap"),
+                      request.getfixturevalue("clickhouse_url"),
+                      tmp_path_factory.mktemp("access-stack"), **ACCESS_ENV)
+        try:
+            yield Runtime("distributed", stack.start().collector_url, stack.api_url,
+                          lambda: "\n".join(p.read_text(errors="replace")
+                                            for p in stack.workdir.glob("*.log")))
+        finally:
+            stack.stop()

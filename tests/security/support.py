@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tests import helpers
@@ -18,6 +20,19 @@ SECURITY_ENV = {
     "SURVEY_CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN]),
     "SURVEY_HASH_KEY": HASH_KEY,
 }
+# The access tests (every route, role and scope): the failed-auth limit must not trip them.
+ACCESS_ENV = {"SURVEY_AUTH_FAILURES_PER_MINUTE": "100000"}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A running runtime for the access tests: where sheets are posted, where the API answers,
+    and its processes' logs so far."""
+
+    name: str  # "embedded" or "distributed"
+    collector: str
+    api: str
+    logs: Callable[[], str]
 
 
 def status_of(

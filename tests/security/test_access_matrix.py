@@ -7,7 +7,7 @@ a route whose rule changes, or a role that gets through where the table says no,
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,17 +16,16 @@ import pytest
 
 from schemas.access import Role
 from tests.helpers import campaign_definition
-from tests.integration.distributed_stack import Stack, wait_until
-from tests.integration.embedded_server import ADMIN, ADMIN_TOKEN, EmbeddedServer
+from tests.integration.distributed_stack import wait_until
+from tests.integration.embedded_server import ADMIN, ADMIN_TOKEN
 from tests.security.access_table import TABLE, Expect
+from tests.security.support import Runtime
 
 # Real servers on loopback: sockets allowed (tests/conftest.py).
 pytestmark = pytest.mark.integration
 
 PRIVATE, PUBLIC_C = "acl-priv", "acl-pub"
 PAST = "2026-01-01T00:00:00+00:00"
-# Everything else than the rate limit itself: the matrix must not trip it.
-ENV = {"SURVEY_AUTH_FAILURES_PER_MINUTE": "100000"}
 
 
 @dataclass(frozen=True)
@@ -101,21 +100,11 @@ def prepare(runtime: str, base: str, logs: Callable[[], str]) -> Target:
     return Target(runtime, base, tokens, spare, logs)
 
 
-@pytest.fixture(scope="module", params=["embedded", "distributed"])
-def target(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Target]:
-    if request.param == "embedded":
-        srv = EmbeddedServer(tmp_path_factory.mktemp("acl") / "data", env=ENV).start()
-        try:
-            yield prepare("embedded", srv.base, lambda: srv.log_path.read_text(errors="replace"))
-        finally:
-            srv.stop()
-    else:
-        new_stack: Callable[..., Stack] = request.getfixturevalue("new_stack")
-        stack = new_stack(**ENV).start()
-        yield prepare("distributed", stack.api_url, lambda: "\n".join(
-            p.read_text(errors="replace") for p in stack.workdir.glob("*.log")))
+@pytest.fixture(scope="module")
+def target(runtime: Runtime) -> Target:
+    """Each runtime (tests/security/conftest.py) with the matrix's campaigns and tokens; the
+    failed-auth limit there is out of the matrix's way."""
+    return prepare(runtime.name, runtime.api, runtime.logs)
 
 
 # -- what each route is called with, and what it answers when the call is allowed --------------

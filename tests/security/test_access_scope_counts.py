@@ -4,15 +4,15 @@ totals equal its unit's leaderboard row, and a coordinator's equal its work regi
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.helpers import campaign_definition, sheet
-from tests.integration.distributed_stack import Stack, wait_until
-from tests.integration.embedded_server import ADMIN, EmbeddedServer
+from tests.integration.distributed_stack import wait_until
+from tests.integration.embedded_server import ADMIN
+from tests.security.support import Runtime
 
 # Real servers on loopback: sockets allowed (tests/conftest.py).
 pytestmark = pytest.mark.integration
@@ -36,23 +36,14 @@ def random_sheets(seed: int, n: int) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.fixture(scope="module", params=["embedded", "distributed"])
-def urls(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    """(collector URL, API URL), the campaign defined."""
-    if request.param == "embedded":
-        srv = EmbeddedServer(tmp_path_factory.mktemp("sums") / "data").start()
-        try:
-            assert srv.define(campaign_definition(CAMPAIGN)).status_code == 200
-            yield srv.base, srv.base
-        finally:
-            srv.stop()
-    else:
-        make: Callable[..., Stack] = request.getfixturevalue("new_stack")
-        stack = make().start()
-        assert stack.define(campaign_definition(CAMPAIGN)).status_code == 200
-        yield stack.collector_url, stack.api_url
+@pytest.fixture(scope="module")
+def urls(runtime: Runtime) -> tuple[str, str]:
+    """(collector URL, API URL) of each runtime (tests/security/conftest.py), the campaign
+    defined."""
+    r = httpx.put(f"{runtime.api}/v1/admin/campaigns/{CAMPAIGN}",
+                  json=campaign_definition(CAMPAIGN), headers=ADMIN, timeout=60)
+    assert r.status_code == 200, r.text
+    return runtime.collector, runtime.api
 
 
 def totals(api: str, headers: dict[str, str]) -> dict[str, int]:

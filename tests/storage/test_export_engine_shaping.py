@@ -65,8 +65,15 @@ def load(store: SqlStore, judged: Judged) -> None:
     store.insert_judged(rows)
 
 
-def write(store: SqlStore, fmt: str, path: Path, *, all_odd: bool) -> Path:
-    Export(store, state(), ExportRequest("2023", fmt, status="all"),
+def as_of_now(store: SqlStore) -> dt.datetime:
+    """The as-of an export taken now would have: given to each export of a test that reads the
+    same rows, one wait for the store's clock to leave the current second instead of one each."""
+    return Export(store, state(), ExportRequest("2023", "csv", status="all")).as_of
+
+
+def write(store: SqlStore, fmt: str, path: Path, *, all_odd: bool,
+          as_of: dt.datetime | None = None) -> Path:
+    Export(store, state(), ExportRequest("2023", fmt, status="all", as_of=as_of),
            all_odd=all_odd, block_rows=5).write(path)
     return path
 
@@ -97,8 +104,11 @@ def test_the_engine_shapes_every_answer_as_python_does(
     (the reference: every sheet parsed in Python), e.g. a float taken for a scale point, a
     list with a number taken for a multi-choice answer, or an escape left in a text."""
     load(store, judged)
-    engine = parquet_rows(write(store, "parquet", tmp_path / "e.parquet", all_odd=False))
-    python = parquet_rows(write(store, "parquet", tmp_path / "p.parquet", all_odd=True))
+    as_of = as_of_now(store)
+    engine = parquet_rows(write(store, "parquet", tmp_path / "e.parquet", all_odd=False,
+                                as_of=as_of))
+    python = parquet_rows(write(store, "parquet", tmp_path / "p.parquet", all_odd=True,
+                                as_of=as_of))
     assert engine.num_rows == len(ANSWERS) + 1
     for name in engine.column_names:
         assert engine.column(name).to_pylist() == python.column(name).to_pylist(), name
@@ -117,8 +127,10 @@ def test_csv_records_are_what_pyarrows_writer_writes(
     """Breaks if the engine's csv text differs from pyarrow's CSV writer on the same rows: a
     quote not doubled, an empty answer quoted, a number or a receive time written otherwise."""
     load(store, judged)
+    as_of = as_of_now(store)
     columns = plan(state())
-    typed = pq.read_table(write(store, "parquet", tmp_path / "t.parquet", all_odd=True))
+    typed = pq.read_table(write(store, "parquet", tmp_path / "t.parquet", all_odd=True,
+                                as_of=as_of))
     typed = typed.cast(schema(columns, "Asia/Shanghai"))  # parquet keeps times in ms
     reference = io.BytesIO()
     writer = CsvWriter(reference, columns, typed.schema)
@@ -130,7 +142,7 @@ def test_csv_records_are_what_pyarrows_writer_writes(
         store.csv_text = text
         for all_odd in (False, True):
             path = tmp_path / f"{text}-{all_odd}.csv"
-            got = write(store, "csv", path, all_odd=all_odd).read_bytes()
+            got = write(store, "csv", path, all_odd=all_odd, as_of=as_of).read_bytes()
             assert got.split(b"\n", 1)[0] == expected.split(b"\n", 1)[0]  # the header
             assert len(got) == len(expected)
             assert csv_rows(got).equals(csv_rows(expected)), (text, all_odd)
