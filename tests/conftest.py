@@ -49,6 +49,7 @@ CLICKHOUSE_HTTP_PORT = os.environ.get("SURVEY_TEST_CLICKHOUSE_HTTP_PORT") or _fr
 # Bounds: a first run also installs (Maven fetch of the Kafka jars, apt for ClickHouse).
 START_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 120
+WIPE_TIMEOUT_S = 600
 
 SERVICE_ENV = {
     "SURVEY_KAFKA_PORT": KAFKA_PORT,
@@ -83,9 +84,13 @@ def _start(service: str) -> str:
 
 
 def _stop(service: str) -> None:
-    result = _script(service, "stop", "--wipe", timeout_s=STOP_TIMEOUT_S)
-    if result.returncode != 0:
-        print(f"infra/{service}/stop.sh failed: {result.stderr[-2000:]}")
+    # First the stop (the script SIGKILLs after SURVEY_INFRA_TIMEOUT), then the wipe on its own
+    # longer bound: deleting every test database's files once took over two minutes on a loaded
+    # 2-core box, and must not be what fails a session whose server is already down.
+    for args, timeout_s in (((), STOP_TIMEOUT_S), (("--wipe",), WIPE_TIMEOUT_S)):
+        result = _script(service, "stop", *args, timeout_s=timeout_s)
+        if result.returncode != 0:
+            print(f"infra/{service}/stop.sh {' '.join(args)} failed: {result.stderr[-2000:]}")
 
 
 @pytest.fixture(scope="session")
