@@ -150,9 +150,11 @@ def fill(
     return time.perf_counter() - t
 
 
-def review_fill_sql(rows: int, reviewed: int) -> list[str]:
+def review_fill_sql(rows: int, reviewed: int, start: int = 0) -> list[str]:
     """Two decisions as review_sheets rows: `reviewed` sheets marked invalid, then a fifth of
-    them valid again (a later order_key), chosen by a hash of the id."""
+    them valid again (a later order_key), chosen by a hash of the id; with `start`, among the
+    rows numbered from `start` only (a store grown in steps, benchmarks/bench_curves.py)."""
+    since = f" AND toUInt64(substring(source_position, 3)) >= {start}" if start else ""
     every = max(1, rows // max(1, reviewed))
     columns = (
         "campaign, submission_id, decision_id, order_key, status, judged_status, unit, province,"
@@ -164,7 +166,7 @@ def review_fill_sql(rows: int, reviewed: int) -> list[str]:
             f"INSERT INTO review_sheets ({columns}) SELECT campaign, submission_id, '{name}',"
             f" '{order}:{name}', '{status}', status, unit, province, work_region, link_code,"
             " channel, received_at, answers_json FROM submissions"
-            " WHERE first_of_id = 1 AND status IN ('accepted', 'rejected')"
+            f" WHERE first_of_id = 1 AND status IN ('accepted', 'rejected'){since}"
             f" AND cityHash64(submission_id) % {modulus} = 0 LIMIT {limit}"
         )
 
@@ -263,16 +265,19 @@ def measure_regional(store: Any, definition: Any, repeat: int) -> dict[str, Any]
 def measure(
     store: Any, definition: Any, rows: int, repeat: int, regional: bool = True
 ) -> dict[str, Any]:
-    from core.counting import leaderboard
+    from core.counting import Level, leaderboard
 
     registry = s.registry_for(definition)
     state = registry.get(definition.campaign)
     campaign = definition.campaign
     out: dict[str, Any] = {}
-    for level in ("unit", "province", "work_region"):
-        out[f"leaderboard_{level}"] = s.summary_ms(
-            _timed(lambda lv=level: leaderboard(state, store.unit_counts(campaign), lv), repeat)
-        )
+    levels: tuple[Level, ...] = ("unit", "province", "work_region")
+    for level in levels:
+
+        def board(lv: Level = level) -> object:
+            return leaderboard(state, store.unit_counts(campaign), lv)
+
+        out[f"leaderboard_{level}"] = s.summary_ms(_timed(board, repeat))
     out["leaderboard_naive_exact"] = s.summary_ms(
         _timed(
             lambda: leaderboard(state, store.exact_unit_counts(campaign), "unit"),
