@@ -64,7 +64,7 @@ bench-quick: install services-install bench-install
 
 # How cost grows with the campaign (issue 20), alone: freshness at 250-2,000 sheets/s, queries
 # at 1 M, 10 M and 30 M sheets, CPU per sheet; into latest.json, RESULTS.md (tables and plots)
-# and docs/capacity.md. About an hour on 2 cores (the 30 M fills are most of it).
+# and docs/capacity.md. About 1.5-2 hours on 2 cores (the 30 M fills and scans are most of it).
 bench-curves: install services-install bench-install
 	$(PY) -m benchmarks.run --only curves
 

@@ -24,7 +24,8 @@ docs/capacity.md's last section is computed from this report (benchmarks/capacit
         [--sizes 1000000,10000000,30000000] [--stores chdb,server]
         [--cpu-rate R] [--cpu-seconds S] [--out FILE]
 
-Full length (the defaults): freshness ~12 min, queries ~45 min (the 30 M fills), cpu ~5 min.
+Full length (the defaults), estimated on 2 cores: freshness ~15-25 min (the overloaded rates
+drain), cpu ~5 min, queries ~70 min (per store: ~17 min of fill to 30 M, ~15 min of queries).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ FULL = Lengths((250, 500, 1000, 2000), 60.0, (1_000_000, 10_000_000, 30_000_000)
                200, 100_000)
 QUICK = Lengths((250, 1000), 10.0, (100_000, 500_000), 500, 10.0, 30, 20_000)
 FRESH_P95_MS = 2000.0  # the freshness floor a rate must keep to count as held
+# The queries' baselines (the same answers from the verdicts, a full scan each: ~10-50 s apiece
+# at 10 M on 2 cores) run twice after a warm-up, not bench_queries' 5-10 times: at 30 M they
+# would otherwise take most of an hour per store. They are there for the same-rows check.
+BASELINE_REPEAT = 2
 CAMPAIGN = "2026"
 
 
@@ -304,7 +309,7 @@ def query_curve(kind: str, sizes: Iterable[int], repeat: int, live_rows: int, wo
                 store.insert_judged(verdicts[i : i + 5000])
             settle()
             s.log(f"curves queries {kind}: {size:,} rows (+{size - have:,} in {fill_s:.0f} s)")
-            result = bq.measure(store, definition, size, repeat)
+            result = bq.measure(store, definition, size, repeat, baseline_repeat=BASELINE_REPEAT)
             steps.append({"rows": size, "fill_seconds": round(fill_s, 1),
                           "live_rows_streamed": live_rows} | result)
             have = size

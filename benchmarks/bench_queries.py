@@ -221,8 +221,11 @@ def naive_distribution_sql(campaign: str, question: Any, filters: Any) -> str:
     return f"SELECT {value} AS g0, count() FROM {standing.sheets_sql(campaign)}{where} GROUP BY g0"
 
 
-def measure_regional(store: Any, definition: Any, repeat: int) -> dict[str, Any]:
-    """p50/p95 of each query of the mix, and of the same answer from the verdicts themselves."""
+def measure_regional(
+    store: Any, definition: Any, repeat: int, baseline_repeat: int | None = None
+) -> dict[str, Any]:
+    """p50/p95 of each query of the mix, and of the same answer from the verdicts themselves
+    (`baseline_repeat` times: each is a full scan, seconds to minutes at tens of millions)."""
     from storage import queries
 
     campaign = definition.campaign
@@ -257,13 +260,18 @@ def measure_regional(store: Any, definition: Any, repeat: int) -> dict[str, Any]
             "source": source,
             "same_rows_as_baseline": fast() == naive(),
             "figure": s.summary_ms(_timed(fast, repeat)),
-            "baseline": s.summary_ms(_timed(naive, max(5, repeat // 20))),
+            "baseline": s.summary_ms(_timed(naive, baseline_repeat or max(5, repeat // 20))),
         }
     return out
 
 
 def measure(
-    store: Any, definition: Any, rows: int, repeat: int, regional: bool = True
+    store: Any,
+    definition: Any,
+    rows: int,
+    repeat: int,
+    regional: bool = True,
+    baseline_repeat: int | None = None,
 ) -> dict[str, Any]:
     from core.counting import Level, leaderboard
 
@@ -281,7 +289,7 @@ def measure(
     out["leaderboard_naive_exact"] = s.summary_ms(
         _timed(
             lambda: leaderboard(state, store.exact_unit_counts(campaign), "unit"),
-            5 if rows > 2_000_000 else 10,
+            baseline_repeat or (5 if rows > 2_000_000 else 10),
         )
     )
     rnd = random.Random(5)
@@ -298,7 +306,7 @@ def measure(
     out["status_found"] = found - 1 if found > len(timings) else found  # less the warm-up
     out["round_trip"] = s.summary_ms(_timed(lambda: store._execute("SELECT 1"), repeat))
     if regional:
-        out["regional"] = measure_regional(store, definition, min(repeat, 100))
+        out["regional"] = measure_regional(store, definition, min(repeat, 100), baseline_repeat)
     counts = store.unit_counts(campaign)
     out["valid_total"] = sum(c.valid for c in counts.values())
     out["counted_total"] = sum(c.valid + c.rejected + c.test for c in counts.values())

@@ -1,6 +1,6 @@
 """`make bench`: run every measurement; write benchmarks/results/latest.json and RESULTS.md.
 
-    python -m benchmarks.run                                  # everything, full length (~1 h 45)
+    python -m benchmarks.run                                  # everything, full length (~3 h)
     python -m benchmarks.run --only collector,pipeline --quick
     python -m benchmarks.run --quick --latest benchmarks/results/quick.json   # make bench-quick
     python -m benchmarks.run --only curves --use-report curves=/tmp/c.json --latest /tmp/l.json
@@ -52,7 +52,7 @@ TIMEOUTS = {
     "e2e": (900, 400),
     "memory": (2100, 600),
     "soak": (1500, 400),
-    "curves": (5400, 600),  # full: the 30 M fills of both stores are most of it
+    "curves": (9000, 600),  # full: the 30 M fills and scans of both stores are most of it
     "reports": (7200, 900),
 }
 
