@@ -198,7 +198,12 @@ def main() -> None:
     if not args.render_only:
         took = time.monotonic() - started
         over = args.quick and not args.only and took > QUICK_BUDGET_S
-        print(f"took {took / 60:.1f} min" + (
+        each = ", ".join(
+            f"{n} {latest['raw'][n]['_seconds'] / 60:.1f}"
+            for n in chosen
+            if isinstance(latest.get("raw", {}).get(n), dict) and "_seconds" in latest["raw"][n]
+        )
+        print(f"took {took / 60:.1f} min ({each or 'nothing run'}; min)" + (
             f": OVER the quick budget of {QUICK_BUDGET_S // 60} min" if over else ""))
     sys.stdout.flush()
 
