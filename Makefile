@@ -58,7 +58,7 @@ bench: install services-install bench-install
 
 # Every figure of `make bench` at quick sizes, in under 15 minutes (run.py prints the time it
 # took and says when it went over). Its own results file, so full figures are never replaced by
-# quick ones: benchmarks/results/quick.json, quick.md and its plots beside them.
+# quick ones: benchmarks/results/quick.json, quick.md and quick-plots/.
 bench-quick: install services-install bench-install
 	$(PY) -m benchmarks.run --quick --latest benchmarks/results/quick.json
 

@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument(
         "--latest", type=Path, default=LATEST,
         help="the results file (default benchmarks/results/latest.json); another one gets its "
-        "markdown beside it (same name, .md) and its plots in its folder",
+        "markdown beside it (same name, .md) and its plots in NAME-plots/ beside it",
     )
     parser.add_argument(
         "--use-report", action="append", default=[], metavar="NAME=FILE",
@@ -110,7 +110,9 @@ def main() -> None:
     args = parser.parse_args()
     latest_path = args.latest
     results_md = RESULTS_MD if latest_path.resolve() == LATEST.resolve() else latest_path.with_suffix(".md")
-    plot_dir = latest_path.parent
+    # Another results file keeps its plots apart: a quick run never overwrites the full run's.
+    default = latest_path.resolve() == LATEST.resolve()
+    plot_dir = latest_path.parent if default else latest_path.parent / f"{latest_path.stem}-plots"
     reports = {k: Path(v) for k, v in (x.split("=", 1) for x in args.use_report)}
     chosen = [b.strip() for b in args.only.split(",")] if args.only else list(DEFAULT)
     unknown = set(chosen) - set(ALL)
