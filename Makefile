@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean bench-export bench-reports bench-standing
+.PHONY: install services-install bench-install demo serve test test-unit lint typecheck services services-down stack stack-down bench bench-restart bench-read bench-read-quick clean bench-export bench-reports bench-standing bench-quick bench-curves
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,18 @@ bench-install:
 
 bench: install services-install bench-install
 	$(PY) -m benchmarks.run
+
+# Every figure of `make bench` at quick sizes, in under 15 minutes (run.py prints the time it
+# took and says when it went over). Its own results file, so full figures are never replaced by
+# quick ones: benchmarks/results/quick.json, quick.md and quick-plots/.
+bench-quick: install services-install bench-install
+	$(PY) -m benchmarks.run --quick --latest benchmarks/results/quick.json
+
+# How cost grows with the campaign (issue 20), alone: freshness at 250-2,000 sheets/s, queries
+# at 1 M, 10 M and 30 M sheets, CPU per sheet; into latest.json, RESULTS.md (tables and plots)
+# and docs/capacity.md. About 1.5-2 hours on 2 cores (the 30 M fills and scans are most of it).
+bench-curves: install services-install bench-install
+	$(PY) -m benchmarks.run --only curves
 
 # Restart time against the store's size: 0, 1 M, 10 M and 30 M sheets (about an hour of fills).
 bench-restart: install

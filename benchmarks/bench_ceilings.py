@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,7 @@ def run(quick: bool, work: Path) -> dict[str, Any]:
             "collector_wrk": f"-t{bc.WRK_THREADS} -c{bc.WRK_CONNECTIONS} -d{seconds:g}s",
         }
         ceilings = result["ceilings"]
-        for name, measure in (
+        runs: tuple[tuple[str, Callable[[str], dict[str, Any]]], ...] = (
             ("java_producer", lambda t: java_producer(bootstrap, t, java_records, size, True)),
             ("java_producer_defaults",
              lambda t: java_producer(bootstrap, t, java_records, size, False)),
@@ -223,7 +224,8 @@ def run(quick: bool, work: Path) -> dict[str, Any]:
              lambda t: kafka_python_loop(bootstrap, t, records_file, LOOP_WINDOW, loop_repeat)),
             ("kafka_python_loop_256",
              lambda t: kafka_python_loop(bootstrap, t, records_file, WRK_WINDOW, loop_repeat)),
-        ):
+        )
+        for name, measure in runs:
             topic = f"{setup.prefix}.{name}"
             try:
                 _create_topic(bootstrap, topic, partitions)

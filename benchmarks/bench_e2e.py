@@ -240,7 +240,7 @@ class Prober:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        return http.client.HTTPConnection(parts.hostname or s.HOST, parts.port, timeout=10)
 
     def _probe_count(self, conn: http.client.HTTPConnection) -> int:
         conn.request("GET", "/v1/campaigns/2026/leaderboard?level=unit")
@@ -332,7 +332,7 @@ class Prober:
         # lower bounds (flagged), never flattered by leaving the slowest probes out.
         gave_up = time.monotonic()
         fresh += [gave_up - self.acked[k] for k in missing]
-        out = s.summary_ms(fresh)
+        out: dict[str, Any] = dict(s.summary_ms(fresh))
         out["lower_bound"] = bool(missing)
         out |= {
             "probes": len(self.acked),
@@ -350,7 +350,7 @@ def loaded(
     bodies: Path,
     seconds: float,
     rate: int,
-    on_start: Callable[[], None] | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Probe freshness while wrk posts generated sheets at `rate`/s; returns (freshness, wrk)."""
     warm = 5.0
@@ -422,7 +422,7 @@ def run(
         "probe_every_s": PROBE_EVERY_S,
         "poll_every_s": POLL_EVERY_S,
     }
-    stacks = {
+    stacks: dict[str, Callable[[], contextlib.AbstractContextManager[Stack]]] = {
         "embedded": lambda: embedded_stack(work),
         "distributed": lambda: distributed_stack(work, workers=workers),
     }

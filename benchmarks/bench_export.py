@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,9 @@ def child_ours(url: str, fmt: str, path: str, block_rows: str = "0") -> dict[str
 
     with open_store(url) as store:
         started = time.perf_counter()
-        export = Export(store, state, ExportRequest(CAMPAIGN, fmt, status="all"),
-                        **({"block_rows": int(block_rows)} if int(block_rows) else {}))
+        request = ExportRequest(CAMPAIGN, fmt, status="all")
+        export = (Export(store, state, request, block_rows=int(block_rows)) if int(block_rows)
+                  else Export(store, state, request))
         prepared = time.perf_counter()
         export.write(Path(path))
         done = time.perf_counter()
@@ -261,9 +263,10 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         kind, *rest = args.child
-        fn = {"fill": lambda u, n: child_fill(u, int(n)), "ours": child_ours,
-              "engine": child_engine}[kind]
-        print(json.dumps(fn(*rest)))
+        children: dict[str, Callable[..., dict[str, Any]]] = {
+            "fill": lambda u, n: child_fill(u, int(n)), "ours": child_ours,
+            "engine": child_engine}
+        print(json.dumps(children[kind](*rest)))
         return
     result = run(args.sheets, args.formats.split(","), args.backends.split(","))
     s.emit(json.dumps(result, indent=2, ensure_ascii=False), args.out)

@@ -13,9 +13,11 @@ million submissions, which is what the campaign's ~10 million sheets would add i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +99,7 @@ def run(
     every_s = 2.0 if quick else 5.0
     bodies = s.write_body_templates(work / "bodies.txt", s.bench_definition(), 4000)
     out: dict[str, Any] = {}
-    stacks = {
+    stacks: dict[str, Callable[[], contextlib.AbstractContextManager[Stack]]] = {
         "embedded": lambda: embedded_stack(work),
         "distributed": lambda: distributed_stack(work),
     }

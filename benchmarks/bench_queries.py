@@ -150,9 +150,11 @@ def fill(
     return time.perf_counter() - t
 
 
-def review_fill_sql(rows: int, reviewed: int) -> list[str]:
+def review_fill_sql(rows: int, reviewed: int, start: int = 0) -> list[str]:
     """Two decisions as review_sheets rows: `reviewed` sheets marked invalid, then a fifth of
-    them valid again (a later order_key), chosen by a hash of the id."""
+    them valid again (a later order_key), chosen by a hash of the id; with `start`, among the
+    rows numbered from `start` only (a store grown in steps, benchmarks/bench_curves.py)."""
+    since = f" AND toUInt64(substring(source_position, 3)) >= {start}" if start else ""
     every = max(1, rows // max(1, reviewed))
     columns = (
         "campaign, submission_id, decision_id, order_key, status, judged_status, unit, province,"
@@ -164,7 +166,7 @@ def review_fill_sql(rows: int, reviewed: int) -> list[str]:
             f"INSERT INTO review_sheets ({columns}) SELECT campaign, submission_id, '{name}',"
             f" '{order}:{name}', '{status}', status, unit, province, work_region, link_code,"
             " channel, received_at, answers_json FROM submissions"
-            " WHERE first_of_id = 1 AND status IN ('accepted', 'rejected')"
+            f" WHERE first_of_id = 1 AND status IN ('accepted', 'rejected'){since}"
             f" AND cityHash64(submission_id) % {modulus} = 0 LIMIT {limit}"
         )
 
@@ -219,8 +221,11 @@ def naive_distribution_sql(campaign: str, question: Any, filters: Any) -> str:
     return f"SELECT {value} AS g0, count() FROM {standing.sheets_sql(campaign)}{where} GROUP BY g0"
 
 
-def measure_regional(store: Any, definition: Any, repeat: int) -> dict[str, Any]:
-    """p50/p95 of each query of the mix, and of the same answer from the verdicts themselves."""
+def measure_regional(
+    store: Any, definition: Any, repeat: int, baseline_repeat: int | None = None
+) -> dict[str, Any]:
+    """p50/p95 of each query of the mix, and of the same answer from the verdicts themselves
+    (`baseline_repeat` times: each is a full scan, seconds to minutes at tens of millions)."""
     from storage import queries
 
     campaign = definition.campaign
@@ -255,28 +260,36 @@ def measure_regional(store: Any, definition: Any, repeat: int) -> dict[str, Any]
             "source": source,
             "same_rows_as_baseline": fast() == naive(),
             "figure": s.summary_ms(_timed(fast, repeat)),
-            "baseline": s.summary_ms(_timed(naive, max(5, repeat // 20))),
+            "baseline": s.summary_ms(_timed(naive, baseline_repeat or max(5, repeat // 20))),
         }
     return out
 
 
 def measure(
-    store: Any, definition: Any, rows: int, repeat: int, regional: bool = True
+    store: Any,
+    definition: Any,
+    rows: int,
+    repeat: int,
+    regional: bool = True,
+    baseline_repeat: int | None = None,
 ) -> dict[str, Any]:
-    from core.counting import leaderboard
+    from core.counting import Level, leaderboard
 
     registry = s.registry_for(definition)
     state = registry.get(definition.campaign)
     campaign = definition.campaign
     out: dict[str, Any] = {}
-    for level in ("unit", "province", "work_region"):
-        out[f"leaderboard_{level}"] = s.summary_ms(
-            _timed(lambda lv=level: leaderboard(state, store.unit_counts(campaign), lv), repeat)
-        )
+    levels: tuple[Level, ...] = ("unit", "province", "work_region")
+    for level in levels:
+
+        def board(lv: Level = level) -> object:
+            return leaderboard(state, store.unit_counts(campaign), lv)
+
+        out[f"leaderboard_{level}"] = s.summary_ms(_timed(board, repeat))
     out["leaderboard_naive_exact"] = s.summary_ms(
         _timed(
             lambda: leaderboard(state, store.exact_unit_counts(campaign), "unit"),
-            5 if rows > 2_000_000 else 10,
+            baseline_repeat or (5 if rows > 2_000_000 else 10),
         )
     )
     rnd = random.Random(5)
@@ -293,7 +306,7 @@ def measure(
     out["status_found"] = found - 1 if found > len(timings) else found  # less the warm-up
     out["round_trip"] = s.summary_ms(_timed(lambda: store._execute("SELECT 1"), repeat))
     if regional:
-        out["regional"] = measure_regional(store, definition, min(repeat, 100))
+        out["regional"] = measure_regional(store, definition, min(repeat, 100), baseline_repeat)
     counts = store.unit_counts(campaign)
     out["valid_total"] = sum(c.valid for c in counts.values())
     out["counted_total"] = sum(c.valid + c.rejected + c.test for c in counts.values())

@@ -502,6 +502,52 @@ def entries_ceilings(r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def entries_curves(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per curve and runtime or store; the tables and plots are rendered from the
+    report itself (benchmarks/curves_md.py)."""
+    from benchmarks.bench_curves import query_p95
+
+    if (f := failed("curves", r)) is not None:
+        return [f]
+    out = []
+    for stack, x in r.get("freshness", {}).items():
+        if (f := failed("curves_freshness", r["freshness"], stack)) is not None:
+            out.append(f)
+            continue
+        rates = ", ".join(f"{st['rate']:,}" for st in x["steps"])
+        best = x.get("highest_rate_within_p95_2s")
+        out.append(entry(
+            f"curves_freshness_{stack}",
+            f"highest rate with freshness p95 <= 2 s (of {rates}/s; 0: none)",
+            "sheets/s", best or 0, None, "", "", details={"rates": rates, "best": best}))
+    for kind, x in r.get("queries", {}).items():
+        if (f := failed("curves_queries", r["queries"], kind)) is not None:
+            out.append(f)
+            continue
+        first, last = x["steps"][0], x["steps"][-1]
+        worst = max(query_p95(last).values())
+        out.append(entry(
+            f"curves_queries_{kind}",
+            f"slowest query p95 at {last['rows']:,} sheets (leaderboard, status, regional)",
+            "ms", worst, max(query_p95(first).values()),
+            f"the same at {first['rows']:,} sheets", "largest / smallest store",
+            "p95 <= 100 ms", worst <= 100, details={"sizes": [st["rows"] for st in x["steps"]]}))
+    for stack, x in r.get("cpu", {}).items():
+        if (f := failed("cpu_per_sheet", r["cpu"], stack)) is not None:
+            out.append(f)
+            continue
+        total = (x["product_us_per_sheet"] or 0) + (x["services_us_per_sheet"] or 0)
+        out.append(entry(
+            f"cpu_per_sheet_{stack}",
+            f"CPU µs per sheet, every process (Kafka and ClickHouse included), {x['rate']:,}/s "
+            "with a live screen",
+            "µs", round(total, 1), x["marginal_us_per_sheet"],
+            "the same less the idle stack's CPU (marginal)", "total / marginal",
+            details={"product_us_per_sheet": x["product_us_per_sheet"],
+                     "services_us_per_sheet": x["services_us_per_sheet"]}))
+    return out
+
+
 ENTRIES = {
     "collector": entries_collector,
     "pipeline": entries_pipeline,
@@ -512,4 +558,5 @@ ENTRIES = {
     "soak": entries_soak,
     "reports": entries_reports,
     "ceilings": entries_ceilings,
+    "curves": entries_curves,
 }

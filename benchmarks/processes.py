@@ -11,7 +11,7 @@ import signal
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -103,15 +103,19 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process (its threads included), 0 when it is gone."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU of one process (its threads included), 0 when it is gone; with
+    `children`, plus what its reaped children used (cutime + cstime)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return 0.0
     fields = stat[stat.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    used = int(fields[11]) + int(fields[12])
+    if children:
+        used += int(fields[13]) + int(fields[14])
+    return used / CLK_TCK
 
 
 def rss_bytes(pid: int) -> int:
@@ -141,7 +145,7 @@ class CpuMeter:
     meanwhile: above DISTURBED_CORES the figure is marked disturbed and the caller may repeat it.
     """
 
-    def __init__(self, groups: dict[str, Callable[[], Iterable[int]]]) -> None:
+    def __init__(self, groups: Mapping[str, Callable[[], Iterable[int]]]) -> None:
         self.groups = groups
         self._pids: dict[str, list[int]] = {}
         self._start: dict[int, float] = {}
@@ -188,7 +192,7 @@ class RssSampler:
     """Samples the RSS of named processes every `every_s` seconds in a thread."""
 
     def __init__(
-        self, groups: dict[str, Callable[[], Iterable[int]]], every_s: float = 2.0
+        self, groups: Mapping[str, Callable[[], Iterable[int]]], every_s: float = 2.0
     ) -> None:
         import threading
 

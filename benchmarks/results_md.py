@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 from benchmarks import support as s
@@ -25,7 +26,11 @@ def fmt(x: Any, unit: str = "") -> str:
     return str(x)
 
 
-def render(latest: dict[str, Any]) -> str:
+def render(
+    latest: dict[str, Any], md_dir: Path = s.BENCH_DIR, plot_dir: Path | None = s.RESULTS_DIR
+) -> str:
+    """RESULTS.md's text; the curves' plots are written to `plot_dir` (None: none written) and
+    linked relative to `md_dir`, where the text goes."""
     m = latest["machine"]
     lines = [
         "# Benchmarks",
@@ -83,6 +88,13 @@ def render(latest: dict[str, Any]) -> str:
         lines.append("")
         lines += details(e["name"], d)
         lines.append("")
+    curves = latest.get("raw", {}).get("curves")
+    made = [e for e in latest["benchmarks"] if e.get("benchmark") == "curves"]
+    if curves and made and "failed" not in curves:
+        from benchmarks.curves_md import section
+
+        when = f"{made[0].get('mode', '')} run of {made[0].get('run_at', '')[:16]} UTC"
+        lines += section(curves, when, md_dir, plot_dir)
     analysis = ANALYSIS_MD.read_text() if ANALYSIS_MD.exists() else ""
     return "\n".join(lines) + "\n" + analysis
 
@@ -207,6 +219,10 @@ def details(name: str, d: dict[str, Any]) -> list[str]:
             f"over {d['status']['n']} lookups ({d['found']} found); SELECT 1: p50 "
             f"{d['round_trip']['p50_ms']} ms."
         )
+    elif name.startswith("curves_freshness_"):
+        out.append(f"- rates {d['rates']} sheets/s: table and plot under **Curves** below.")
+    elif name.startswith(("curves_queries_", "cpu_per_sheet_")):
+        out.append("- table and plot under **Curves** below; capacity: docs/capacity.md.")
     elif name.startswith("e2e_"):
         lo, idle = d["loaded"], d["idle"]
         out.append(

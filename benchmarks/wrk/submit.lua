@@ -55,6 +55,18 @@ local per_thread_rate = 0
 local t0 = nil
 local scheduled = 0
 
+-- Seeded from the kernel: unseeded, math.random gives every wrk run the same tags, so a second
+-- run against the same stack resent the first run's ids (identical resends, counted once).
+local function urandom_seed()
+  local f = io.open("/dev/urandom", "rb")
+  if not f then return os.time() end
+  local bytes = f:read(4)
+  f:close()
+  local a, b, c, d = bytes:byte(1, 4)
+  return ((a * 256 + b) * 256 + c) * 128 + d % 128
+end
+math.randomseed(urandom_seed())
+
 function setup(thread)
   thread:set("tag", string.format("%08x", math.random(0, 0x7fffffff)))
 end
