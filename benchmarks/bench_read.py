@@ -78,6 +78,12 @@ def serving(
     try:
         s.wait_until("serve ready", lambda: proc.check() and s.http_status(url + "/readyz") == 200,
                      180, every_s=0.2)
+        # /readyz is 200 while judging catches up (the detectors' and the judging memory's
+        # rebuilds after this fresh fill: minutes of a core at 1 M sheets on a loaded box);
+        # no figure below should carry it.
+        s.wait_until("judging caught up",
+                     lambda: proc.check() and any(m in proc.log_path.read_text(errors="replace")
+                                                  for m in CAUGHT_UP), 1800, every_s=1.0)
         r = httpx.put(f"{url}/v1/admin/campaigns/{definition.campaign}",
                       json=s.definition_json(definition),
                       headers={"authorization": f"Bearer {s.ADMIN_TOKEN}"}, timeout=60)
@@ -87,6 +93,8 @@ def serving(
         proc.stop(60)
 
 
+# What serve logs when judging's catch-up is over (runtime/embedded.py `_catch_up`).
+CAUGHT_UP = ("verdicts remembered", "judging memory restored")
 # The server counts as idle below this share of a core (the read models' poller alone is
 # ~0.05-0.15 at 1 M sheets), waited for at most QUIET_WAIT_S.
 QUIET_CORES = 0.25
@@ -231,6 +239,9 @@ def live_burst(url: str, path: str, screens: int, proc: s.Proc, hold_s: float = 
             quiet = quiet + 1 if idle < QUIET_CORES else 0
         out["server_idle_cores"] = round(idle, 3)
         out["quiet_wait_s"] = round(time.monotonic() - waited, 1)
+        out["quiet_reached"] = quiet >= 2
+        if quiet < 2:
+            s.log(f"live: the server never went quiet ({idle:.2f} cores idle): figures disturbed")
         cpu_before, rss_before = s.cpu_seconds(pid), s.rss_bytes(pid)
         overflows = listen_overflows()
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 from collections.abc import Coroutine
 from pathlib import Path
@@ -17,8 +18,10 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
     """Runs a server's coroutine on uvloop (installed with uvicorn[standard]). uvicorn picks
     uvloop only for a loop it makes itself, and these servers make their own: on asyncio's
     loop a new connection cost about a third more CPU (benchmarks/analysis.md, issue 23)."""
-    import uvloop
-
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] brings none on Windows or PyPy
+        return asyncio.run(main)
     return uvloop.run(main)
 
 

@@ -34,6 +34,7 @@ from core.progress import SILENT, Progress
 from schemas.settings import Settings
 from storage import SqlStore, open_store
 from storage.sql import literal
+from stream_processors import detector_checkpoint
 
 CAMPAIGN_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -114,6 +115,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             deleted = erase(store, args.campaign, where, dry_run=args.dry_run, progress=progress)
     finally:
         store.close()
+    if not args.clickhouse and not args.dry_run:
+        # The detectors' checkpoint names sheets (samples of a finding): without it the next
+        # start rebuilds them from the store, which no longer has the erased ones.
+        (Path(settings.data_dir).resolve() / detector_checkpoint.FILE_NAME).unlink(
+            missing_ok=True)
     print(json.dumps({
         "campaign": args.campaign, "matched": deleted, "deleted": 0 if args.dry_run else deleted,
         "store": "clickhouse" if args.clickhouse else "embedded",

@@ -67,7 +67,7 @@ class EmbeddedRuntime:
         self.data = data = Path(settings.data_dir).resolve()
         data.mkdir(parents=True, exist_ok=True)
         self.memory_checkpoint = data / "judge-memory.ckpt"
-        self.detector_checkpoint = data / "detectors.ckpt"
+        self.detector_checkpoint = data / detector_checkpoint.FILE_NAME
         self._memory_whole = False  # a checkpoint is written only of a wholly loaded memory
         self.raw = FileLog(data / "raw", fsync=settings.log_fsync)
         self.registry_log = FileLog(data / "registry", fsync=True)
@@ -79,6 +79,7 @@ class EmbeddedRuntime:
         self._median_task: asyncio.Task[None] | None = None
         self._opens_task: asyncio.Task[None] | None = None
         self._opened = False
+        self._ending = False  # end_streams was called: the server is stopping
         self._api_ready: asyncio.Event | None = None
         self._open_error: BaseException | None = None
         # Set by stop(): judging's catch-up (a thread) ends between its steps rather than finish
@@ -133,7 +134,10 @@ class EmbeddedRuntime:
         self._opened = True
 
     def end_streams(self) -> None:
-        """Ends the API's live screens' streams (the server is stopping; see LiveCounts)."""
+        """Ends the API's live screens' streams (the server is stopping; see LiveCounts). While
+        the store is still opening there are none yet, but screens may be waiting for the API:
+        `open_behind` ends theirs once it is built."""
+        self._ending = True
         if self._opened:
             self.api.state.live.end_all()
 
@@ -147,6 +151,8 @@ class EmbeddedRuntime:
         ready = self._api_event()
         try:
             await asyncio.to_thread(self.open)
+            if self._ending:  # a stop came while it opened: no stream may outlive it
+                self.api.state.live.end_all()
         except BaseException as exc:
             self._open_error = exc
             log.error("the store or the API could not be opened: %s", exc)
@@ -243,12 +249,14 @@ class EmbeddedRuntime:
         if self._stopping.is_set():
             return
         engine = self.findings_step.engine
-        if detector_checkpoint.restore(self.detector_checkpoint, engine, position):
+        if detector_checkpoint.restore(self.detector_checkpoint, engine, position,
+                                       self.settings.hash_key):
             log.info("anomaly detectors restored from %s in %.1f s", self.detector_checkpoint,
                      time.monotonic() - started)
         else:
-            rebuilt = self.findings_step.rebuild(self.store.iter_recent_verdicts(
-                engine.config.burst.history_hours + 1), stopping=self._stopping.is_set)
+            recent = self.store.iter_recent_verdicts(engine.config.burst.history_hours + 1)
+            with contextlib.closing(recent):  # a stop may leave it part-read
+                rebuilt = self.findings_step.rebuild(recent, stopping=self._stopping.is_set)
             log.info("anomaly detectors rebuilt from %d stored verdicts in %.1f s", rebuilt,
                      time.monotonic() - started)
         if self._stopping.is_set():
@@ -269,6 +277,26 @@ class EmbeddedRuntime:
             return  # stopped during the catch-up: nothing judged, no checkpoint
         await self.processor.run(self._stop)
 
+    def _checkpoint(self) -> None:
+        """At the committed offset: the next start reads these, not the store. A failed write
+        costs that start a rebuild, never the rest of the stop."""
+        position = self.processor.position
+        try:
+            memory_checkpoint.save(self.memory_checkpoint, self.processor.memory, position)
+        except Exception:
+            log.exception("judging memory checkpoint not written: the next start rebuilds it")
+        if self.findings_step.failures_since_start():
+            # Findings this run could not store are repaired only by a rebuild from the store.
+            log.warning("detector findings failed to store in this run: no detector checkpoint")
+            self.detector_checkpoint.unlink(missing_ok=True)
+            return
+        try:
+            detector_checkpoint.save(self.detector_checkpoint, self.findings_step.engine,
+                                     position, self.settings.hash_key)
+        except Exception:
+            log.exception("detector checkpoint not written: the next start rebuilds them")
+            self.detector_checkpoint.unlink(missing_ok=True)
+
     async def stop(self) -> None:
         self._stopping.set()
         self._stop.set()
@@ -280,11 +308,7 @@ class EmbeddedRuntime:
                 log.exception("judging ended with an error; closing without a checkpoint")
             else:
                 if self._memory_whole:
-                    # At the committed offset: the next start reads this, not the store.
-                    memory_checkpoint.save(self.memory_checkpoint, self.processor.memory,
-                                           self.processor.position)
-                    detector_checkpoint.save(self.detector_checkpoint,
-                                             self.findings_step.engine, self.processor.position)
+                    self._checkpoint()
         if self._median_task is not None:
             await self._median_task
         if self._opens_task is not None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from runtime.distributed.serving import LISTEN_BACKLOG, DrainingServer
+from runtime.distributed.serving import GRACEFUL_SHUTDOWN_S, LISTEN_BACKLOG, DrainingServer
 from runtime.embedded import EmbeddedRuntime
 from runtime.signals import graceful_signals
 from schemas.campaign import CampaignDefinition
@@ -24,6 +24,7 @@ def uvicorn_server(app: object, settings: Settings,
         app,  # type: ignore[arg-type]
         host=settings.host, port=settings.port, lifespan="off", log_level="warning",
         access_log=False, timeout_keep_alive=30, backlog=LISTEN_BACKLOG,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         # The collector decides itself which peers may name the client (SURVEY_TRUSTED_PROXIES);
         # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
         # local peer choose the address the per-IP rate limit keys on.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from core.counting import Count
@@ -371,7 +371,7 @@ class SqlStore(ABC):
 
     def iter_recent_verdicts(
         self, hours: int, page_size: int = 50_000
-    ) -> Iterator[SubmissionJudged]:
+    ) -> Generator[SubmissionJudged, None, None]:
         """The counted first verdicts (no test phase, no conflicting resend) received in the
         last `hours` hours before the latest stored one, in the order they were read from the
         raw log (source position): what the anomaly detectors rebuild their open windows from

@@ -42,6 +42,7 @@ class FindingsStep:
     def __init__(self, store: FindingStore, engine: AnomalyEngine) -> None:
         self.store = store
         self.engine = engine
+        self.failures = 0  # batches whose detection or findings' insert failed, this run
 
     def process(self, rows: Sequence[SubmissionJudged]) -> list[FindingRaised]:
         """Observe the verdicts (in order) and store the findings they raise."""
@@ -54,10 +55,14 @@ class FindingsStep:
             log.exception("anomaly detection failed for %d verdicts; counts are unaffected",
                           len(rows))
             FINDINGS_FAILURES.inc()
+            self.failures += 1
             return []
         count_findings(found, time.perf_counter() - started)
         return found
 
+
+    def failures_since_start(self) -> int:
+        return self.failures
 
     def rebuild(self, verdicts: Iterable[SubmissionJudged], chunk: int = 5000,
                 stopping: Callable[[], bool] = lambda: False) -> int:

@@ -88,7 +88,11 @@ def _stop(service: str) -> None:
     # longer bound: deleting every test database's files once took over two minutes on a loaded
     # 2-core box, and must not be what fails a session whose server is already down.
     for args, timeout_s in (((), STOP_TIMEOUT_S), (("--wipe",), WIPE_TIMEOUT_S)):
-        result = _script(service, "stop", *args, timeout_s=timeout_s)
+        try:
+            result = _script(service, "stop", *args, timeout_s=timeout_s)
+        except subprocess.TimeoutExpired:
+            print(f"infra/{service}/stop.sh {' '.join(args)} ran past {timeout_s} s")
+            continue
         if result.returncode != 0:
             print(f"infra/{service}/stop.sh {' '.join(args)} failed: {result.stderr[-2000:]}")
 

@@ -40,12 +40,17 @@ STOP_TIMEOUT_S = 20.0  # after the drain (SURVEY_DRAIN_SECONDS)
 # turned away by a full listen queue comes back only after its SYN retry (1 s, then 3 s, ...).
 # The kernel caps this at net.core.somaxconn (4096 on current kernels).
 LISTEN_BACKLOG = 16384
+# A backstop: requests still running this long into a stop are cancelled. The endless ones
+# (live screens) are ended at once (DrainingServer.shutdown); a sheet's write waits at most the
+# producer's delivery timeout (10 s).
+GRACEFUL_SHUTDOWN_S = 60
 
 
 def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=host, port=port, lifespan="off", log_level="warning", access_log=False,
         timeout_keep_alive=30, backlog=LISTEN_BACKLOG,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         # The collector decides itself which peers may name the client (SURVEY_TRUSTED_PROXIES);
         # uvicorn's own X-Forwarded-For rewriting, on by default for 127.0.0.1, would let any
         # local peer (a sidecar, another tenant) choose the address the rate limits key on.

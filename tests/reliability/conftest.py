@@ -2,7 +2,9 @@
 
 Starting a broker costs ~10 s and stopping and wiping it ~5 s more on a 2-core box: the modules
 share one (each on its own topic prefix, database and campaign) instead of starting one each.
-Each module hands it back running and answering, whatever its fault left.
+Each module hands it back running and answering, whatever its fault left. (tests/ has no
+__init__.py files, so pytest keeps a package-scoped fixture until the session ends: the broker
+idles until then, and every session fixture stops what it started.)
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def test_a_stop_before_the_catch_up_ends_judging_without_a_checkpoint(tmp_path: 
     async def scenario() -> None:
         await runtime.open_behind()
         rebuilt: list[str] = []
-        runtime.findings_step.rebuild = lambda verdicts: rebuilt.append("x") or 0  # type: ignore[method-assign]
+        runtime.findings_step.rebuild = lambda *_, **__: rebuilt.append("x") or 0  # type: ignore[method-assign]
         runtime._stopping.set()  # the stop arrives while the counts are being repaired
         await asyncio.wait_for(runtime._judge(), 60)
         assert not rebuilt  # the detectors' rebuild never started
@@ -127,3 +127,4 @@ def test_a_stop_before_the_catch_up_ends_judging_without_a_checkpoint(tmp_path: 
 
     asyncio.run(scenario())
     assert not runtime.memory_checkpoint.exists()
+    assert not runtime.detector_checkpoint.exists()  # never written from a cut-short catch-up

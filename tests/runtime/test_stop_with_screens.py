@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -67,7 +67,7 @@ def screens_connected(live_url: str) -> list[Screen]:
 
 
 def assert_stopped_with_screens(proc: subprocess.Popen[bytes], screens: list[Screen],
-                                log_tail: str) -> None:
+                                log_tail: Callable[[], str]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
         code = proc.wait(EXIT_WITHIN_S)
@@ -77,7 +77,7 @@ def assert_stopped_with_screens(proc: subprocess.Popen[bytes], screens: list[Scr
         raise AssertionError(
             f"still running {EXIT_WITHIN_S:.0f} s after SIGTERM with {SCREENS} screens"
         ) from None
-    assert code == 0, log_tail
+    assert code == 0, log_tail()
     for screen in screens:
         screen.join(10)
         assert screen.ended_cleanly, f"stream not ended cleanly: {screen.error!r}"
@@ -89,7 +89,7 @@ def test_serve_stops_with_screens_connected(tmp_path: Path) -> None:
         assert server.define(campaign_definition(CAMPAIGN)).status_code == 200
         screens = screens_connected(f"{server.base}/v1/campaigns/{CAMPAIGN}/live")
         assert server.proc is not None
-        assert_stopped_with_screens(server.proc, screens, server.log_tail())
+        assert_stopped_with_screens(server.proc, screens, server.log_tail)
     finally:
         server.kill()
 
@@ -128,4 +128,4 @@ def test_api_role_stops_with_screens_connected(api_only: Stack) -> None:
     screens = screens_connected(live_url)
     api = api_only.roles["api"]
     assert api.proc is not None
-    assert_stopped_with_screens(api.proc, screens, api.tail())
+    assert_stopped_with_screens(api.proc, screens, api.tail)

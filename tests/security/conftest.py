@@ -34,7 +34,8 @@ def runtime(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Runtime]:
     """One of each runtime shared by the access tests (the matrix, the scope sums), each module
-    on campaigns of its own: a serve or a stack started once per runtime, not once per module."""
+    on campaigns of its own: a serve or a stack started once per runtime, not once per module.
+    (Without __init__.py files pytest keeps it to the session's end: the last one stops then.)"""
     if request.param == "embedded":
         srv = EmbeddedServer(tmp_path_factory.mktemp("access") / "data", env=ACCESS_ENV).start()
         try:

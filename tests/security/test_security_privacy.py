@@ -123,8 +123,15 @@ def test_masked_free_text_and_erase_by_device_submission_and_date(
         assert "*" * len(PHONE) in text
     assert device == keyed_hash(HASH_KEY, RAW_DEVICE)  # the same hash the raw device id gets
 
+    # The clean stop checkpointed the anomaly detectors, whose state names sheets (a text
+    # cluster's samples): a dry run leaves it, an erase removes it so the next start rebuilds
+    # them from the erased store.
+    checkpoint = data / "detectors.ckpt"
+    assert checkpoint.exists()
     assert _erase(data, "--device-id", RAW_DEVICE, "--dry-run")["matched"] == 1
+    assert checkpoint.exists()
     assert _erase(data, "--device-id", RAW_DEVICE) == {**_erase_result(1)}
+    assert not checkpoint.exists()
     assert _erase(data, "--submission-id", posted["b"]["submission_id"])["deleted"] == 1
     assert _erase(data, "--submission-id", "no-such-sheet")["deleted"] == 0
     tomorrow = dt.date.today() + dt.timedelta(days=2)

@@ -20,6 +20,7 @@ from tests.storage.conftest import ADAPTERS, RECEIVED_AT, _database_url
 from tests.storage.support import drop
 
 Judged = Callable[..., SubmissionJudged]
+KEY = "test-hash-key"
 LINKS = [("L1", "u1"), ("L2", "u2"), ("L3", "u3"), ("L4", "u4")]
 
 
@@ -72,14 +73,15 @@ def run(store: SqlStore, rows: list[SubmissionJudged], restart_at: int | None,
         if restart_at is not None and start == restart_at:
             if how == "checkpoint":
                 assert checkpoint is not None
-                detector_checkpoint.save(checkpoint, step.engine, position=start)
+                detector_checkpoint.save(checkpoint, step.engine, start, KEY)
             step = FindingsStep(findings, AnomalyEngine())
             if how == "rebuild":
                 step.rebuild(store.iter_recent_verdicts(49))
             elif how == "checkpoint":
                 assert checkpoint is not None
-                assert not detector_checkpoint.restore(checkpoint, step.engine, start + 1)
-                assert detector_checkpoint.restore(checkpoint, step.engine, start)
+                assert not detector_checkpoint.restore(checkpoint, step.engine, start + 1, KEY)
+                assert not detector_checkpoint.restore(checkpoint, step.engine, start, "other")
+                assert detector_checkpoint.restore(checkpoint, step.engine, start, KEY)
         batch = rows[start : start + 25]
         store.insert_judged(batch)
         step.process(batch)
@@ -107,8 +109,8 @@ def test_a_clean_restart_from_the_detector_checkpoint_raises_the_same_findings(
     three: list[SqlStore], judged: Judged, tmp_path: Path
 ) -> None:
     """Catches a detector checkpoint that loses state (any detector starting empty changes the
-    findings, as the naive restart above shows) or is read for another raw-log position (the
-    restore for position + 1 must refuse it)."""
+    findings, as the naive restart above shows) or is read for another raw-log position or
+    signing key (the restores for position + 1 and with another key must refuse it)."""
     rows = stream(judged)
     mid_window = next(n for n, j in enumerate(rows) if j.network == "netX") + 25
     mid_window -= mid_window % 25
